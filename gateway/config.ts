@@ -1,0 +1,98 @@
+import { z } from 'zod'
+import { env, parseEnv } from '../lib/config.js'
+import { DEFAULT_TOPIC_ROOT, GpuId } from '../protocol/index.js'
+
+/** Environment variables of the gateway (documented in .env.example and the README). */
+export const GatewayEnv = z.object({
+  GATEWAY_HOST: env.str('0.0.0.0'),
+  GATEWAY_PORT: env.port(8383),
+  DATA_DIR: env.str('./data/gateway'),
+  /** Empty: start the embedded broker. Otherwise the broker to use, e.g. mqtt://mosquitto:1883. */
+  MQTT_URL: z.url({ protocol: /^(mqtts?|wss?|tcp)$/ }).optional(),
+  MQTT_TOPIC_ROOT: env.str(DEFAULT_TOPIC_ROOT),
+  GATEWAY_MQTT_CLIENT_ID: env.str('gpu-relay-gateway'),
+  BROKER_HOST: env.str('0.0.0.0'),
+  BROKER_PORT: env.port(1883),
+  /** 0 picks a free port; "off" disables MQTT over WebSocket. */
+  BROKER_WS_PORT: z
+    .union([z.literal('off'), z.coerce.number().int().min(0).max(65535)])
+    .default(8083),
+  /** GPUs known before any has connected; the first receives work queued before any birth. */
+  GPU_IDS: env.list('gpu-1').pipe(z.array(GpuId).min(1)),
+  GPU_BOOT_ESTIMATE_S: env.int(120),
+  TASK_RUN_ESTIMATE_S: env.int(120, 1),
+  QUEUE_TTL_MS: env.ms(24 * 60 * 60 * 1000),
+  MAX_ATTEMPTS: env.int(3, 1),
+  JSON_BODY_LIMIT: env.str('1mb'),
+  UPLOAD_MAX_BYTES: env.int(2 * 1024 * 1024 * 1024, 1),
+  LOG_LEVEL: env.logLevel(),
+})
+
+export interface GatewayConfig {
+  readonly host: string
+  readonly port: number
+  readonly dataDir: string
+  /** null: embedded broker with the `broker` settings below. */
+  readonly mqttUrl: string | null
+  readonly topicRoot: string
+  readonly mqttClientId: string
+  readonly broker: { readonly host: string; readonly port: number; readonly wsPort: number | null }
+  readonly gpuIds: readonly string[]
+  readonly bootEstimateS: number
+  readonly runEstimateS: number
+  readonly queueTtlMs: number
+  readonly maxAttempts: number
+  readonly jsonBodyLimit: string
+  readonly uploadMaxBytes: number
+}
+
+export function gatewayConfigFromEnv(
+  source: Readonly<Record<string, string | undefined>>,
+): GatewayConfig & { logLevel: string } {
+  const e = parseEnv('gateway', GatewayEnv, source)
+  return Object.freeze({
+    host: e.GATEWAY_HOST,
+    port: e.GATEWAY_PORT,
+    dataDir: e.DATA_DIR,
+    mqttUrl: e.MQTT_URL ?? null,
+    topicRoot: e.MQTT_TOPIC_ROOT,
+    mqttClientId: e.GATEWAY_MQTT_CLIENT_ID,
+    broker: Object.freeze({
+      host: e.BROKER_HOST,
+      port: e.BROKER_PORT,
+      wsPort: e.BROKER_WS_PORT === 'off' ? null : e.BROKER_WS_PORT,
+    }),
+    gpuIds: Object.freeze([...e.GPU_IDS]),
+    bootEstimateS: e.GPU_BOOT_ESTIMATE_S,
+    runEstimateS: e.TASK_RUN_ESTIMATE_S,
+    queueTtlMs: e.QUEUE_TTL_MS,
+    maxAttempts: e.MAX_ATTEMPTS,
+    jsonBodyLimit: e.JSON_BODY_LIMIT,
+    uploadMaxBytes: e.UPLOAD_MAX_BYTES,
+    logLevel: e.LOG_LEVEL,
+  })
+}
+
+/** Defaults for tests and embedding: every port 0, everything else as in production. */
+export function gatewayTestConfig(
+  dataDir: string,
+  overrides: Partial<GatewayConfig> = {},
+): GatewayConfig {
+  return Object.freeze({
+    host: '127.0.0.1',
+    port: 0,
+    dataDir,
+    mqttUrl: null,
+    topicRoot: DEFAULT_TOPIC_ROOT,
+    mqttClientId: 'gpu-relay-gateway',
+    broker: { host: '127.0.0.1', port: 0, wsPort: null },
+    gpuIds: ['gpu-1'],
+    bootEstimateS: 120,
+    runEstimateS: 120,
+    queueTtlMs: 24 * 60 * 60 * 1000,
+    maxAttempts: 3,
+    jsonBodyLimit: '1mb',
+    uploadMaxBytes: 2 * 1024 * 1024 * 1024,
+    ...overrides,
+  })
+}

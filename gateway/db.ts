@@ -1,0 +1,85 @@
+/** The gateway's SQLite database: the single source of truth for tasks (DESIGN §3). */
+import Database from 'better-sqlite3'
+
+export type Db = Database.Database
+
+const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE tasks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    owner TEXT,
+    source TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    gpu_id TEXT,
+    published_attempt INTEGER NOT NULL DEFAULT 0,
+    audio_hash TEXT NOT NULL, audio_ext TEXT NOT NULL, audio_size INTEGER NOT NULL,
+    video_hash TEXT NOT NULL, video_ext TEXT NOT NULL, video_size INTEGER NOT NULL,
+    options TEXT NOT NULL DEFAULT '{}',
+    progress REAL NOT NULL DEFAULT 0,
+    stage TEXT,
+    stage_message TEXT,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    result_hash TEXT, result_ext TEXT, result_size INTEGER,
+    error_msg TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    claimed_at INTEGER,
+    finished_at INTEGER,
+    expires_at INTEGER NOT NULL
+  );
+  CREATE INDEX tasks_by_state ON tasks (state, gpu_id, seq);
+  CREATE INDEX tasks_by_owner ON tasks (owner, seq);
+
+  CREATE TABLE task_transitions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    from_state TEXT,
+    to_state TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    gpu_id TEXT,
+    note TEXT
+  );
+  CREATE INDEX task_transitions_by_task ON task_transitions (task_id, id);
+
+  CREATE TABLE files (
+    hash TEXT PRIMARY KEY,
+    ext TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+
+  CREATE TABLE gpus (
+    id TEXT PRIMARY KEY,
+    epoch INTEGER NOT NULL,
+    online INTEGER NOT NULL,
+    since INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    capacity INTEGER NOT NULL DEFAULT 1
+  );
+  `,
+]
+
+export function openDb(path: string): Db {
+  const db = new Database(path)
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = FULL')
+  db.pragma('busy_timeout = 5000')
+  db.pragma('foreign_keys = ON')
+  migrate(db)
+  return db
+}
+
+function migrate(db: Db): void {
+  const current = db.pragma('user_version', { simple: true }) as number
+  for (let version = current; version < MIGRATIONS.length; version++) {
+    const sql = MIGRATIONS[version]
+    if (sql === undefined) break
+    db.transaction(() => {
+      db.exec(sql)
+      db.pragma(`user_version = ${version + 1}`)
+    })()
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * Content-addressed file pool (DESIGN §6): every file is stored under the md5 of its bytes.
+ * Writes stream into a temporary file while hashing, then rename into place, so a file under its
+ * hash is always complete; a claimed hash that does not match is stored under the real one.
+ */
+import { randomUUID } from 'node:crypto'
+import { createReadStream, createWriteStream, type ReadStream } from 'node:fs'
+import { mkdir, rename, rm, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import type { Db } from './db.js'
+import { Md5Tap } from '../lib/hash.js'
+import type { FileRef } from '../protocol/index.js'
+
+export interface StoredFile extends FileRef {
+  /** false when the caller claimed a hash and the bytes had another. */
+  readonly hashMatched: boolean
+}
+
+export class FilePool {
+  readonly #db: Db
+  readonly #root: string
+  readonly #tmp: string
+
+  private constructor(db: Db, root: string) {
+    this.#db = db
+    this.#root = root
+    this.#tmp = join(root, 'tmp')
+  }
+
+  static async open(db: Db, root: string): Promise<FilePool> {
+    await mkdir(join(root, 'tmp'), { recursive: true })
+    // Partial uploads from a previous run are garbage.
+    await rm(join(root, 'tmp'), { recursive: true, force: true })
+    await mkdir(join(root, 'tmp'), { recursive: true })
+    return new FilePool(db, root)
+  }
+
+  pathOf(hash: string): string {
+    return join(this.#root, hash.slice(0, 2), hash)
+  }
+
+  get(hash: string): FileRef | undefined {
+    return this.#db
+      .prepare<[string], FileRef>('SELECT hash, ext, size FROM files WHERE hash = ?')
+      .get(hash)
+  }
+
+  /** Present in the index and on disk with the recorded size. */
+  async has(hash: string): Promise<boolean> {
+    const row = this.get(hash)
+    if (!row) return false
+    try {
+      const info = await stat(this.pathOf(hash))
+      return info.size === row.size
+    } catch {
+      return false
+    }
+  }
+
+  /**
+   * Stream `source` into the pool; resolves with its real hash once the file is in place. The file
+   * is indexed only by `record`, so a caller can reject it (size limit) before anyone sees it.
+   */
+  async write(source: Readable): Promise<{ hash: string; size: number }> {
+    const tmpPath = join(this.#tmp, randomUUID())
+    const tap = new Md5Tap()
+    try {
+      await pipeline(source, tap, createWriteStream(tmpPath))
+      const { hash, size } = tap.result()
+      await mkdir(join(this.#root, hash.slice(0, 2)), { recursive: true })
+      await rename(tmpPath, this.pathOf(hash))
+      return { hash, size }
+    } finally {
+      await rm(tmpPath, { force: true })
+    }
+  }
+
+  /** Remove a written file that was rejected before `record` (it may not be left behind). */
+  async discardUnrecorded(hash: string): Promise<void> {
+    if (!this.get(hash)) await rm(this.pathOf(hash), { force: true })
+  }
+
+  record(file: FileRef, now: number): void {
+    this.#db
+      .prepare(
+        `INSERT INTO files (hash, ext, size, created_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (hash) DO UPDATE SET size = excluded.size`,
+      )
+      .run(file.hash, file.ext, file.size, now)
+  }
+
+  /** `write` then `record`. */
+  async store(
+    source: Readable,
+    ext: string,
+    claimedHash: string | null,
+    now: number,
+  ): Promise<StoredFile> {
+    const { hash, size } = await this.write(source)
+    this.record({ hash, ext, size }, now)
+    return { hash, ext, size, hashMatched: claimedHash === null || claimedHash === hash }
+  }
+
+  read(hash: string): ReadStream {
+    return createReadStream(this.pathOf(hash))
+  }
+}

@@ -1,0 +1,192 @@
+/**
+ * GPU presence with epochs (DESIGN §3.4). A bridge's birth and heartbeats carry its epoch; a
+ * message with an older epoch than the last birth is stale and ignored, so a late Last Will of a
+ * previous connection cannot mark a reconnected GPU offline. Three missed heartbeats also count
+ * as offline.
+ */
+import type { Logger } from 'pino'
+import type { Db } from './db.js'
+import type { GpuState, Holding } from '../protocol/index.js'
+
+export interface GpuPresence {
+  readonly id: string
+  readonly online: boolean
+  readonly epoch: number
+  /** ms: since when online (or offline). */
+  readonly since: number
+  readonly lastSeen: number
+  readonly capacity: number
+  readonly heartbeatMs: number
+}
+
+export interface RegistryEvents {
+  /** A new connection (new epoch), or a known one heard from again after being marked offline. */
+  onOnline(gpuId: string, holding: readonly Holding[]): void
+  onOffline(gpuId: string, reason: string): void
+}
+
+export type StateVerdict = 'birth' | 'heartbeat' | 'offline' | 'stale'
+
+const DEFAULT_HEARTBEAT_MS = 15_000
+
+export class GpuRegistry {
+  readonly #gpus = new Map<string, GpuPresence>()
+  readonly #db: Db
+  readonly #log: Logger
+  readonly #events: RegistryEvents
+
+  constructor(db: Db, knownIds: readonly string[], log: Logger, events: RegistryEvents) {
+    this.#db = db
+    this.#log = log
+    this.#events = events
+    // Until a bridge speaks, nothing is online; remember epochs so stale wills stay stale.
+    const rows = db
+      .prepare<
+        [],
+        { id: string; epoch: number; since: number; last_seen: number; capacity: number }
+      >('SELECT id, epoch, since, last_seen, capacity FROM gpus')
+      .all()
+    for (const row of rows) {
+      this.#gpus.set(row.id, {
+        id: row.id,
+        online: false,
+        epoch: row.epoch,
+        since: row.last_seen,
+        lastSeen: row.last_seen,
+        capacity: row.capacity,
+        heartbeatMs: DEFAULT_HEARTBEAT_MS,
+      })
+    }
+    for (const id of knownIds) {
+      if (!this.#gpus.has(id)) {
+        this.#gpus.set(id, {
+          id,
+          online: false,
+          epoch: -1,
+          since: 0,
+          lastSeen: 0,
+          capacity: 1,
+          heartbeatMs: DEFAULT_HEARTBEAT_MS,
+        })
+      }
+    }
+  }
+
+  all(): GpuPresence[] {
+    return [...this.#gpus.values()]
+  }
+
+  online(): GpuPresence[] {
+    return this.all().filter((g) => g.online)
+  }
+
+  get(id: string): GpuPresence | undefined {
+    return this.#gpus.get(id)
+  }
+
+  /** Apply a `relay/gpus/{id}/state` message. */
+  apply(gpuId: string, state: GpuState, now: number): StateVerdict {
+    const known = this.#gpus.get(gpuId)
+    if (known && state.epoch < known.epoch) {
+      this.#log.info(
+        { gpuId, epoch: state.epoch, current: known.epoch, online: state.online },
+        'stale GPU state ignored',
+      )
+      return 'stale'
+    }
+    if (!state.online) {
+      if (known && !known.online && state.epoch === known.epoch) return 'stale'
+      this.#set(gpuId, { online: false, epoch: state.epoch, since: now, lastSeen: now }, known)
+      this.#log.warn({ gpuId, epoch: state.epoch, reason: state.reason ?? 'will' }, 'GPU offline')
+      this.#events.onOffline(gpuId, state.reason ?? 'will')
+      return 'offline'
+    }
+    const capacity = state.capacity ?? known?.capacity ?? 1
+    const heartbeatMs = state.heartbeatMs ?? known?.heartbeatMs ?? DEFAULT_HEARTBEAT_MS
+    const isBirth = !known || !known.online || state.epoch > known.epoch
+    if (!isBirth) {
+      this.#set(
+        gpuId,
+        {
+          online: true,
+          epoch: state.epoch,
+          since: known.since,
+          lastSeen: now,
+          capacity,
+          heartbeatMs,
+        },
+        known,
+      )
+      return 'heartbeat'
+    }
+    this.#set(
+      gpuId,
+      { online: true, epoch: state.epoch, since: now, lastSeen: now, capacity, heartbeatMs },
+      known,
+    )
+    this.#log.info({ gpuId, epoch: state.epoch, holding: state.holding?.length ?? 0 }, 'GPU online')
+    this.#events.onOnline(gpuId, state.holding ?? [])
+    return 'birth'
+  }
+
+  /** Mark GPUs whose heartbeats stopped (3 intervals) offline. */
+  sweep(now: number): void {
+    for (const gpu of this.#gpus.values()) {
+      if (gpu.online && now - gpu.lastSeen > 3 * gpu.heartbeatMs) {
+        this.#set(gpu.id, { online: false, since: now }, gpu)
+        this.#log.warn(
+          { gpuId: gpu.id, lastSeen: new Date(gpu.lastSeen).toISOString() },
+          'GPU offline (heartbeat missed)',
+        )
+        this.#events.onOffline(gpu.id, 'heartbeat-missed')
+      }
+    }
+  }
+
+  /** Where new work goes: the least-loaded online GPU, else the one seen last, else the first known. */
+  pick(loadOf: (gpuId: string) => number): string {
+    const online = this.online()
+    if (online.length > 0) {
+      let best = online[0]
+      let bestScore = Infinity
+      for (const gpu of online) {
+        const score = loadOf(gpu.id) / gpu.capacity
+        if (score < bestScore) {
+          best = gpu
+          bestScore = score
+        }
+      }
+      if (best) return best.id
+    }
+    let latest: GpuPresence | undefined
+    for (const gpu of this.#gpus.values()) {
+      if (!latest || gpu.lastSeen > latest.lastSeen) latest = gpu
+    }
+    if (!latest) throw new Error('no GPU configured')
+    return latest.id
+  }
+
+  #set(
+    gpuId: string,
+    patch: Partial<Omit<GpuPresence, 'id'>>,
+    known: GpuPresence | undefined,
+  ): void {
+    const next: GpuPresence = {
+      id: gpuId,
+      online: patch.online ?? known?.online ?? false,
+      epoch: patch.epoch ?? known?.epoch ?? 0,
+      since: patch.since ?? known?.since ?? 0,
+      lastSeen: patch.lastSeen ?? known?.lastSeen ?? 0,
+      capacity: patch.capacity ?? known?.capacity ?? 1,
+      heartbeatMs: patch.heartbeatMs ?? known?.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+    }
+    this.#gpus.set(gpuId, next)
+    this.#db
+      .prepare(
+        `INSERT INTO gpus (id, epoch, online, since, last_seen, capacity) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch, online = excluded.online,
+           since = excluded.since, last_seen = excluded.last_seen, capacity = excluded.capacity`,
+      )
+      .run(gpuId, next.epoch, next.online ? 1 : 0, next.since, next.lastSeen, next.capacity)
+  }
+}

@@ -1,0 +1,364 @@
+/**
+ * Task rows: every state change is one SQLite statement (or transaction) and leaves a transition
+ * record. The claim is the compare-and-set that makes "claim before run" hold (DESIGN §3.2).
+ */
+import type { Statement } from 'better-sqlite3'
+import type { Db } from './db.js'
+import type { FileRef, Stage, TaskState } from '../protocol/index.js'
+
+export interface TaskRow {
+  readonly seq: number
+  readonly id: string
+  readonly owner: string | null
+  readonly source: string
+  readonly state: TaskState
+  readonly attempt: number
+  readonly gpu_id: string | null
+  readonly published_attempt: number
+  readonly audio_hash: string
+  readonly audio_ext: string
+  readonly audio_size: number
+  readonly video_hash: string
+  readonly video_ext: string
+  readonly video_size: number
+  readonly options: string
+  readonly progress: number
+  readonly stage: Stage | null
+  readonly stage_message: string | null
+  readonly last_seq: number
+  readonly result_hash: string | null
+  readonly result_ext: string | null
+  readonly result_size: number | null
+  readonly error_msg: string | null
+  readonly created_at: number
+  readonly updated_at: number
+  readonly claimed_at: number | null
+  readonly finished_at: number | null
+  readonly expires_at: number
+}
+
+export interface NewTask {
+  readonly id: string
+  readonly owner: string | null
+  readonly source: 'task-api' | 'heygem-api'
+  readonly gpuId: string
+  readonly audio: FileRef
+  readonly video: FileRef
+  readonly options: Readonly<Record<string, string | number | boolean>>
+  readonly now: number
+  readonly expiresAt: number
+}
+
+export interface StateCounts {
+  readonly queued: number
+  readonly processing: number
+}
+
+export class TaskStore {
+  readonly #db: Db
+  readonly #get: Statement<[string], TaskRow>
+  readonly #transition: Statement<
+    [string, number, string | null, string, number, string | null, string | null]
+  >
+
+  constructor(db: Db) {
+    this.#db = db
+    this.#get = db.prepare('SELECT * FROM tasks WHERE id = ?')
+    this.#transition = db.prepare(
+      'INSERT INTO task_transitions (task_id, at, from_state, to_state, attempt, gpu_id, note) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    )
+  }
+
+  get(id: string): TaskRow | undefined {
+    return this.#get.get(id)
+  }
+
+  insert(task: NewTask): TaskRow {
+    return this.#db.transaction(() => {
+      this.#db
+        .prepare(
+          `INSERT INTO tasks (id, owner, source, state, attempt, gpu_id, audio_hash, audio_ext, audio_size,
+             video_hash, video_ext, video_size, options, created_at, updated_at, expires_at)
+           VALUES (?, ?, ?, 'queued', 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          task.id,
+          task.owner,
+          task.source,
+          task.gpuId,
+          task.audio.hash,
+          task.audio.ext,
+          task.audio.size,
+          task.video.hash,
+          task.video.ext,
+          task.video.size,
+          JSON.stringify(task.options),
+          task.now,
+          task.now,
+          task.expiresAt,
+        )
+      this.#transition.run(task.id, task.now, null, 'queued', 1, task.gpuId, 'submitted')
+      return this.#must(task.id)
+    })()
+  }
+
+  markPublished(id: string, attempt: number): void {
+    this.#db
+      .prepare(
+        'UPDATE tasks SET published_attempt = ? WHERE id = ? AND attempt = ? AND published_attempt < ?',
+      )
+      .run(attempt, id, attempt, attempt)
+  }
+
+  /** The claim: queued → processing, only for this GPU and this attempt. */
+  claim(id: string, gpuId: string, attempt: number, seq: number, now: number): boolean {
+    return this.#db.transaction(() => {
+      const changed = this.#db
+        .prepare(
+          `UPDATE tasks SET state = 'processing', claimed_at = ?, updated_at = ?, last_seq = ?,
+             progress = 0, stage = 'preparing', stage_message = NULL
+           WHERE id = ? AND state = 'queued' AND gpu_id = ? AND attempt = ? AND expires_at > ?`,
+        )
+        .run(now, now, seq, id, gpuId, attempt, now).changes
+      if (changed === 1)
+        this.#transition.run(id, now, 'queued', 'processing', attempt, gpuId, 'claimed')
+      return changed === 1
+    })()
+  }
+
+  /** Progress of the current attempt, applied once: only a higher `seq` changes the row. */
+  progress(
+    id: string,
+    gpuId: string,
+    attempt: number,
+    seq: number,
+    progress: number,
+    stage: Stage,
+    message: string | null,
+    now: number,
+  ): boolean {
+    return (
+      this.#db
+        .prepare(
+          `UPDATE tasks SET progress = ?, stage = ?, stage_message = ?, last_seq = ?, updated_at = ?
+           WHERE id = ? AND state = 'processing' AND gpu_id = ? AND attempt = ? AND last_seq < ?`,
+        )
+        .run(progress, stage, message, seq, now, id, gpuId, attempt, seq).changes === 1
+    )
+  }
+
+  finishDone(
+    id: string,
+    gpuId: string,
+    attempt: number,
+    seq: number,
+    result: FileRef,
+    now: number,
+  ): boolean {
+    return this.#db.transaction(() => {
+      const changed = this.#db
+        .prepare(
+          `UPDATE tasks SET state = 'done', progress = 100, stage = NULL, stage_message = NULL, last_seq = ?,
+             result_hash = ?, result_ext = ?, result_size = ?, error_msg = NULL, updated_at = ?, finished_at = ?
+           WHERE id = ? AND state = 'processing' AND gpu_id = ? AND attempt = ?`,
+        )
+        .run(seq, result.hash, result.ext, result.size, now, now, id, gpuId, attempt).changes
+      if (changed === 1) this.#transition.run(id, now, 'processing', 'done', attempt, gpuId, null)
+      return changed === 1
+    })()
+  }
+
+  /** A failure of the current attempt that is final. */
+  finishError(id: string, attempt: number, message: string, now: number, note: string): boolean {
+    return this.#db.transaction(() => {
+      const before = this.get(id)
+      if (
+        !before ||
+        before.attempt !== attempt ||
+        !['queued', 'processing'].includes(before.state)
+      ) {
+        return false
+      }
+      this.#db
+        .prepare(
+          `UPDATE tasks SET state = 'error', stage = NULL, error_msg = ?, updated_at = ?, finished_at = ?
+           WHERE id = ? AND attempt = ?`,
+        )
+        .run(message, now, now, id, attempt)
+      this.#transition.run(id, now, before.state, 'error', attempt, before.gpu_id, note)
+      return true
+    })()
+  }
+
+  /** A retryable failure: back to queued as a new attempt, possibly on another GPU. */
+  requeue(id: string, attempt: number, gpuId: string, reason: string, now: number): boolean {
+    return this.#db.transaction(() => {
+      const before = this.get(id)
+      if (
+        !before ||
+        before.attempt !== attempt ||
+        !['queued', 'processing'].includes(before.state)
+      ) {
+        return false
+      }
+      this.#db
+        .prepare(
+          `UPDATE tasks SET state = 'queued', attempt = attempt + 1, gpu_id = ?, progress = 0, stage = NULL,
+             stage_message = NULL, last_seq = 0, claimed_at = NULL, error_msg = ?, updated_at = ?
+           WHERE id = ? AND attempt = ?`,
+        )
+        .run(gpuId, reason, now, id, attempt)
+      this.#transition.run(id, now, before.state, 'queued', attempt + 1, gpuId, `retry: ${reason}`)
+      return true
+    })()
+  }
+
+  /** Move unclaimed work to another GPU; a stale message for the old GPU is then refused. */
+  reassignQueued(fromGpuIds: readonly string[], toGpuId: string, now: number): number {
+    if (fromGpuIds.length === 0) return 0
+    const marks = fromGpuIds.map(() => '?').join(',')
+    return this.#db
+      .prepare(
+        `UPDATE tasks SET gpu_id = ?, published_attempt = 0, updated_at = ?
+         WHERE state = 'queued' AND (gpu_id IS NULL OR gpu_id IN (${marks}))`,
+      )
+      .run(toGpuId, now, ...fromGpuIds).changes
+  }
+
+  expire(id: string, now: number): boolean {
+    return this.#db.transaction(() => {
+      const before = this.get(id)
+      if (before?.state !== 'queued') return false
+      this.#db
+        .prepare(
+          `UPDATE tasks SET state = 'expired', updated_at = ?, finished_at = ? WHERE id = ? AND state = 'queued'`,
+        )
+        .run(now, now, id)
+      this.#transition.run(id, now, 'queued', 'expired', before.attempt, before.gpu_id, null)
+      return true
+    })()
+  }
+
+  /** Queued tasks of one GPU, oldest first. */
+  queuedFor(gpuId: string): TaskRow[] {
+    return this.#db
+      .prepare<[string], TaskRow>(
+        `SELECT * FROM tasks WHERE state = 'queued' AND gpu_id = ? ORDER BY seq`,
+      )
+      .all(gpuId)
+  }
+
+  processingOn(gpuId: string): TaskRow[] {
+    return this.#db
+      .prepare<[string], TaskRow>(
+        `SELECT * FROM tasks WHERE state = 'processing' AND gpu_id = ? ORDER BY seq`,
+      )
+      .all(gpuId)
+  }
+
+  /** Queued tasks of `gpuId` submitted before `seq` and not yet expired. */
+  olderQueued(gpuId: string, seq: number, now: number): TaskRow[] {
+    return this.#db
+      .prepare<[string, number, number], TaskRow>(
+        `SELECT * FROM tasks WHERE state = 'queued' AND gpu_id = ? AND seq < ? AND expires_at > ? ORDER BY seq`,
+      )
+      .all(gpuId, seq, now)
+  }
+
+  /** Rows whose current attempt was committed but never published (a crash in between). */
+  unpublished(): TaskRow[] {
+    return this.#db
+      .prepare<[], TaskRow>(
+        `SELECT * FROM tasks WHERE state = 'queued' AND published_attempt < attempt ORDER BY seq`,
+      )
+      .all()
+  }
+
+  /** Every task in submit order (history, admin views, the demo's figures). */
+  all(): TaskRow[] {
+    return this.#db.prepare<[], TaskRow>('SELECT * FROM tasks ORDER BY seq').all()
+  }
+
+  dueToExpire(now: number): string[] {
+    return this.#db
+      .prepare<[number], { id: string }>(
+        `SELECT id FROM tasks WHERE state = 'queued' AND expires_at <= ?`,
+      )
+      .all(now)
+      .map((r) => r.id)
+  }
+
+  counts(): StateCounts {
+    const rows = this.#db
+      .prepare<[], { state: string; n: number }>(
+        `SELECT state, COUNT(*) AS n FROM tasks WHERE state IN ('queued', 'processing') GROUP BY state`,
+      )
+      .all()
+    return {
+      queued: rows.find((r) => r.state === 'queued')?.n ?? 0,
+      processing: rows.find((r) => r.state === 'processing')?.n ?? 0,
+    }
+  }
+
+  /** 1-based place among all queued tasks, in submit order (0 when not queued). */
+  queuePosition(task: TaskRow): number {
+    if (task.state !== 'queued') return 0
+    const row = this.#db
+      .prepare<[number], { n: number }>(
+        `SELECT COUNT(*) AS n FROM tasks WHERE state = 'queued' AND seq < ?`,
+      )
+      .get(task.seq)
+    return (row?.n ?? 0) + 1
+  }
+
+  /** Load per GPU: queued + processing tasks assigned to it. */
+  loadOf(gpuId: string): number {
+    const row = this.#db
+      .prepare<[string], { n: number }>(
+        `SELECT COUNT(*) AS n FROM tasks WHERE state IN ('queued', 'processing') AND gpu_id = ?`,
+      )
+      .get(gpuId)
+    return row?.n ?? 0
+  }
+
+  /** Mean run time (claim → done) of the last `n` successful tasks, in ms; null with no history. */
+  recentRunMs(n = 20): number | null {
+    const row = this.#db
+      .prepare<[number], { avg: number | null }>(
+        `SELECT AVG(finished_at - claimed_at) AS avg FROM (
+           SELECT finished_at, claimed_at FROM tasks WHERE state = 'done' AND claimed_at IS NOT NULL
+           ORDER BY finished_at DESC LIMIT ?)`,
+      )
+      .get(n)
+    return row?.avg ?? null
+  }
+
+  transitions(id: string): {
+    at: number
+    from_state: string | null
+    to_state: string
+    attempt: number
+    note: string | null
+  }[] {
+    return this.#db
+      .prepare<
+        [string],
+        {
+          at: number
+          from_state: string | null
+          to_state: string
+          attempt: number
+          note: string | null
+        }
+      >(
+        'SELECT at, from_state, to_state, attempt, note FROM task_transitions WHERE task_id = ? ORDER BY id',
+      )
+      .all(id)
+  }
+
+  #must(id: string): TaskRow {
+    const row = this.get(id)
+    if (!row) throw new Error(`task ${id} vanished inside its own transaction`)
+    return row
+  }
+}

@@ -1,0 +1,92 @@
+import { z } from 'zod'
+import { env, parseEnv } from '../lib/config.js'
+import { DEFAULT_TOPIC_ROOT, GpuId } from '../protocol/index.js'
+
+/** Environment of the GPU bridge (documented in .env.example and the README). */
+export const BridgeEnv = z.object({
+  BRIDGE_GPU_ID: GpuId.default('gpu-1'),
+  MQTT_URL: z.url({ protocol: /^(mqtts?|wss?|tcp)$/ }).default('mqtt://127.0.0.1:1883'),
+  MQTT_TOPIC_ROOT: env.str(DEFAULT_TOPIC_ROOT),
+  MQTT_KEEPALIVE_S: env.int(15, 1),
+  GATEWAY_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8383'),
+  GPU_SERVICE_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8383'),
+  BRIDGE_ADAPTER: z.enum(['run-server']).default('run-server'),
+  BRIDGE_DATA_DIR: env.str('./data/bridge'),
+  BRIDGE_CAPACITY: env.int(1, 1),
+  BRIDGE_HEARTBEAT_MS: env.ms(15_000),
+  BRIDGE_POLL_MS: env.ms(1_000),
+  BRIDGE_PROGRESS_INTERVAL_MS: env.ms(500),
+  BRIDGE_CLAIM_RETRY_MS: env.ms(10_000),
+  BRIDGE_RESEND_MS: env.ms(10_000),
+  BRIDGE_SERVICE_DOWN_MS: env.ms(120_000),
+  LOG_LEVEL: env.logLevel(),
+})
+
+export interface BridgeConfig {
+  readonly gpuId: string
+  readonly mqttUrl: string
+  readonly topicRoot: string
+  readonly keepaliveS: number
+  readonly gatewayUrl: string
+  readonly serviceUrl: string
+  readonly adapter: 'run-server'
+  readonly dataDir: string
+  /** Tasks run at once (the GPU service itself runs one at a time). */
+  readonly capacity: number
+  readonly heartbeatMs: number
+  /** How often the GPU service is asked for progress. */
+  readonly pollMs: number
+  /** Progress events at most this often (the last one is always sent). */
+  readonly progressIntervalMs: number
+  /** A claim not answered within this is sent again. */
+  readonly claimRetryMs: number
+  /** A done/error event not acknowledged within this is sent again. */
+  readonly resendMs: number
+  /** The GPU service unreachable this long during a job → the attempt fails (retryable). */
+  readonly serviceDownMs: number
+}
+
+export function bridgeConfigFromEnv(
+  source: Readonly<Record<string, string | undefined>>,
+): BridgeConfig & { logLevel: string } {
+  const e = parseEnv('gpu-bridge', BridgeEnv, source)
+  return Object.freeze({
+    gpuId: e.BRIDGE_GPU_ID,
+    mqttUrl: e.MQTT_URL,
+    topicRoot: e.MQTT_TOPIC_ROOT,
+    keepaliveS: e.MQTT_KEEPALIVE_S,
+    gatewayUrl: e.GATEWAY_URL,
+    serviceUrl: e.GPU_SERVICE_URL,
+    adapter: e.BRIDGE_ADAPTER,
+    dataDir: e.BRIDGE_DATA_DIR,
+    capacity: e.BRIDGE_CAPACITY,
+    heartbeatMs: e.BRIDGE_HEARTBEAT_MS,
+    pollMs: e.BRIDGE_POLL_MS,
+    progressIntervalMs: e.BRIDGE_PROGRESS_INTERVAL_MS,
+    claimRetryMs: e.BRIDGE_CLAIM_RETRY_MS,
+    resendMs: e.BRIDGE_RESEND_MS,
+    serviceDownMs: e.BRIDGE_SERVICE_DOWN_MS,
+    logLevel: e.LOG_LEVEL,
+  })
+}
+
+/** Test defaults: fast clocks, everything else as in production. */
+export function bridgeTestConfig(
+  base: Pick<BridgeConfig, 'gpuId' | 'mqttUrl' | 'gatewayUrl' | 'serviceUrl' | 'dataDir'>,
+  overrides: Partial<BridgeConfig> = {},
+): BridgeConfig {
+  return Object.freeze({
+    topicRoot: DEFAULT_TOPIC_ROOT,
+    keepaliveS: 5,
+    adapter: 'run-server',
+    capacity: 1,
+    heartbeatMs: 1_000,
+    pollMs: 100,
+    progressIntervalMs: 200,
+    claimRetryMs: 2_000,
+    resendMs: 1_000,
+    serviceDownMs: 10_000,
+    ...base,
+    ...overrides,
+  })
+}

@@ -1,0 +1,193 @@
+/**
+ * The bridge's durable inbox (DESIGN §3.5): received → claiming → running (with the GPU service's
+ * task id) → finished (terminal event not yet acknowledged). A row is written before its MQTT
+ * message is acknowledged, so nothing received is lost by a crash; after a restart the bridge
+ * resumes from here. The connection epoch lives here too.
+ */
+import Database from 'better-sqlite3'
+import { BridgeEvent, TaskMessage, type Holding } from '../protocol/index.js'
+
+export type InboxPhase = 'received' | 'claiming' | 'running' | 'finished'
+
+export interface InboxRow {
+  readonly taskId: string
+  readonly attempt: number
+  readonly order: number
+  readonly phase: InboxPhase
+  readonly message: TaskMessage
+  readonly serviceTaskId: string | null
+  /** The terminal event waiting for the gateway's ack (phase `finished`). */
+  readonly finalEvent: BridgeEvent | null
+  /** Don't claim before this time (after a `not-next` refusal). */
+  readonly notBefore: number
+}
+
+interface RawRow {
+  task_id: string
+  attempt: number
+  ord: number
+  phase: InboxPhase
+  message: string
+  service_task_id: string | null
+  final_event: string | null
+  not_before: number
+}
+
+export type ReceiveOutcome = 'new' | 'duplicate' | 'stale' | 'replaced'
+
+export class Inbox {
+  readonly #db: Database.Database
+
+  constructor(path: string) {
+    this.#db = new Database(path)
+    this.#db.pragma('journal_mode = WAL')
+    this.#db.pragma('synchronous = FULL')
+    this.#db.exec(`
+      CREATE TABLE IF NOT EXISTS inbox (
+        task_id TEXT PRIMARY KEY,
+        attempt INTEGER NOT NULL,
+        ord INTEGER NOT NULL,
+        phase TEXT NOT NULL,
+        message TEXT NOT NULL,
+        service_task_id TEXT,
+        final_event TEXT,
+        next_seq INTEGER NOT NULL DEFAULT 1,
+        not_before INTEGER NOT NULL DEFAULT 0,
+        received_at INTEGER NOT NULL
+      );
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    `)
+  }
+
+  close(): void {
+    this.#db.close()
+  }
+
+  /** Next connection epoch, persisted before it is used (DESIGN §3.4). */
+  bumpEpoch(): number {
+    return this.#db.transaction(() => {
+      const row = this.#db
+        .prepare<[], { value: number }>(`SELECT value FROM meta WHERE key = 'epoch'`)
+        .get()
+      const next = (row?.value ?? 0) + 1
+      this.#db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?)`).run(next)
+      return next
+    })()
+  }
+
+  /** Durable receipt of a task message. A newer attempt replaces an older one. */
+  receive(message: TaskMessage, now: number): ReceiveOutcome {
+    return this.#db.transaction((): ReceiveOutcome => {
+      const existing = this.get(message.taskId)
+      if (existing && existing.attempt > message.attempt) return 'stale'
+      if (existing && existing.attempt === message.attempt) return 'duplicate'
+      this.#db
+        .prepare(
+          `INSERT OR REPLACE INTO inbox (task_id, attempt, ord, phase, message, received_at)
+           VALUES (?, ?, ?, 'received', ?, ?)`,
+        )
+        .run(message.taskId, message.attempt, message.order, JSON.stringify(message), now)
+      return existing ? 'replaced' : 'new'
+    })()
+  }
+
+  get(taskId: string): InboxRow | undefined {
+    const raw = this.#db
+      .prepare<[string], RawRow>('SELECT * FROM inbox WHERE task_id = ?')
+      .get(taskId)
+    return raw ? toRow(raw) : undefined
+  }
+
+  /** The current row of (taskId, attempt), if that attempt is the one held. */
+  current(taskId: string, attempt: number): InboxRow | undefined {
+    const row = this.get(taskId)
+    return row?.attempt === attempt ? row : undefined
+  }
+
+  all(): InboxRow[] {
+    return this.#db.prepare<[], RawRow>('SELECT * FROM inbox ORDER BY ord').all().map(toRow)
+  }
+
+  inPhase(phase: InboxPhase): InboxRow[] {
+    return this.#db
+      .prepare<[InboxPhase], RawRow>('SELECT * FROM inbox WHERE phase = ? ORDER BY ord')
+      .all(phase)
+      .map(toRow)
+  }
+
+  /** The oldest received task that may be claimed now. */
+  nextToClaim(now: number): InboxRow | undefined {
+    const raw = this.#db
+      .prepare<[number], RawRow>(
+        `SELECT * FROM inbox WHERE phase = 'received' AND not_before <= ? ORDER BY ord LIMIT 1`,
+      )
+      .get(now)
+    return raw ? toRow(raw) : undefined
+  }
+
+  /** Allocate the next event sequence number of this attempt. */
+  nextSeq(taskId: string, attempt: number): number {
+    return this.#db.transaction(() => {
+      const row = this.#db
+        .prepare<[string, number], { next_seq: number }>(
+          'SELECT next_seq FROM inbox WHERE task_id = ? AND attempt = ?',
+        )
+        .get(taskId, attempt)
+      const seq = row?.next_seq ?? 1
+      this.#db
+        .prepare('UPDATE inbox SET next_seq = ? WHERE task_id = ? AND attempt = ?')
+        .run(seq + 1, taskId, attempt)
+      return seq
+    })()
+  }
+
+  setPhase(taskId: string, attempt: number, phase: InboxPhase, notBefore = 0): void {
+    this.#db
+      .prepare('UPDATE inbox SET phase = ?, not_before = ? WHERE task_id = ? AND attempt = ?')
+      .run(phase, notBefore, taskId, attempt)
+  }
+
+  setServiceTaskId(taskId: string, attempt: number, serviceTaskId: string | null): void {
+    this.#db
+      .prepare('UPDATE inbox SET service_task_id = ? WHERE task_id = ? AND attempt = ?')
+      .run(serviceTaskId, taskId, attempt)
+  }
+
+  finish(taskId: string, attempt: number, event: BridgeEvent): void {
+    this.#db
+      .prepare(
+        `UPDATE inbox SET phase = 'finished', final_event = ? WHERE task_id = ? AND attempt = ?`,
+      )
+      .run(JSON.stringify(event), taskId, attempt)
+  }
+
+  remove(taskId: string, attempt: number): boolean {
+    return (
+      this.#db.prepare('DELETE FROM inbox WHERE task_id = ? AND attempt = ?').run(taskId, attempt)
+        .changes === 1
+    )
+  }
+
+  /** What the birth reports, so the gateway can reconcile (DESIGN §3.3). */
+  holding(): Holding[] {
+    return this.all().map((row) => ({
+      taskId: row.taskId,
+      attempt: row.attempt,
+      phase: row.phase,
+      ...(row.serviceTaskId === null ? {} : { serviceTaskId: row.serviceTaskId }),
+    }))
+  }
+}
+
+function toRow(raw: RawRow): InboxRow {
+  return {
+    taskId: raw.task_id,
+    attempt: raw.attempt,
+    order: raw.ord,
+    phase: raw.phase,
+    message: TaskMessage.parse(JSON.parse(raw.message)),
+    serviceTaskId: raw.service_task_id,
+    finalEvent: raw.final_event === null ? null : BridgeEvent.parse(JSON.parse(raw.final_event)),
+    notBefore: raw.not_before,
+  }
+}

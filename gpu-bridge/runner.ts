@@ -1,0 +1,243 @@
+/**
+ * The bridge's scheduler: claims the oldest received task while a slot is free, runs it once the
+ * gateway grants the claim, reports the outcome and re-sends it until acknowledged (DESIGN §3.2,
+ * §3.5). All state lives in the inbox; this class only holds timers and the running jobs.
+ */
+import type { Logger } from 'pino'
+import type { Inbox, InboxRow } from './inbox.js'
+import { runJob, type JobDeps, type JobOutcome } from './job.js'
+import type { ProgressUpdate } from './progress-throttle.js'
+import { errorMessage } from '../lib/errors.js'
+import {
+  PROTOCOL_VERSION,
+  type BridgeEvent,
+  type ControlMessage,
+  type TaskMessage,
+} from '../protocol/index.js'
+
+export interface RunnerDeps extends Omit<JobDeps, 'progress'> {
+  readonly capacity: number
+  readonly claimRetryMs: number
+  readonly resendMs: number
+  /** Publish a bridge event (QoS 1). */
+  readonly send: (event: BridgeEvent) => void
+  readonly isConnected: () => boolean
+}
+
+/** How long to wait before claiming again after the gateway said an older task comes first. */
+const NOT_NEXT_BACKOFF_MS = 1_000
+
+export class Runner {
+  readonly #d: RunnerDeps
+  readonly #inbox: Inbox
+  readonly #log: Logger
+  readonly #jobs = new Map<string, AbortController>()
+  /** When a claim or an outcome was last sent, per task (in memory: a restart re-sends at once). */
+  readonly #sentAt = new Map<string, number>()
+  #maintainTimer: NodeJS.Timeout | undefined
+  #wakeTimer: NodeJS.Timeout | undefined
+  #closed = false
+
+  constructor(deps: RunnerDeps) {
+    this.#d = deps
+    this.#inbox = deps.inbox
+    this.#log = deps.log
+    this.#maintainTimer = setInterval(
+      () => this.#maintain(),
+      Math.min(deps.resendMs, deps.claimRetryMs),
+    )
+  }
+
+  /** Durable receipt (called before the MQTT ack). */
+  receive(message: TaskMessage): void {
+    const now = this.#d.now()
+    if (Date.parse(message.expiresAt) <= now) {
+      this.#log.info({ taskId: message.taskId }, 'expired task message ignored')
+      return
+    }
+    const outcome = this.#inbox.receive(message, now)
+    this.#log.info(
+      { taskId: message.taskId, attempt: message.attempt, order: message.order, outcome },
+      'task received',
+    )
+    if (outcome === 'replaced') this.#abort(message.taskId)
+    if (outcome === 'new' || outcome === 'replaced') this.pump()
+  }
+
+  control(message: ControlMessage): void {
+    const row = this.#inbox.current(message.taskId, message.attempt)
+    switch (message.kind) {
+      case 'claim-granted':
+        if (row?.phase !== 'claiming') return
+        this.#sentAt.delete(row.taskId)
+        this.#inbox.setPhase(row.taskId, row.attempt, 'running')
+        this.#log.info({ taskId: row.taskId, attempt: row.attempt }, 'claim granted')
+        this.#start(row)
+        return
+      case 'claim-refused':
+        if (row?.phase !== 'claiming') return
+        this.#sentAt.delete(row.taskId)
+        if (message.reason === 'not-next') {
+          this.#inbox.setPhase(
+            row.taskId,
+            row.attempt,
+            'received',
+            this.#d.now() + NOT_NEXT_BACKOFF_MS,
+          )
+          this.#wakeIn(NOT_NEXT_BACKOFF_MS)
+        } else {
+          this.#inbox.remove(row.taskId, row.attempt)
+          this.#log.info(
+            { taskId: row.taskId, attempt: row.attempt, reason: message.reason },
+            'claim refused; dropped',
+          )
+        }
+        this.pump()
+        return
+      case 'cancel':
+        if (!row) return
+        this.#abort(row.taskId)
+        this.#inbox.remove(row.taskId, row.attempt)
+        this.#log.info(
+          { taskId: row.taskId, attempt: row.attempt, reason: message.reason },
+          'task cancelled',
+        )
+        this.pump()
+        return
+      case 'ack':
+        if (row?.phase === 'finished' && row.finalEvent?.seq === message.seq) {
+          this.#inbox.remove(row.taskId, row.attempt)
+          this.#sentAt.delete(row.taskId)
+          this.#log.debug({ taskId: row.taskId }, 'outcome acknowledged')
+        }
+        return
+    }
+  }
+
+  /** After every (re)connection: resume what the inbox says is ours, then claim more. */
+  resume(): void {
+    for (const row of this.#inbox.inPhase('running')) {
+      if (!this.#jobs.has(row.taskId)) this.#start(row)
+    }
+    for (const row of this.#inbox.inPhase('finished')) this.#sendFinal(row)
+    for (const row of this.#inbox.inPhase('claiming')) this.#sendClaim(row)
+    this.pump()
+  }
+
+  /** Claim while a slot is free. */
+  pump(): void {
+    if (this.#closed || !this.#d.isConnected()) return
+    for (;;) {
+      const busy = this.#inbox.inPhase('claiming').length + this.#inbox.inPhase('running').length
+      if (busy >= this.#d.capacity) return
+      const next = this.#inbox.nextToClaim(this.#d.now())
+      if (!next) return
+      this.#inbox.setPhase(next.taskId, next.attempt, 'claiming')
+      this.#sendClaim(next)
+    }
+  }
+
+  close(): void {
+    this.#closed = true
+    clearInterval(this.#maintainTimer)
+    clearTimeout(this.#wakeTimer)
+    this.#maintainTimer = undefined
+    for (const controller of this.#jobs.values()) controller.abort()
+    this.#jobs.clear()
+  }
+
+  #sendClaim(row: InboxRow): void {
+    const seq = this.#inbox.nextSeq(row.taskId, row.attempt)
+    this.#sentAt.set(row.taskId, this.#d.now())
+    this.#d.send({
+      v: PROTOCOL_VERSION,
+      kind: 'claim',
+      taskId: row.taskId,
+      attempt: row.attempt,
+      seq,
+    })
+  }
+
+  #start(row: InboxRow): void {
+    const controller = new AbortController()
+    this.#jobs.set(row.taskId, controller)
+    const progress = (update: ProgressUpdate): void => {
+      if (controller.signal.aborted) return
+      const seq = this.#inbox.nextSeq(row.taskId, row.attempt)
+      this.#d.send({
+        v: PROTOCOL_VERSION,
+        kind: 'progress',
+        taskId: row.taskId,
+        attempt: row.attempt,
+        seq,
+        ...update,
+      })
+    }
+    runJob(row, { ...this.#d, progress }, controller.signal).then(
+      (outcome) => {
+        if (this.#jobs.get(row.taskId) === controller) this.#jobs.delete(row.taskId)
+        if (!controller.signal.aborted) this.#finish(row, outcome)
+      },
+      (err: unknown) => {
+        if (this.#jobs.get(row.taskId) === controller) this.#jobs.delete(row.taskId)
+        if (!controller.signal.aborted) {
+          this.#finish(row, { kind: 'error', message: errorMessage(err), retryable: true })
+        }
+      },
+    )
+  }
+
+  #finish(row: InboxRow, outcome: JobOutcome): void {
+    if (!this.#inbox.current(row.taskId, row.attempt)) return
+    const seq = this.#inbox.nextSeq(row.taskId, row.attempt)
+    const base = { v: PROTOCOL_VERSION, taskId: row.taskId, attempt: row.attempt, seq } as const
+    const event: BridgeEvent =
+      outcome.kind === 'done'
+        ? { ...base, kind: 'done', result: outcome.result, elapsedMs: outcome.elapsedMs }
+        : { ...base, kind: 'error', message: outcome.message, retryable: outcome.retryable }
+    this.#inbox.finish(row.taskId, row.attempt, event)
+    this.#log.info(
+      {
+        taskId: row.taskId,
+        attempt: row.attempt,
+        outcome: outcome.kind,
+        ...(outcome.kind === 'error' ? { message: outcome.message } : {}),
+      },
+      'task finished on GPU',
+    )
+    this.#sentAt.set(row.taskId, this.#d.now())
+    this.#d.send(event)
+    this.pump()
+  }
+
+  #sendFinal(row: InboxRow): void {
+    if (!row.finalEvent) return
+    this.#sentAt.set(row.taskId, this.#d.now())
+    this.#d.send(row.finalEvent)
+  }
+
+  #abort(taskId: string): void {
+    const controller = this.#jobs.get(taskId)
+    if (!controller) return
+    controller.abort()
+    this.#jobs.delete(taskId)
+  }
+
+  /** Re-send unanswered claims and unacknowledged outcomes. */
+  #maintain(): void {
+    if (this.#closed || !this.#d.isConnected()) return
+    const now = this.#d.now()
+    for (const row of this.#inbox.inPhase('claiming')) {
+      if (now - (this.#sentAt.get(row.taskId) ?? 0) >= this.#d.claimRetryMs) this.#sendClaim(row)
+    }
+    for (const row of this.#inbox.inPhase('finished')) {
+      if (now - (this.#sentAt.get(row.taskId) ?? 0) >= this.#d.resendMs) this.#sendFinal(row)
+    }
+    this.pump()
+  }
+
+  #wakeIn(ms: number): void {
+    clearTimeout(this.#wakeTimer)
+    this.#wakeTimer = setTimeout(() => this.pump(), ms + 10)
+  }
+}

@@ -1,0 +1,23 @@
+import type { MqttClient } from 'mqtt'
+
+/** Publish and resolve once the broker has the message (PUBACK for QoS 1). */
+export function publish(
+  client: MqttClient,
+  topic: string,
+  payload: Buffer | string,
+  options: { qos: 0 | 1; retain?: boolean },
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    client.publish(topic, payload, { qos: options.qos, retain: options.retain ?? false }, (err) => {
+      if (err) reject(err)
+      else resolve()
+    })
+  })
+}
+
+/** End a client; `force` drops the socket without DISCONNECT (the broker then sends the will). */
+export function endClient(client: MqttClient, force = false): Promise<void> {
+  return new Promise((resolve) => {
+    client.end(force, {}, () => resolve())
+  })
+}

@@ -1,0 +1,50 @@
+import { z } from 'zod'
+
+/** Every MQTT payload carries the contract version. */
+export const PROTOCOL_VERSION = 1 as const
+export const Version = z.literal(PROTOCOL_VERSION)
+
+/** md5 of a file's bytes, lower-case hex: the file's name everywhere (DESIGN §6). */
+export const Md5 = z
+  .string()
+  .regex(/^[0-9a-fA-F]{32}$/, 'must be 32 hex characters (md5)')
+  .transform((s) => s.toLowerCase())
+
+/** A file extension, normalised to a lower-case leading dot: "wav" and ".WAV" both become ".wav". */
+export const Ext = z
+  .string()
+  .regex(/^\.?[A-Za-z0-9]{1,10}$/, 'must be a short extension such as .wav or .mp4')
+  .transform((s) => (s.startsWith('.') ? s : `.${s}`).toLowerCase())
+
+/** GPU and client ids are single MQTT topic levels: no wildcards, no slashes. */
+export const GpuId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and - only')
+
+/** Task ids are UUIDs (random, 122 bits). */
+export const TaskId = z.uuid()
+
+export const Attempt = z.number().int().min(1)
+export const Seq = z.number().int().min(1)
+export const Progress = z.number().min(0).max(100)
+export const IsoTime = z.iso.datetime({ offset: true })
+
+export const FileRef = z.object({
+  hash: Md5,
+  ext: Ext,
+  size: z.number().int().min(0),
+})
+export type FileRef = z.infer<typeof FileRef>
+
+/** What a GPU service says a job is doing (run_server statuses, DESIGN §8). */
+export const ServiceStatus = z.enum([
+  'queued',
+  'processing',
+  'synthesizing',
+  'encoding',
+  'done',
+  'error',
+])
+export type ServiceStatus = z.infer<typeof ServiceStatus>
+
+/** The stage of a running task, as far as the GPU service reports it. */
+export const Stage = z.enum(['preparing', 'queued', 'processing', 'synthesizing', 'encoding'])
+export type Stage = z.infer<typeof Stage>

@@ -1,0 +1,5 @@
+export * from './common.js'
+export * from './states.js'
+export * from './topics.js'
+export * from './messages.js'
+export * from './http.js'

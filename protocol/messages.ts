@@ -1,0 +1,169 @@
+/**
+ * MQTT payloads (DESIGN §5). All JSON, all with `"v": 1`, all readable in MQTT Explorer.
+ * Producers build them with these types; consumers parse with these schemas and drop what fails.
+ */
+import { z } from 'zod'
+import { TaskState } from './states.js'
+import {
+  Attempt,
+  FileRef,
+  GpuId,
+  IsoTime,
+  Progress,
+  Seq,
+  Stage,
+  TaskId,
+  Version,
+} from './common.js'
+
+/** What a bridge holds in its inbox, reported in its birth so the gateway can reconcile (§3.3). */
+export const HoldingPhase = z.enum(['received', 'claiming', 'running', 'finished'])
+export type HoldingPhase = z.infer<typeof HoldingPhase>
+
+export const Holding = z.object({
+  taskId: TaskId,
+  attempt: Attempt,
+  phase: HoldingPhase,
+  serviceTaskId: z.string().max(200).optional(),
+})
+export type Holding = z.infer<typeof Holding>
+
+/**
+ * `relay/gpus/{gpuId}/state`, retained. Birth and heartbeats carry everything; the Last Will is
+ * only `{v, online:false, epoch}`. A message whose epoch is older than the last birth is stale.
+ */
+export const GpuState = z.object({
+  v: Version,
+  online: z.boolean(),
+  epoch: z.number().int().min(0),
+  since: IsoTime.optional(),
+  capacity: z.number().int().min(1).max(64).optional(),
+  adapter: z.string().max(40).optional(),
+  version: z.string().max(40).optional(),
+  /** How often the bridge re-publishes its state; the gateway declares it offline after 3 misses. */
+  heartbeatMs: z.number().int().min(100).optional(),
+  /** 'birth' on each new connection, 'heartbeat' after; absent in a will. */
+  reason: z.enum(['birth', 'heartbeat', 'shutdown']).optional(),
+  holding: z.array(Holding).max(1000).optional(),
+})
+export type GpuState = z.infer<typeof GpuState>
+
+/** `relay/gpus/{gpuId}/tasks`: one unit of work for one attempt. */
+export const TaskMessage = z.object({
+  v: Version,
+  taskId: TaskId,
+  attempt: Attempt,
+  /** Gateway-wide submit order; a bridge runs the lowest first (§2: "in order"). */
+  order: z.number().int().min(1),
+  type: z.literal('heygem'),
+  input: z.object({ audio: FileRef, video: FileRef }),
+  options: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
+  expiresAt: IsoTime,
+})
+export type TaskMessage = z.infer<typeof TaskMessage>
+
+export const ClaimRefusal = z.enum([
+  'unknown-task',
+  'not-queued',
+  'stale-attempt',
+  'reassigned',
+  'expired',
+  'not-next',
+])
+export type ClaimRefusal = z.infer<typeof ClaimRefusal>
+
+/**
+ * `relay/gpus/{gpuId}/control`: the gateway's answers. `ack` confirms a terminal event
+ * (`done`/`error`) so the bridge can stop re-sending it; it is our addition to DESIGN §5.
+ */
+export const ControlMessage = z.discriminatedUnion('kind', [
+  z.object({ v: Version, kind: z.literal('claim-granted'), taskId: TaskId, attempt: Attempt }),
+  z.object({
+    v: Version,
+    kind: z.literal('claim-refused'),
+    taskId: TaskId,
+    attempt: Attempt,
+    reason: ClaimRefusal,
+  }),
+  z.object({
+    v: Version,
+    kind: z.literal('cancel'),
+    taskId: TaskId,
+    attempt: Attempt,
+    reason: z.string().max(200).optional(),
+  }),
+  z.object({ v: Version, kind: z.literal('ack'), taskId: TaskId, attempt: Attempt, seq: Seq }),
+])
+export type ControlMessage = z.infer<typeof ControlMessage>
+
+const eventBase = { v: Version, taskId: TaskId, attempt: Attempt, seq: Seq }
+
+/** `relay/gpus/{gpuId}/events`: what a bridge reports; applied once per (taskId, attempt, seq). */
+export const BridgeEvent = z.discriminatedUnion('kind', [
+  z.object({ ...eventBase, kind: z.literal('claim') }),
+  z.object({
+    ...eventBase,
+    kind: z.literal('progress'),
+    progress: Progress,
+    stage: Stage,
+    message: z.string().max(500).optional(),
+  }),
+  z.object({
+    ...eventBase,
+    kind: z.literal('done'),
+    result: FileRef,
+    elapsedMs: z.number().min(0),
+  }),
+  z.object({
+    ...eventBase,
+    kind: z.literal('error'),
+    message: z.string().max(2000),
+    retryable: z.boolean(),
+  }),
+])
+export type BridgeEvent = z.infer<typeof BridgeEvent>
+
+/** `relay/tasks/{taskId}`, retained: a task as admins see it. No owner secrets. */
+export const TaskSnapshot = z.object({
+  v: Version,
+  taskId: TaskId,
+  state: TaskState,
+  attempt: Attempt,
+  gpuId: GpuId.nullable(),
+  progress: Progress,
+  stage: Stage.nullable(),
+  createdAt: IsoTime,
+  updatedAt: IsoTime,
+  errorMsg: z.string().nullable(),
+})
+export type TaskSnapshot = z.infer<typeof TaskSnapshot>
+
+/** `relay/queue`, retained. */
+export const QueueSnapshot = z.object({
+  v: Version,
+  queued: z.number().int().min(0),
+  processing: z.number().int().min(0),
+  gpusOnline: z.number().int().min(0),
+  etaSeconds: z.number().min(0),
+})
+export type QueueSnapshot = z.infer<typeof QueueSnapshot>
+
+/** Parse a raw MQTT payload as JSON and then as `schema`; never throws. */
+export function parsePayload<T>(
+  schema: z.ZodType<T>,
+  payload: Buffer | Uint8Array | string,
+): { ok: true; value: T } | { ok: false; error: string } {
+  let json: unknown
+  try {
+    json = JSON.parse(typeof payload === 'string' ? payload : Buffer.from(payload).toString('utf8'))
+  } catch {
+    return { ok: false, error: 'payload is not JSON' }
+  }
+  const result = schema.safeParse(json)
+  if (result.success) return { ok: true, value: result.data }
+  return { ok: false, error: z.prettifyError(result.error) }
+}
+
+export function encodePayload(message: object): Buffer {
+  return Buffer.from(JSON.stringify(message))
+}
