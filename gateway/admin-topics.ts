@@ -36,6 +36,7 @@ export class AdminTopics {
   readonly #queue: () => Omit<QueueSnapshot, 'v'>
   #queueTimer: NodeJS.Timeout | undefined
   #lastQueue = ''
+  #closed = false
 
   constructor(
     client: MqttClient,
@@ -50,12 +51,14 @@ export class AdminTopics {
   }
 
   task(row: TaskRow): void {
+    if (this.#closed) return
     this.#send(this.#topics.task(row.id), encodePayload(taskSnapshot(row)))
     this.queueChanged()
   }
 
   /** Coalesce bursts of changes into one retained queue message. */
   queueChanged(): void {
+    if (this.#closed) return
     this.#queueTimer ??= setTimeout(() => {
       this.#queueTimer = undefined
       const body = JSON.stringify({ v: PROTOCOL_VERSION, ...this.#queue() })
@@ -66,6 +69,7 @@ export class AdminTopics {
   }
 
   close(): void {
+    this.#closed = true
     clearTimeout(this.#queueTimer)
     this.#queueTimer = undefined
   }

@@ -122,7 +122,9 @@ export async function startGateway(
     tasksRef.service = service
     late.dispatcher = dispatcher
     const live = dispatcher
+    let stopping = false
     client.on('message', (topic, payload) => {
+      if (stopping) return
       const parsed = topics.parseGpuTopic(topic)
       if (!parsed) return
       if (parsed.channel === 'events') {
@@ -178,6 +180,9 @@ export async function startGateway(
     const port = (server.address() as AddressInfo).port
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host
     const url = `http://${host}:${port}`
+    closer.add(() => {
+      stopping = true // runs first: no more MQTT work while the rest shuts down
+    })
     log.info({ url, mqttUrl, mqttWsUrl }, 'gateway listening')
     return { url, mqttUrl, mqttWsUrl, store, close: () => closer.close() }
   } catch (err) {

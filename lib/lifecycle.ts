@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import type { Logger } from 'pino'
 
 /** Something started that must be stopped. */
@@ -57,6 +58,8 @@ export function closeOnSignals(handle: Closable, log: Logger): void {
  * other start-up failure exits 1.
  */
 export function runMain(what: string, start: () => Promise<void>): void {
+  // A .env file in the working folder, if any, fills variables not already set.
+  if (existsSync('.env')) process.loadEnvFile('.env')
   start().catch((err: unknown) => {
     if (err instanceof Error && err.name === 'ConfigError') {
       process.stderr.write(`${err.message}\n`)

@@ -1,0 +1,95 @@
+import mqtt from 'mqtt'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { endClient, publish } from '../../lib/mqtt.js'
+import { media, submitTask, taskStatus, upload } from '../helpers/pc.js'
+import { startTestBridge, startTestGateway, startTestGpu } from '../helpers/relay.js'
+import { tempDir } from '../helpers/temp-dir.js'
+import { waitFor } from '../helpers/wait-for.js'
+
+describe('failures on the GPU side', () => {
+  it('ends a task the GPU service rejects (bad input) as error with the service’s message, without retrying it', async () => {
+    const dir = await tempDir('gpu-error')
+    const gateway = await startTestGateway(dir)
+    const gpu = await startTestGpu(dir, 300)
+    gpu.failNext('未检测到人脸，请更换视频')
+    await startTestBridge(dir, gateway, gpu)
+
+    const audio = await upload(gateway.url, media('a'), '.wav')
+    const video = await upload(gateway.url, media('v'), '.mp4')
+    const failing = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
+    const next = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
+    const failed = await waitFor(
+      async () => {
+        const s = await taskStatus(gateway.url, failing)
+        return s.status === 'error' ? s : null
+      },
+      { what: 'task error', timeoutMs: 15_000 },
+    )
+    expect(failed.error_msg).toBe('未检测到人脸，请更换视频')
+    // the next task still runs
+    await waitFor(async () => (await taskStatus(gateway.url, next)).status === 'done', {
+      what: 'next task done',
+      timeoutMs: 15_000,
+    })
+    expect(gpu.stats.submissions).toHaveLength(2)
+  })
+
+  it('runs a task again as attempt 2 when the GPU service restarts mid-job and forgets it', async () => {
+    const dir = await tempDir('gpu-restart')
+    const gateway = await startTestGateway(dir)
+    const gpu = await startTestGpu(dir, 1_500)
+    await startTestBridge(dir, gateway, gpu)
+    const audio = await upload(gateway.url, media('a'), '.wav')
+    const video = await upload(gateway.url, media('v'), '.mp4')
+    const id = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
+    await waitFor(async () => Number((await taskStatus(gateway.url, id)).progress) > 10, {
+      what: 'job under way',
+    })
+    await gpu.restart()
+    await waitFor(async () => (await taskStatus(gateway.url, id)).status === 'done', {
+      what: 'done after retry',
+      timeoutMs: 20_000,
+    })
+    expect(gpu.stats.submissions).toHaveLength(2)
+    expect(gateway.store.get(id)?.attempt).toBe(2)
+  })
+
+  it('runs a task once when its message is delivered twice', async () => {
+    const dir = await tempDir('duplicate')
+    const gateway = await startTestGateway(dir)
+    const gpu = await startTestGpu(dir, 600)
+    const audio = await upload(gateway.url, media('a'), '.wav')
+    const video = await upload(gateway.url, media('v'), '.mp4')
+    const id = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
+
+    // Capture the task message the gateway published, then deliver a copy of it again.
+    const spy = await mqtt.connectAsync(gateway.mqttUrl, { clientId: `spy-${String(Date.now())}` })
+    onTestFinished(() => endClient(spy))
+    const captured = new Promise<Buffer>((resolve) =>
+      spy.once('message', (_t, payload) => resolve(payload)),
+    )
+    await spy.subscribeAsync('relay/gpus/gpu-1/tasks', { qos: 1 })
+    await startTestBridge(dir, gateway, gpu)
+    const payload = await captured
+    await waitFor(async () => (await taskStatus(gateway.url, id)).status === 'processing', {
+      what: 'processing',
+    })
+    await publish(spy, 'relay/gpus/gpu-1/tasks', payload, { qos: 1 })
+    await publish(spy, 'relay/gpus/gpu-1/tasks', payload, { qos: 1 })
+    await waitFor(async () => (await taskStatus(gateway.url, id)).status === 'done', {
+      what: 'done',
+      timeoutMs: 15_000,
+    })
+    // A copy after done is refused at the claim as well.
+    await publish(spy, 'relay/gpus/gpu-1/tasks', payload, { qos: 1 })
+    const refused = new Promise<void>((resolve) => {
+      spy.on('message', (topic, p) => {
+        if (topic.endsWith('/control') && p.toString().includes('claim-refused')) resolve()
+      })
+    })
+    await spy.subscribeAsync('relay/gpus/gpu-1/control', { qos: 1 })
+    await publish(spy, 'relay/gpus/gpu-1/tasks', payload, { qos: 1 })
+    await refused
+    expect(gpu.stats.submissions).toHaveLength(1)
+  })
+})

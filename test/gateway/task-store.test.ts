@@ -1,0 +1,78 @@
+import { join } from 'node:path'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { openDb } from '../../gateway/db.js'
+import { TaskStore } from '../../gateway/task-store.js'
+import { tempDir } from '../helpers/temp-dir.js'
+
+async function store(): Promise<TaskStore> {
+  const db = openDb(join(await tempDir('store'), 'g.sqlite'))
+  onTestFinished(() => {
+    db.close()
+  })
+  return new TaskStore(db)
+}
+
+const file = (hash: string) => ({ hash: hash.repeat(32), ext: '.wav', size: 10 })
+
+function add(s: TaskStore, id: string, now = 1_000) {
+  return s.insert({
+    id,
+    owner: 'K',
+    source: 'task-api',
+    gpuId: 'gpu-1',
+    audio: file('a'),
+    video: file('b'),
+    options: {},
+    now,
+    expiresAt: now + 10_000,
+  })
+}
+
+describe('task store', () => {
+  it('grants a claim once: only for the assigned GPU, the current attempt and a queued, unexpired task', async () => {
+    const s = await store()
+    add(s, 't1')
+    expect(s.claim('t1', 'gpu-2', 1, 1, 2_000)).toBe(false)
+    expect(s.claim('t1', 'gpu-1', 2, 1, 2_000)).toBe(false)
+    expect(s.claim('t1', 'gpu-1', 1, 1, 20_000)).toBe(false) // past its TTL
+    expect(s.claim('t1', 'gpu-1', 1, 1, 2_000)).toBe(true)
+    expect(s.claim('t1', 'gpu-1', 1, 2, 2_001)).toBe(false)
+    expect(s.get('t1')?.state).toBe('processing')
+  })
+
+  it('applies progress of the current attempt only in increasing seq order', async () => {
+    const s = await store()
+    add(s, 't1')
+    s.claim('t1', 'gpu-1', 1, 1, 2_000)
+    expect(s.progress('t1', 'gpu-1', 1, 3, 40, 'synthesizing', null, 2_100)).toBe(true)
+    expect(s.progress('t1', 'gpu-1', 1, 2, 20, 'synthesizing', null, 2_200)).toBe(false)
+    expect(s.progress('t1', 'gpu-1', 1, 3, 40, 'synthesizing', null, 2_200)).toBe(false)
+    expect(s.progress('t1', 'gpu-2', 1, 9, 90, 'encoding', null, 2_300)).toBe(false)
+    expect(s.get('t1')?.progress).toBe(40)
+  })
+
+  it('re-queues as a new attempt, after which the old attempt can neither finish nor report', async () => {
+    const s = await store()
+    add(s, 't1')
+    s.claim('t1', 'gpu-1', 1, 1, 2_000)
+    expect(s.requeue('t1', 1, 'gpu-1', 'lost', 3_000)).toBe(true)
+    expect(s.get('t1')).toMatchObject({ state: 'queued', attempt: 2, progress: 0, last_seq: 0 })
+    expect(
+      s.finishDone('t1', 'gpu-1', 1, 5, { hash: 'c'.repeat(32), ext: '.mp4', size: 1 }, 4_000),
+    ).toBe(false)
+    expect(s.unpublished().map((r) => r.id)).toEqual(['t1'])
+    expect(s.transitions('t1').map((t) => t.to_state)).toEqual(['queued', 'processing', 'queued'])
+  })
+
+  it('knows queue positions in submit order and the rows never published', async () => {
+    const s = await store()
+    add(s, 't1')
+    add(s, 't2')
+    add(s, 't3')
+    s.markPublished('t2', 1)
+    const t3 = s.get('t3')
+    expect(t3 && s.queuePosition(t3)).toBe(3)
+    expect(s.unpublished().map((r) => r.id)).toEqual(['t1', 't3'])
+    expect(s.olderQueued('gpu-1', t3?.seq ?? 0, 2_000).map((r) => r.id)).toEqual(['t1', 't2'])
+  })
+})
