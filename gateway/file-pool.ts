@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import { createReadStream, createWriteStream, type ReadStream } from 'node:fs'
 import { mkdir, rename, rm, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Db } from './db.js'
@@ -29,7 +29,8 @@ export class FilePool {
     this.#tmp = join(root, 'tmp')
   }
 
-  static async open(db: Db, root: string): Promise<FilePool> {
+  static async open(db: Db, folder: string): Promise<FilePool> {
+    const root = resolve(folder) // absolute: express' sendFile needs it
     await mkdir(join(root, 'tmp'), { recursive: true })
     // Partial uploads from a previous run are garbage.
     await rm(join(root, 'tmp'), { recursive: true, force: true })

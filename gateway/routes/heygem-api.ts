@@ -5,6 +5,7 @@
 import { Router, type Request } from 'express'
 import busboy from 'busboy'
 import { extname } from 'node:path'
+import type { Readable } from 'node:stream'
 import { z } from 'zod'
 import { ok, validate } from '../http-envelope.js'
 import type { FilePool } from '../file-pool.js'
@@ -155,6 +156,13 @@ function receiveUpload(req: Request, deps: HeygemApiDeps): Promise<UploadFileDat
       return
     }
     const fields: Record<string, string> = {}
+    let fileStream: Readable | null = null
+    // A client that goes away mid-upload: stop writing, and the partial file is removed.
+    req.once('close', () => {
+      if (req.complete) return
+      fileStream?.destroy(new Error('upload aborted by the client'))
+      reject(new AppError('UPLOAD_ABORTED', 400, '上传中断，请重新上传'))
+    })
     let stored: Promise<{
       hash: string
       size: number
@@ -169,6 +177,7 @@ function receiveUpload(req: Request, deps: HeygemApiDeps): Promise<UploadFileDat
         stream.resume()
         return
       }
+      fileStream = stream
       let truncated = false
       stream.on('limit', () => {
         truncated = true

@@ -1,4 +1,9 @@
+import { readdir } from 'node:fs/promises'
+import { request } from 'node:http'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
+import { uploadMultipart } from '../../lib/http-client.js'
 import { md5Buffer } from '../../lib/hash.js'
 import { fakeResultBytes } from '../fakes/result-bytes.js'
 import { call, download, media, upload } from '../helpers/pc.js'
@@ -98,8 +103,6 @@ describe('the GPU server API spoken by the gateway (the unchanged PC app)', () =
 
     const bytes = media('x')
     const claimed = 'c'.repeat(32)
-    const { uploadMultipart } = await import('../../lib/http-client.js')
-    const { Readable } = await import('node:stream')
     const reply = await uploadMultipart({
       url: `${gateway.url}/api/heygem/upload_file`,
       source: Readable.from([bytes]),
@@ -119,5 +122,34 @@ describe('the GPU server API spoken by the gateway (the unchanged PC app)', () =
       ],
     })
     expect(check.env.data).toEqual({ [claimed]: false, [md5Buffer(bytes)]: true })
+  })
+})
+
+describe('an upload cut off half-way', () => {
+  it('leaves no file behind and the gateway keeps serving', async () => {
+    const dir = await tempDir('upload-abort')
+    const gateway = await startTestGateway(dir)
+    const boundary = 'xyz'
+    const head = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n`
+    await new Promise<void>((resolve) => {
+      const req = request(`${gateway.url}/api/heygem/upload_file`, {
+        method: 'POST',
+        headers: {
+          'content-type': `multipart/form-data; boundary=${boundary}`,
+          'content-length': '1000000',
+        },
+      })
+      req.on('error', () => resolve())
+      req.write(head + 'x'.repeat(5000), () => {
+        setTimeout(() => req.destroy(), 50)
+      })
+    })
+    await waitFor(async () => (await readdir(join(dir, 'gateway', 'files', 'tmp'))).length === 0, {
+      what: 'temp file removed',
+    })
+    const entries = (await readdir(join(dir, 'gateway', 'files'))).filter((e) => e !== 'tmp')
+    expect(entries).toEqual([])
+    const health = await call(gateway.url, '/api/heygem/queue')
+    expect(health.env.code).toBe(0)
   })
 })
