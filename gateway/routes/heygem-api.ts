@@ -10,7 +10,7 @@ import { z } from 'zod'
 import { ok, validate } from '../http-envelope.js'
 import type { FilePool } from '../file-pool.js'
 import type { TaskService } from '../task-service.js'
-import { resultUrl } from './task-api.js'
+import { failureText, resultUrl } from './task-api.js'
 import { AppError } from '../../lib/errors.js'
 import {
   CheckFilesRequest,
@@ -95,15 +95,12 @@ export function heygemApi(deps: HeygemApiDeps): Router {
       queue_position: view.position,
       eta_seconds: view.etaSeconds,
       result_url: row.state === 'done' ? resultUrl(row.id) : null,
-      error_msg:
-        row.state === 'done' || row.state === 'queued' || row.state === 'processing'
-          ? null
-          : view.message,
+      error_msg: failureText(row.state, row.error_msg, view.message),
     }
     ok(res, data, view.message)
   })
 
-  router.get(HEYGEM_PATHS.download, (req, res, next) => {
+  router.get(HEYGEM_PATHS.download, async (req, res, next) => {
     const query = validate(z.object({ task_id: TaskId }), req.query, 'task_id')
     const row = tasks.get(query.task_id)
     if (row.state !== 'done' || row.result_hash === null) {
@@ -111,6 +108,13 @@ export function heygemApi(deps: HeygemApiDeps): Router {
         'TASK_NOT_DONE',
         400,
         `任务尚未完成（当前状态：${row.state}），请完成后再下载`,
+      )
+    }
+    if (!(await pool.has(row.result_hash))) {
+      throw new AppError(
+        'RESULT_GONE',
+        410,
+        '结果视频已不在服务器上（可能已过保留期），请重新提交任务',
       )
     }
     const ext = row.result_ext ?? '.mp4'

@@ -40,7 +40,7 @@ export function taskApi(tasks: TaskService): Router {
       status: view.row.state,
       progress: view.row.progress,
       result_url: view.row.state === 'done' ? resultUrl(view.row.id) : null,
-      error_msg: view.row.state === 'error' ? view.row.error_msg : null,
+      error_msg: failureText(view.row.state, view.row.error_msg, view.message),
       queue_position: view.position,
       eta_seconds: view.etaSeconds,
       msg: view.message,
@@ -53,4 +53,15 @@ export function taskApi(tasks: TaskService): Router {
 
 export function resultUrl(taskId: string): string {
   return `/api/heygem/download?task_id=${taskId}`
+}
+
+/** Why a task ended without a result (null while it may still succeed). */
+export function failureText(
+  state: string,
+  errorMsg: string | null,
+  message: string,
+): string | null {
+  if (state === 'error') return errorMsg ?? message
+  if (state === 'cancelled' || state === 'expired') return message
+  return null
 }

@@ -1,6 +1,8 @@
+import { rm } from 'node:fs/promises'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { fakeResultBytes } from '../fakes/result-bytes.js'
-import { media, download, submitTask, taskStatus, upload } from '../helpers/pc.js'
+import { call, media, download, submitTask, taskStatus, upload } from '../helpers/pc.js'
 import { startTestBridge, startTestGateway, startTestGpu } from '../helpers/relay.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -49,6 +51,13 @@ describe('a task submitted while the GPU is online', () => {
     expect(result.status).toBe(200)
     expect(result.bytes.equals(fakeResultBytes(audio, video, 32 * 1024))).toBe(true)
     expect(gpu.stats.submissions).toHaveLength(1)
+
+    // A result whose file has gone from the pool gets a clear 410, not a server error.
+    const hash = gateway.store.get(taskId)?.result_hash ?? ''
+    await rm(join(dir, 'gateway', 'files', hash.slice(0, 2), hash))
+    const gone = await call(gateway.url, `/api/heygem/download?task_id=${taskId}`)
+    expect(gone.status).toBe(410)
+    expect(gone.env.msg).toContain('请重新提交')
   })
 })
 

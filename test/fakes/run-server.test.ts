@@ -249,7 +249,11 @@ describe('fake run_server', () => {
     const seen: [ProgressData, ProgressData][] = []
     await waitFor(
       async () => {
-        const pair = await Promise.all([progress(gpu, first), progress(gpu, second)])
+        // The second job is read before the first: jobs only move forward, so "second running,
+        // then first still running" proves they overlapped (reading both at once would not).
+        const b = await progress(gpu, second)
+        const a = await progress(gpu, first)
+        const pair: [ProgressData, ProgressData] = [a, b]
         seen.push(pair)
         return pair[1].status === 'done'
       },

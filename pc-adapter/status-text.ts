@@ -1,0 +1,67 @@
+/** The Chinese words the PC side shows for a task: one status line, and the parts it is made of. */
+import type { TaskState, TaskStatusData } from '../protocol/index.js'
+
+export const STATE_NAMES: Readonly<Record<TaskState, string>> = {
+  queued: '排队中',
+  processing: '处理中',
+  done: '已完成',
+  error: '失败',
+  cancelled: '已取消',
+  expired: '已过期',
+}
+
+/** "约 40 秒" / "约 2 分钟" / "约 1.5 小时" */
+export function humanDuration(seconds: number): string {
+  if (seconds < 60) return `约 ${Math.max(1, Math.round(seconds))} 秒`
+  const minutes = Math.round(seconds / 60)
+  if (minutes < 120) return `约 ${minutes} 分钟`
+  return `约 ${Math.round(minutes / 6) / 10} 小时`
+}
+
+/** "512 字节" / "3.4 KB" / "12.0 MB" */
+export function humanBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} 字节`
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`
+  if (bytes < 1024 * 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MB`
+  return `${(bytes / 1024 / 1024 / 1024).toFixed(2)} GB`
+}
+
+/**
+ * One line for the user. The server's `msg` is preferred (it knows whether the GPU is offline,
+ * what stage a job is in); our own words fill in when it has none.
+ */
+export function statusLine(s: TaskStatusData): string {
+  const msg = s.msg.trim()
+  const percent = Math.round(s.progress)
+  switch (s.status) {
+    case 'queued': {
+      if (msg !== '') return msg.startsWith('⏳') ? msg : `⏳ ${msg}`
+      const place = s.queue_position > 0 ? `（第 ${s.queue_position} 位）` : ''
+      const eta = s.eta_seconds > 0 ? `，预计${humanDuration(s.eta_seconds)}后开始` : ''
+      return `⏳ 排队中${place}${eta}`
+    }
+    case 'processing':
+      if (msg === '') return `⚙️ 处理中 ${percent}%`
+      return msg.includes('%') ? `⚙️ ${msg}` : `⚙️ 处理中 ${percent}%：${msg}`
+    case 'done':
+      return msg !== '' ? msg : '✅ 完成'
+    case 'error':
+    case 'cancelled':
+    case 'expired':
+      return msg !== '' ? msg : `❌ ${failureReason(s)}`
+  }
+}
+
+/** Why a task ended without a result, in Chinese. */
+export function failureReason(s: TaskStatusData): string {
+  switch (s.status) {
+    case 'error':
+      return `任务失败：${s.error_msg ?? (s.msg.trim() || '未知错误')}`
+    case 'cancelled':
+      return s.msg.trim() || '任务已取消'
+    case 'expired':
+      return s.msg.trim() || '任务排队超时，已过期，请重新提交'
+    default:
+      return s.msg.trim() || `任务状态：${STATE_NAMES[s.status]}`
+  }
+}
