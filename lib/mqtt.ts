@@ -15,9 +15,19 @@ export function publish(
   })
 }
 
-/** End a client; `force` drops the socket without DISCONNECT (the broker then sends the will). */
-export function endClient(client: MqttClient, force = false): Promise<void> {
+/**
+ * End a client; `force` drops the socket without DISCONNECT (the broker then sends the will).
+ * A graceful end waits for in-flight QoS 1 messages, which never complete while the broker is
+ * away, so it is forced when not connected or after `graceMs`.
+ */
+export function endClient(client: MqttClient, force = false, graceMs = 2_000): Promise<void> {
   return new Promise((resolve) => {
-    client.end(force, {}, () => resolve())
+    const timer = setTimeout(() => {
+      client.end(true, {}, () => resolve())
+    }, graceMs)
+    client.end(force || !client.connected, {}, () => {
+      clearTimeout(timer)
+      resolve()
+    })
   })
 }
