@@ -27,18 +27,7 @@ function captureIo(env: Record<string, string | undefined> = {}): CliIo & {
 async function queuedTask(): Promise<{ url: string; taskId: string }> {
   const fx = await startTestGateway()
   const client = new RelayClient({ baseUrl: fx.gateway.url })
-  const audio = await fx.file('a.wav')
-  const video = await fx.file('v.mp4')
-  const [a, v] = await Promise.all([md5File(audio), md5File(video)])
-  await client.uploadFile(audio, { hash: a.hash, ext: '.wav' })
-  await client.uploadFile(video, { hash: v.hash, ext: '.mp4' })
-  const submit = await client.submitTask({
-    audio_hash: a.hash,
-    audio_ext: '.wav',
-    video_hash: v.hash,
-    video_ext: '.mp4',
-    license_key: 'license-cli-test',
-  })
+  const submit = await fx.submitFresh(client, 'license-cli-test')
   return { url: fx.gateway.url, taskId: submit.task_id }
 }
 

@@ -112,19 +112,7 @@ describe('RelayClient against the real gateway', () => {
   it('refuses to download an unfinished task and leaves no partial file', async () => {
     const fx = await startTestGateway()
     const client = new RelayClient({ baseUrl: fx.gateway.url })
-    const audio = await fx.file('a.wav')
-    const video = await fx.file('v.mp4')
-    const a = await md5File(audio)
-    const v = await md5File(video)
-    await client.uploadFile(audio, { hash: a.hash, ext: '.wav' })
-    await client.uploadFile(video, { hash: v.hash, ext: '.mp4' })
-    const submit = await client.submitTask({
-      audio_hash: a.hash,
-      audio_ext: '.wav',
-      video_hash: v.hash,
-      video_ext: '.mp4',
-      license_key: LICENSE,
-    })
+    const submit = await fx.submitFresh(client, LICENSE)
     const out = join(fx.dir, 'out')
     await mkdir(out)
     await expect(client.download(submit.task_id, join(out, 'result.mp4'))).rejects.toMatchObject({

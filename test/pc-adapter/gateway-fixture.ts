@@ -7,13 +7,18 @@ import { onTestFinished } from 'vitest'
 import { startBroker } from '../../broker/broker.js'
 import { gatewayTestConfig } from '../../gateway/config.js'
 import { startGateway, type GatewayHandle } from '../../gateway/gateway.js'
+import { md5File } from '../../lib/hash.js'
 import { silentLogger } from '../../lib/logger.js'
+import type { RelayClient } from '../../pc-adapter/client.js'
+import type { TaskSubmitData } from '../../protocol/index.js'
 
 export interface GatewayFixture {
   readonly gateway: GatewayHandle
   readonly dir: string
   /** Write `size` random bytes to `name` in the temp folder; returns the path. */
   file(name: string, size?: number): Promise<string>
+  /** Upload a fresh a.wav and v.mp4 with `client` and submit them under `license`. */
+  submitFresh(client: RelayClient, license: string): Promise<TaskSubmitData>
 }
 
 export async function startTestGateway(): Promise<GatewayFixture> {
@@ -24,13 +29,28 @@ export async function startTestGateway(): Promise<GatewayFixture> {
     startBroker,
   })
   onTestFinished(() => gateway.close())
+  const file = async (name: string, size = 4096): Promise<string> => {
+    const path = join(dir, name)
+    await writeFile(path, randomBytes(size))
+    return path
+  }
   return {
     gateway,
     dir,
-    async file(name, size = 4096) {
-      const path = join(dir, name)
-      await writeFile(path, randomBytes(size))
-      return path
+    file,
+    async submitFresh(client, license) {
+      const audio = await file('a.wav')
+      const video = await file('v.mp4')
+      const [a, v] = await Promise.all([md5File(audio), md5File(video)])
+      await client.uploadFile(audio, { hash: a.hash, ext: '.wav' })
+      await client.uploadFile(video, { hash: v.hash, ext: '.mp4' })
+      return client.submitTask({
+        audio_hash: a.hash,
+        audio_ext: '.wav',
+        video_hash: v.hash,
+        video_ext: '.mp4',
+        license_key: license,
+      })
     },
   }
 }
