@@ -2,12 +2,15 @@
  * The MQTT broker: Aedes over TCP and WebSocket. Embedded in the gateway by default, or run alone
  * (`npm run broker`). Sessions with clean-session=false and QoS 1 are kept by Aedes' persistence.
  */
+import { mkdir } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
 import { createServer as createNetServer, type AddressInfo, type Server } from 'node:net'
 import { Aedes } from 'aedes'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import type { Logger } from 'pino'
 import { Closer } from '../lib/lifecycle.js'
+import { SqlitePersistence } from './sqlite-persistence.js'
 
 export interface BrokerConfig {
   readonly host: string
@@ -15,6 +18,16 @@ export interface BrokerConfig {
   readonly port: number
   /** MQTT over WebSocket (MQTT Explorer, browsers); null turns it off, 0 picks a free port. */
   readonly wsPort: number | null
+  /**
+   * SQLite file for sessions, queued QoS 1 messages, retained messages and wills; null keeps them
+   * in memory (lost on restart).
+   */
+  readonly persistencePath: string | null
+  /**
+   * Aedes' broker heartbeat (default 60 s). Wills of clients that were connected when a broker
+   * died are published by its successor after 4 heartbeats.
+   */
+  readonly heartbeatMs?: number
 }
 
 export interface BrokerDeps {
@@ -49,7 +62,15 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
   const log = deps.log.child({ component: 'broker' })
   const closer = new Closer()
   try {
-    const aedes = await Aedes.createBroker({ heartbeatInterval: 60_000 })
+    if (config.persistencePath !== null)
+      await mkdir(dirname(config.persistencePath), { recursive: true })
+    const persistence =
+      config.persistencePath === null ? undefined : new SqlitePersistence(config.persistencePath)
+    if (persistence) closer.add(() => persistence.destroy())
+    const aedes = await Aedes.createBroker({
+      heartbeatInterval: config.heartbeatMs ?? 60_000,
+      ...(persistence ? { persistence } : {}),
+    })
     closer.add(() => new Promise<void>((resolve) => aedes.close(() => resolve())))
     aedes.on('client', (client) => log.debug({ clientId: client.id }, 'client connected'))
     aedes.on('clientDisconnect', (client) => log.debug({ clientId: client.id }, 'client gone'))
@@ -101,7 +122,7 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
       wsUrl = `ws://${urlHost(config.host)}:${wsPort}`
     }
 
-    log.info({ url, wsUrl }, 'broker listening')
+    log.info({ url, wsUrl, persistence: config.persistencePath ?? 'memory' }, 'broker listening')
     return { url, wsUrl, aedes, close: () => closer.close() }
   } catch (err) {
     await closer.close()

@@ -6,9 +6,10 @@ import type { BrokerConfig } from './broker.js'
 export const BrokerEnv = z.object({
   BROKER_HOST: env.str('0.0.0.0'),
   BROKER_PORT: env.port(1883),
-  BROKER_WS_PORT: z
-    .union([z.literal('off'), z.coerce.number().int().min(0).max(65535)])
-    .default(8083),
+  BROKER_WS_PORT: env.portOrOff(8083),
+  /** SQLite file of the broker's sessions and queues; "memory" keeps them in memory only. */
+  BROKER_PERSISTENCE: env.str('./data/broker/broker.sqlite'),
+  BROKER_HEARTBEAT_MS: env.ms(60_000),
   LOG_LEVEL: env.logLevel(),
 })
 
@@ -20,6 +21,8 @@ export function brokerConfigFromEnv(
     host: e.BROKER_HOST,
     port: e.BROKER_PORT,
     wsPort: e.BROKER_WS_PORT === 'off' ? null : e.BROKER_WS_PORT,
+    persistencePath: e.BROKER_PERSISTENCE === 'memory' ? null : e.BROKER_PERSISTENCE,
+    heartbeatMs: e.BROKER_HEARTBEAT_MS,
     logLevel: e.LOG_LEVEL,
   })
 }

@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import { z } from 'zod'
 import { env, parseEnv } from '../lib/config.js'
 import { DEFAULT_TOPIC_ROOT, GpuId } from '../protocol/index.js'
@@ -14,9 +15,9 @@ export const GatewayEnv = z.object({
   BROKER_HOST: env.str('0.0.0.0'),
   BROKER_PORT: env.port(1883),
   /** 0 picks a free port; "off" disables MQTT over WebSocket. */
-  BROKER_WS_PORT: z
-    .union([z.literal('off'), z.coerce.number().int().min(0).max(65535)])
-    .default(8083),
+  BROKER_WS_PORT: env.portOrOff(8083),
+  /** The embedded broker keeps its sessions in DATA_DIR/broker.sqlite; "memory" keeps them in memory. */
+  BROKER_PERSISTENCE: z.enum(['sqlite', 'memory']).default('sqlite'),
   /** GPUs known before any has connected; the first receives work queued before any birth. */
   GPU_IDS: env.list('gpu-1').pipe(z.array(GpuId).min(1)),
   GPU_BOOT_ESTIMATE_S: env.int(120),
@@ -36,7 +37,13 @@ export interface GatewayConfig {
   readonly mqttUrl: string | null
   readonly topicRoot: string
   readonly mqttClientId: string
-  readonly broker: { readonly host: string; readonly port: number; readonly wsPort: number | null }
+  readonly broker: {
+    readonly host: string
+    readonly port: number
+    readonly wsPort: number | null
+    /** SQLite file of the embedded broker (sessions, queued messages, retained, wills); null: memory. */
+    readonly persistencePath: string | null
+  }
   readonly gpuIds: readonly string[]
   readonly bootEstimateS: number
   readonly runEstimateS: number
@@ -61,6 +68,7 @@ export function gatewayConfigFromEnv(
       host: e.BROKER_HOST,
       port: e.BROKER_PORT,
       wsPort: e.BROKER_WS_PORT === 'off' ? null : e.BROKER_WS_PORT,
+      persistencePath: e.BROKER_PERSISTENCE === 'memory' ? null : join(e.DATA_DIR, 'broker.sqlite'),
     }),
     gpuIds: Object.freeze([...e.GPU_IDS]),
     bootEstimateS: e.GPU_BOOT_ESTIMATE_S,
@@ -85,7 +93,12 @@ export function gatewayTestConfig(
     mqttUrl: null,
     topicRoot: DEFAULT_TOPIC_ROOT,
     mqttClientId: 'gpu-relay-gateway',
-    broker: { host: '127.0.0.1', port: 0, wsPort: null },
+    broker: {
+      host: '127.0.0.1',
+      port: 0,
+      wsPort: null,
+      persistencePath: join(dataDir, 'broker.sqlite'),
+    },
     gpuIds: ['gpu-1'],
     bootEstimateS: 120,
     runEstimateS: 120,

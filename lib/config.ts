@@ -37,6 +37,9 @@ export function parseEnv<S extends z.ZodObject>(
 /** Building blocks for env schemas. */
 export const env = {
   port: (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback),
+  /** A port, or "off". */
+  portOrOff: (fallback: number) =>
+    z.union([z.literal('off'), z.coerce.number().int().min(0).max(65535)]).default(fallback),
   ms: (fallback: number) => z.coerce.number().int().min(1).default(fallback),
   int: (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback),
   str: (fallback: string) => z.string().min(1).default(fallback),

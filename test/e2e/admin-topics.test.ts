@@ -22,7 +22,7 @@ describe('what admins see in MQTT Explorer', () => {
   it('reads retained GPU state, task snapshots and the queue as JSON, over MQTT/WebSocket too', async () => {
     const dir = await tempDir('admin')
     const gateway = await startTestGateway(dir, {
-      broker: { host: '127.0.0.1', port: 0, wsPort: 0 },
+      broker: { host: '127.0.0.1', port: 0, wsPort: 0, persistencePath: null },
     })
     const gpu = await startTestGpu(dir, 200)
     await startTestBridge(dir, gateway, gpu)
@@ -62,7 +62,10 @@ describe('what admins see in MQTT Explorer', () => {
 describe('a broker outside the gateway', () => {
   it('works the same when MQTT_URL points to a separately started broker', async () => {
     const dir = await tempDir('external-broker')
-    const broker = await startBroker({ host: '127.0.0.1', port: 0, wsPort: null }, { log })
+    const broker = await startBroker(
+      { host: '127.0.0.1', port: 0, wsPort: null, persistencePath: null },
+      { log },
+    )
     onTestFinished(() => broker.close())
     const gateway = await startTestGateway(dir, { mqttUrl: broker.url })
     expect(gateway.mqttUrl).toBe(broker.url)

@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { fakeResultBytes } from '../fakes/result-bytes.js'
 import { gpuPresence } from '../helpers/gateway-view.js'
@@ -45,9 +46,15 @@ describe('tasks queued while the GPU is off', () => {
     }
   })
 
-  it('survive a gateway restart and run when the GPU connects', async () => {
+  it.each([
+    ['the broker keeps its sessions on disk (default)', true],
+    ['the broker keeps sessions in memory, so the birth reconcile re-publishes', false],
+  ])('survive a gateway restart and run when the GPU connects: %s', async (_name, onDisk) => {
     const dir = await tempDir('gateway-restart')
-    const first = await startTestGateway(dir)
+    const persistencePath = onDisk ? join(dir, 'gateway', 'broker.sqlite') : null
+    const first = await startTestGateway(dir, {
+      broker: { host: '127.0.0.1', port: 0, wsPort: null, persistencePath },
+    })
     const gpu = await startTestGpu(dir, 200)
     // The GPU has been here before, so the broker holds its session when the tasks are published.
     const bridge = await startTestBridge(dir, first, gpu)
@@ -62,13 +69,13 @@ describe('tasks queued while the GPU is off', () => {
       const env = await submitTask(first.url, audio, video, 'PC-1')
       tasks.push({ id: String(env.data.task_id), audio })
     }
-    // Restart on the same ports: the embedded broker's in-memory sessions are gone with it.
+    // Restart on the same ports.
     const httpPort = Number(new URL(first.url).port)
     const mqttPort = Number(new URL(first.mqttUrl).port)
     await first.close()
     const second = await startTestGateway(dir, {
       port: httpPort,
-      broker: { host: '127.0.0.1', port: mqttPort, wsPort: null },
+      broker: { host: '127.0.0.1', port: mqttPort, wsPort: null, persistencePath },
     })
     for (const task of tasks) {
       expect((await taskStatus(second.url, task.id)).status).toBe('queued')
