@@ -60,6 +60,9 @@ const MIGRATIONS: readonly string[] = [
     capacity INTEGER NOT NULL DEFAULT 1
   );
   `,
+  // The bridge connection (epoch) that claimed the task: a later birth that does not hold it
+  // proves it was lost; a birth of the same epoch cannot.
+  `ALTER TABLE tasks ADD COLUMN claim_epoch INTEGER;`,
 ]
 
 export function openDb(path: string): Db {

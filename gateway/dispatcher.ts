@@ -17,7 +17,7 @@ import {
   encodePayload,
   parsePayload,
   type ClaimRefusal,
-  type ControlMessage,
+  type GpuControl,
   type Holding,
   type TaskMessage,
   type Topics,
@@ -68,16 +68,15 @@ export class Dispatcher {
     }
     const gpuId = task.gpu_id
     this.#lastRepublish.set(`${task.id}:${task.attempt}`, this.#d.now())
-    publish(client, topics.gpuTasks(gpuId), encodePayload(message), { qos: 1 }).then(
-      () => {
+    publish(client, topics.gpuTasks(gpuId), encodePayload(message), { qos: 1 })
+      .then(() => {
         store.markPublished(task.id, task.attempt)
         log.info({ taskId: task.id, gpuId, attempt: task.attempt, why }, 'task dispatched')
-      },
-      (err: unknown) => {
+      })
+      .catch((err: unknown) => {
         // Left unpublished: repaired at start-up or at the GPU's next birth.
-        log.warn({ taskId: task.id, gpuId, err }, 'task publish failed')
-      },
-    )
+        log.warn({ taskId: task.id, gpuId, err: errorMessage(err) }, 'task publish failed')
+      })
   }
 
   /** Start-up repair of "write, then publish": rows committed but never published. */
@@ -123,7 +122,7 @@ export class Dispatcher {
   }
 
   /** Reconcile on birth (DESIGN §3.3). */
-  onGpuOnline(gpuId: string, holding: readonly Holding[]): void {
+  onGpuOnline(gpuId: string, holding: readonly Holding[], epoch: number): void {
     const { store, registry, log, now } = this.#d
     const held = new Map(holding.map((h) => [h.taskId, h]))
     const offline = registry
@@ -140,6 +139,9 @@ export class Dispatcher {
     let requeued = 0
     for (const task of store.processingOn(gpuId)) {
       if (held.get(task.id)?.attempt === task.attempt) continue
+      // Claimed by this very connection and not held: it finished and was acknowledged while
+      // the birth was in flight, or will be reported; only an earlier connection's claim is lost.
+      if ((task.claim_epoch ?? -1) >= epoch) continue
       this.#retryOrFail(task, 'GPU 重新上线后不再持有该任务（可能已重启）', 'lost-on-gpu')
       requeued++
     }
@@ -160,6 +162,12 @@ export class Dispatcher {
       }
     }
     log.info({ gpuId, held: holding.length, republished, requeued, moved }, 'backlog flushed')
+    this.#d.admin.queueChanged()
+  }
+
+  /** Ask a GPU seen online without a birth to publish one (so its holding can be reconciled). */
+  requestRebirth(gpuId: string): void {
+    this.#control(gpuId, { v: PROTOCOL_VERSION, kind: 'rebirth' })
     this.#d.admin.queueChanged()
   }
 
@@ -196,6 +204,7 @@ export class Dispatcher {
     if (task.gpu_id !== gpuId) return refuse('reassigned')
     if (task.state === 'processing') {
       // The same GPU asking again for the same attempt: it never saw our grant. Grant again.
+      store.reclaimed(task.id, task.attempt, event.epoch)
       this.#grant(gpuId, task)
       return
     }
@@ -210,7 +219,10 @@ export class Dispatcher {
       for (const row of older) this.#republishIfQuiet(row)
       return refuse('not-next')
     }
-    if (!store.claim(task.id, gpuId, task.attempt, event.seq, now())) return refuse('not-queued')
+    if (!store.claim(task.id, gpuId, task.attempt, event.seq, event.epoch, now())) {
+      return refuse('not-queued')
+    }
+    this.#lastRepublish.delete(`${task.id}:${task.attempt}`)
     log.info({ taskId: task.id, gpuId, attempt: task.attempt }, 'task claimed')
     this.#grant(gpuId, task)
     this.#snapshot(task.id)
@@ -340,14 +352,11 @@ export class Dispatcher {
     })
   }
 
-  #control(gpuId: string, message: ControlMessage): void {
+  #control(gpuId: string, message: GpuControl): void {
     const { client, topics, log } = this.#d
     publish(client, topics.gpuControl(gpuId), encodePayload(message), { qos: 1 }).catch(
       (err: unknown) => {
-        log.warn(
-          { gpuId, kind: message.kind, taskId: message.taskId, err: errorMessage(err) },
-          'control not published',
-        )
+        log.warn({ gpuId, kind: message.kind, err: errorMessage(err) }, 'control not published')
       },
     )
   }

@@ -93,7 +93,8 @@ export async function startGateway(
 
     const late: { dispatcher?: Dispatcher } = {}
     const registry = new GpuRegistry(db, config.gpuIds, log, {
-      onOnline: (gpuId, holding) => late.dispatcher?.onGpuOnline(gpuId, holding),
+      onOnline: (gpuId, holding, epoch) => late.dispatcher?.onGpuOnline(gpuId, holding, epoch),
+      onPresumedOnline: (gpuId) => late.dispatcher?.requestRebirth(gpuId),
       onOffline: (gpuId) => late.dispatcher?.onGpuOffline(gpuId),
     })
     const dispatcher = new Dispatcher({
@@ -123,19 +124,24 @@ export async function startGateway(
     late.dispatcher = dispatcher
     const live = dispatcher
     let stopping = false
-    client.on('message', (topic, payload) => {
+    // MQTT handlers never throw (STYLE): a failure is logged and the message dropped.
+    client.on('message', (topic, payload, packet) => {
       if (stopping) return
       const parsed = topics.parseGpuTopic(topic)
       if (!parsed) return
-      if (parsed.channel === 'events') {
-        live.onEventMessage(parsed.gpuId, payload)
-      } else if (parsed.channel === 'state') {
-        const state = parsePayload(GpuState, payload)
-        if (!state.ok) {
-          log.warn({ gpuId: parsed.gpuId, error: state.error }, 'bad GPU state dropped')
-          return
+      try {
+        if (parsed.channel === 'events') {
+          live.onEventMessage(parsed.gpuId, payload)
+        } else if (parsed.channel === 'state') {
+          const state = parsePayload(GpuState, payload)
+          if (!state.ok) {
+            log.warn({ gpuId: parsed.gpuId, error: state.error }, 'bad GPU state dropped')
+            return
+          }
+          registry.apply(parsed.gpuId, state.value, now(), packet.retain)
         }
-        registry.apply(parsed.gpuId, state.value, now())
+      } catch (err) {
+        log.error({ err, topic }, 'MQTT message handling failed')
       }
     })
     await connectAndSubscribe(client, [topics.allGpus('state'), topics.allGpus('events')], log)

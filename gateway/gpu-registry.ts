@@ -20,12 +20,14 @@ export interface GpuPresence {
 }
 
 export interface RegistryEvents {
-  /** A new connection (new epoch), or a known one heard from again after being marked offline. */
-  onOnline(gpuId: string, holding: readonly Holding[]): void
+  /** A live birth: what the bridge holds right now, for the reconcile (DESIGN §3.3). */
+  onOnline(gpuId: string, holding: readonly Holding[], epoch: number): void
+  /** Online, but we did not see its birth: ask for one. */
+  onPresumedOnline(gpuId: string): void
   onOffline(gpuId: string, reason: string): void
 }
 
-export type StateVerdict = 'birth' | 'heartbeat' | 'offline' | 'stale'
+export type StateVerdict = 'birth' | 'presumed' | 'heartbeat' | 'offline' | 'stale'
 
 const DEFAULT_HEARTBEAT_MS = 15_000
 
@@ -85,7 +87,13 @@ export class GpuRegistry {
   }
 
   /** Apply a `relay/gpus/{id}/state` message. */
-  apply(gpuId: string, state: GpuState, now: number): StateVerdict {
+  /**
+   * Apply a `relay/gpus/{id}/state` message. `retained`: a stored copy the broker replayed, not
+   * the bridge speaking now. Only a live birth is reconciled; a GPU seen online any other way
+   * (a retained state after our restart, a heartbeat after a gap or with a new epoch) is online
+   * at once but asked for a fresh birth.
+   */
+  apply(gpuId: string, state: GpuState, now: number, retained: boolean): StateVerdict {
     const known = this.#gpus.get(gpuId)
     if (known && state.epoch < known.epoch) {
       this.#log.info(
@@ -101,32 +109,34 @@ export class GpuRegistry {
       this.#events.onOffline(gpuId, state.reason ?? 'will')
       return 'offline'
     }
-    const capacity = state.capacity ?? known?.capacity ?? 1
-    const heartbeatMs = state.heartbeatMs ?? known?.heartbeatMs ?? DEFAULT_HEARTBEAT_MS
-    const isBirth = !known || !known.online || state.epoch > known.epoch
-    if (!isBirth) {
-      this.#set(
-        gpuId,
-        {
-          online: true,
-          epoch: state.epoch,
-          since: known.since,
-          lastSeen: now,
-          capacity,
-          heartbeatMs,
-        },
-        known,
-      )
-      return 'heartbeat'
-    }
+    const wasOnline = known?.online === true && state.epoch === known.epoch
     this.#set(
       gpuId,
-      { online: true, epoch: state.epoch, since: now, lastSeen: now, capacity, heartbeatMs },
+      {
+        online: true,
+        epoch: state.epoch,
+        since: wasOnline ? known.since : now,
+        lastSeen: now,
+        capacity: state.capacity ?? known?.capacity ?? 1,
+        heartbeatMs: state.heartbeatMs ?? known?.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+      },
       known,
     )
-    this.#log.info({ gpuId, epoch: state.epoch, holding: state.holding?.length ?? 0 }, 'GPU online')
-    this.#events.onOnline(gpuId, state.holding ?? [])
-    return 'birth'
+    if (!retained && state.reason === 'birth') {
+      this.#log.info(
+        { gpuId, epoch: state.epoch, holding: state.holding?.length ?? 0 },
+        'GPU online',
+      )
+      this.#events.onOnline(gpuId, state.holding ?? [], state.epoch)
+      return 'birth'
+    }
+    if (wasOnline) return 'heartbeat'
+    this.#log.info(
+      { gpuId, epoch: state.epoch, retained },
+      'GPU online without a birth; asking for one',
+    )
+    this.#events.onPresumedOnline(gpuId)
+    return 'presumed'
   }
 
   /** Mark GPUs whose heartbeats stopped (3 intervals) offline. */

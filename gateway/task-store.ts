@@ -35,6 +35,7 @@ export interface TaskRow {
   readonly claimed_at: number | null
   readonly finished_at: number | null
   readonly expires_at: number
+  readonly claim_epoch: number | null
 }
 
 export interface NewTask {
@@ -111,19 +112,36 @@ export class TaskStore {
   }
 
   /** The claim: queued → processing, only for this GPU and this attempt. */
-  claim(id: string, gpuId: string, attempt: number, seq: number, now: number): boolean {
+  claim(
+    id: string,
+    gpuId: string,
+    attempt: number,
+    seq: number,
+    epoch: number,
+    now: number,
+  ): boolean {
     return this.#db.transaction(() => {
       const changed = this.#db
         .prepare(
           `UPDATE tasks SET state = 'processing', claimed_at = ?, updated_at = ?, last_seq = ?,
-             progress = 0, stage = 'preparing', stage_message = NULL
+             claim_epoch = ?, progress = 0, stage = 'preparing', stage_message = NULL
            WHERE id = ? AND state = 'queued' AND gpu_id = ? AND attempt = ? AND expires_at > ?`,
         )
-        .run(now, now, seq, id, gpuId, attempt, now).changes
+        .run(now, now, seq, epoch, id, gpuId, attempt, now).changes
       if (changed === 1)
         this.#transition.run(id, now, 'queued', 'processing', attempt, gpuId, 'claimed')
       return changed === 1
     })()
+  }
+
+  /** The same GPU claimed its processing task again from a later connection. */
+  reclaimed(id: string, attempt: number, epoch: number): void {
+    this.#db
+      .prepare(
+        `UPDATE tasks SET claim_epoch = ? WHERE id = ? AND attempt = ? AND state = 'processing'
+           AND (claim_epoch IS NULL OR claim_epoch < ?)`,
+      )
+      .run(epoch, id, attempt, epoch)
   }
 
   /** Progress of the current attempt, applied once: only a higher `seq` changes the row. */

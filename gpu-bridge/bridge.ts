@@ -1,26 +1,24 @@
 /**
  * startBridge: the GPU machine's MQTT client (DESIGN §2, §3). A fixed client id and
- * clean-session=false, so tasks published while the GPU was off wait in the broker; a retained
- * Last Will `{online:false, epoch}`; a birth with what the inbox holds on every connection (a new
- * epoch each time); heartbeats; task messages stored durably before they are acknowledged.
+ * clean-session=false, so tasks published while the GPU was off wait in the broker; presence with
+ * epochs (presence.ts); task messages stored durably before they are acknowledged; the runner
+ * claims and runs them through the GPU service adapter.
  */
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import mqtt, { type MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import type { GpuAdapter } from './adapters/types.js'
 import { runServerAdapter } from './adapters/run-server.js'
 import type { BridgeConfig } from './config.js'
 import { GatewayFiles } from './gateway-files.js'
 import { Inbox } from './inbox.js'
+import { Presence } from './presence.js'
 import { Runner } from './runner.js'
 import { errorMessage } from '../lib/errors.js'
 import { endClient, publish } from '../lib/mqtt.js'
-import { RELAY_VERSION } from '../lib/version.js'
 import {
-  ControlMessage,
-  GpuState,
-  PROTOCOL_VERSION,
+  GpuControl,
   TaskMessage,
   encodePayload,
   parsePayload,
@@ -48,18 +46,19 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
   const now = deps.now ?? Date.now
   const log = deps.log.child({ component: 'gpu-bridge', gpuId: config.gpuId })
   await mkdir(config.dataDir, { recursive: true })
-  const inbox = new Inbox(join(config.dataDir, 'bridge.sqlite'))
+  const inbox = new Inbox(join(config.dataDir, 'bridge.sqlite'), (taskId) => {
+    log.error({ taskId }, 'unreadable inbox row removed')
+  })
   const adapter = deps.adapter ?? runServerAdapter(config.serviceUrl)
   const topics = topicsFor(config.topicRoot)
-  const stateTopic = topics.gpuState(config.gpuId)
-
-  let epoch = inbox.bumpEpoch()
-  let connectedSince = now()
-  const will = (e: number): NonNullable<IClientOptions['will']> => ({
-    topic: stateTopic,
-    payload: encodePayload({ v: PROTOCOL_VERSION, online: false, epoch: e }),
-    qos: 1,
-    retain: true,
+  const presence = new Presence({
+    inbox,
+    stateTopic: topics.gpuState(config.gpuId),
+    capacity: config.capacity,
+    heartbeatMs: config.heartbeatMs,
+    adapterName: adapter.name,
+    now,
+    log,
   })
   const client: MqttClient = mqtt.connect(config.mqttUrl, {
     clientId: `gpu-relay-bridge-${config.gpuId}`,
@@ -67,16 +66,14 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
     keepalive: config.keepaliveS,
     reconnectPeriod: 1_000,
     connectTimeout: 10_000,
-    will: will(epoch),
+    will: presence.will(),
   })
+  presence.attach(client)
 
   const send = (event: BridgeEvent): void => {
     publish(client, topics.gpuEvents(config.gpuId), encodePayload(event), { qos: 1 }).catch(
       (err: unknown) => {
-        log.debug(
-          { err: errorMessage(err), kind: event.kind, taskId: event.taskId },
-          'event not published',
-        )
+        log.debug({ err: errorMessage(err), kind: event.kind }, 'event not published')
       },
     )
   }
@@ -94,26 +91,9 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
     resendMs: config.resendMs,
     send,
     isConnected: () => client.connected,
+    epoch: () => presence.epoch,
   })
-
-  const stateMessage = (reason: 'birth' | 'heartbeat'): GpuState => ({
-    v: PROTOCOL_VERSION,
-    online: true,
-    epoch,
-    since: new Date(connectedSince).toISOString(),
-    capacity: config.capacity,
-    adapter: adapter.name,
-    version: RELAY_VERSION,
-    heartbeatMs: config.heartbeatMs,
-    reason,
-    holding: inbox.holding(),
-  })
-  const announce = (reason: 'birth' | 'heartbeat'): void => {
-    publish(client, stateTopic, encodePayload(stateMessage(reason)), {
-      qos: 1,
-      retain: true,
-    }).catch((err: unknown) => log.debug({ err: errorMessage(err) }, 'state not published'))
-  }
+  let closing = false
 
   // Acknowledge a message only once it is stored (DESIGN §3.5): mqtt.js sends PUBACK after this
   // callback, and withholds it when we pass an error.
@@ -133,85 +113,66 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
       if (parsed.ok) runner.receive(parsed.value)
       else log.warn({ error: parsed.error }, 'bad task message dropped')
     } else if (topic === topics.gpuControl(config.gpuId)) {
-      const parsed = parsePayload(ControlMessage, payload)
-      if (parsed.ok) runner.control(parsed.value)
-      else log.warn({ error: parsed.error }, 'bad control message dropped')
-    } else if (topic === stateTopic) {
-      // A will or state of an older connection retained over ours: put ours back.
-      const parsed = parsePayload(GpuState, payload)
-      if (
-        !closing &&
-        client.connected &&
-        (!parsed.ok || !parsed.value.online || parsed.value.epoch !== epoch)
-      ) {
-        log.info(
-          { retainedEpoch: parsed.ok ? parsed.value.epoch : null, epoch },
-          'restoring our retained state',
-        )
-        announce('heartbeat')
-      }
+      const parsed = parsePayload(GpuControl, payload)
+      if (!parsed.ok) log.warn({ error: parsed.error }, 'bad control message dropped')
+      else if (parsed.value.kind === 'rebirth') presence.birth()
+      else runner.control(parsed.value)
+    } else if (topic === topics.gpuState(config.gpuId)) {
+      presence.onRetained(payload, closing)
     }
   }
 
   // Every connection attempt is a new epoch, and its will must carry it.
   client.on('reconnect', () => {
-    epoch = inbox.bumpEpoch()
-    client.options.will = will(epoch)
+    client.options.will = presence.nextEpoch()
   })
   client.on('connect', (connack) => {
-    connectedSince = now()
-    log.info(
-      { epoch, sessionPresent: connack.sessionPresent, holding: inbox.holding().length },
-      'connected to broker',
-    )
-    const filters = [topics.gpuTasks(config.gpuId), topics.gpuControl(config.gpuId), stateTopic]
+    presence.connected()
+    log.info({ epoch: presence.epoch, sessionPresent: connack.sessionPresent }, 'connected')
+    const filters = [
+      topics.gpuTasks(config.gpuId),
+      topics.gpuControl(config.gpuId),
+      topics.gpuState(config.gpuId),
+    ]
+    // Subscribed before the birth, so whatever the gateway re-publishes in reply reaches us.
     client.subscribe(filters, { qos: 1 }, (err) => {
       if (err) {
         log.error({ err }, 'subscribe failed')
         return
       }
-      announce('birth')
+      presence.birth()
       runner.resume()
     })
   })
   client.on('offline', () => log.warn({ mqttUrl: config.mqttUrl }, 'broker unreachable; retrying'))
   client.on('error', (err) => log.warn({ err: err.message }, 'MQTT client error'))
 
-  let closing: Promise<void> | undefined
   const heartbeat = setInterval(() => {
-    if (client.connected) announce('heartbeat')
+    if (client.connected) presence.heartbeat()
   }, config.heartbeatMs)
 
   log.info(
-    { mqttUrl: config.mqttUrl, serviceUrl: config.serviceUrl, adapter: adapter.name, epoch },
+    { mqttUrl: config.mqttUrl, serviceUrl: config.serviceUrl, adapter: adapter.name },
     'bridge started',
   )
 
+  let closed: Promise<void> | undefined
   return {
     gpuId: config.gpuId,
-    epoch: () => epoch,
+    epoch: () => presence.epoch,
     isConnected: () => client.connected,
     close() {
-      closing ??= (async () => {
+      closed ??= (async () => {
+        closing = true
         clearInterval(heartbeat)
+        presence.stop()
         runner.close()
-        if (client.connected) {
-          const offline = encodePayload({
-            v: PROTOCOL_VERSION,
-            online: false,
-            epoch,
-            reason: 'shutdown',
-          })
-          await Promise.race([
-            publish(client, stateTopic, offline, { qos: 1, retain: true }).catch(() => undefined),
-            new Promise((resolve) => setTimeout(resolve, 2_000)),
-          ])
-        }
+        await presence.offline()
         await endClient(client)
         inbox.close()
         log.info('bridge stopped')
       })()
-      return closing
+      return closed
     },
   }
 }

@@ -5,7 +5,7 @@
  * resumes from here. The connection epoch lives here too.
  */
 import Database from 'better-sqlite3'
-import { BridgeEvent, TaskMessage, type Holding } from '../protocol/index.js'
+import { BridgeEvent, MAX_HOLDING, TaskMessage, type Holding } from '../protocol/index.js'
 
 export type InboxPhase = 'received' | 'claiming' | 'running' | 'finished'
 
@@ -16,6 +16,8 @@ export interface InboxRow {
   readonly phase: InboxPhase
   readonly message: TaskMessage
   readonly serviceTaskId: string | null
+  /** The submit to the GPU service was started: it may have run even without a service id. */
+  readonly submitStarted: boolean
   /** The terminal event waiting for the gateway's ack (phase `finished`). */
   readonly finalEvent: BridgeEvent | null
   /** Don't claim before this time (after a `not-next` refusal). */
@@ -29,6 +31,7 @@ interface RawRow {
   phase: InboxPhase
   message: string
   service_task_id: string | null
+  submit_started: number
   final_event: string | null
   not_before: number
 }
@@ -37,8 +40,10 @@ export type ReceiveOutcome = 'new' | 'duplicate' | 'stale' | 'replaced'
 
 export class Inbox {
   readonly #db: Database.Database
+  readonly #onCorrupt: (taskId: string) => void
 
-  constructor(path: string) {
+  constructor(path: string, onCorrupt: (taskId: string) => void = () => undefined) {
+    this.#onCorrupt = onCorrupt
     this.#db = new Database(path)
     this.#db.pragma('journal_mode = WAL')
     this.#db.pragma('synchronous = FULL')
@@ -57,19 +62,26 @@ export class Inbox {
       );
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
     `)
+    const columns = this.#db.prepare<[], { name: string }>('PRAGMA table_info(inbox)').all()
+    if (!columns.some((c) => c.name === 'submit_started')) {
+      this.#db.exec('ALTER TABLE inbox ADD COLUMN submit_started INTEGER NOT NULL DEFAULT 0')
+    }
   }
 
   close(): void {
     this.#db.close()
   }
 
-  /** Next connection epoch, persisted before it is used (DESIGN §3.4). */
-  bumpEpoch(): number {
+  /**
+   * Next connection epoch, persisted before it is used (DESIGN §3.4). It never goes back, even if
+   * this file is lost (a re-imaged GPU machine): at least the clock in ms, at least last + 1.
+   */
+  bumpEpoch(now: number): number {
     return this.#db.transaction(() => {
       const row = this.#db
         .prepare<[], { value: number }>(`SELECT value FROM meta WHERE key = 'epoch'`)
         .get()
-      const next = (row?.value ?? 0) + 1
+      const next = Math.max((row?.value ?? 0) + 1, Math.floor(now))
       this.#db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?)`).run(next)
       return next
     })()
@@ -95,7 +107,7 @@ export class Inbox {
     const raw = this.#db
       .prepare<[string], RawRow>('SELECT * FROM inbox WHERE task_id = ?')
       .get(taskId)
-    return raw ? toRow(raw) : undefined
+    return raw ? this.#rows([raw])[0] : undefined
   }
 
   /** The current row of (taskId, attempt), if that attempt is the one held. */
@@ -105,14 +117,15 @@ export class Inbox {
   }
 
   all(): InboxRow[] {
-    return this.#db.prepare<[], RawRow>('SELECT * FROM inbox ORDER BY ord').all().map(toRow)
+    return this.#rows(this.#db.prepare<[], RawRow>('SELECT * FROM inbox ORDER BY ord').all())
   }
 
   inPhase(phase: InboxPhase): InboxRow[] {
-    return this.#db
-      .prepare<[InboxPhase], RawRow>('SELECT * FROM inbox WHERE phase = ? ORDER BY ord')
-      .all(phase)
-      .map(toRow)
+    return this.#rows(
+      this.#db
+        .prepare<[InboxPhase], RawRow>('SELECT * FROM inbox WHERE phase = ? ORDER BY ord')
+        .all(phase),
+    )
   }
 
   /** The oldest received task that may be claimed now. */
@@ -122,7 +135,7 @@ export class Inbox {
         `SELECT * FROM inbox WHERE phase = 'received' AND not_before <= ? ORDER BY ord LIMIT 1`,
       )
       .get(now)
-    return raw ? toRow(raw) : undefined
+    return raw ? this.#rows([raw])[0] : undefined
   }
 
   /** Allocate the next event sequence number of this attempt. */
@@ -147,6 +160,12 @@ export class Inbox {
       .run(phase, notBefore, taskId, attempt)
   }
 
+  markSubmitStarted(taskId: string, attempt: number): void {
+    this.#db
+      .prepare('UPDATE inbox SET submit_started = 1 WHERE task_id = ? AND attempt = ?')
+      .run(taskId, attempt)
+  }
+
   setServiceTaskId(taskId: string, attempt: number, serviceTaskId: string | null): void {
     this.#db
       .prepare('UPDATE inbox SET service_task_id = ? WHERE task_id = ? AND attempt = ?')
@@ -168,26 +187,57 @@ export class Inbox {
     )
   }
 
+  /** Rows that no longer parse are removed (and reported), never thrown out of a timer. */
+  #rows(raws: RawRow[]): InboxRow[] {
+    const rows: InboxRow[] = []
+    for (const raw of raws) {
+      const row = toRow(raw)
+      if (row) {
+        rows.push(row)
+      } else {
+        this.#db.prepare('DELETE FROM inbox WHERE task_id = ?').run(raw.task_id)
+        this.#onCorrupt(raw.task_id)
+      }
+    }
+    return rows
+  }
+
   /** What the birth reports, so the gateway can reconcile (DESIGN §3.3). */
   holding(): Holding[] {
-    return this.all().map((row) => ({
-      taskId: row.taskId,
-      attempt: row.attempt,
-      phase: row.phase,
-      ...(row.serviceTaskId === null ? {} : { serviceTaskId: row.serviceTaskId }),
-    }))
+    return this.all()
+      .slice(0, MAX_HOLDING)
+      .map((row) => ({
+        taskId: row.taskId,
+        attempt: row.attempt,
+        phase: row.phase,
+        ...(row.serviceTaskId === null ? {} : { serviceTaskId: row.serviceTaskId }),
+      }))
   }
 }
 
-function toRow(raw: RawRow): InboxRow {
+/** A stored row, or null when its JSON no longer fits the contract. */
+function toRow(raw: RawRow): InboxRow | null {
+  const message = TaskMessage.safeParse(parseJson(raw.message))
+  const finalEvent =
+    raw.final_event === null ? null : BridgeEvent.safeParse(parseJson(raw.final_event))
+  if (!message.success || (finalEvent !== null && !finalEvent.success)) return null
   return {
     taskId: raw.task_id,
     attempt: raw.attempt,
     order: raw.ord,
     phase: raw.phase,
-    message: TaskMessage.parse(JSON.parse(raw.message)),
+    message: message.data,
     serviceTaskId: raw.service_task_id,
-    finalEvent: raw.final_event === null ? null : BridgeEvent.parse(JSON.parse(raw.final_event)),
+    submitStarted: raw.submit_started === 1,
+    finalEvent: finalEvent === null ? null : finalEvent.data,
     notBefore: raw.not_before,
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
   }
 }

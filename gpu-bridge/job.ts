@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { GpuAdapter } from './adapters/types.js'
-import { ServiceUnreachable } from './adapters/types.js'
+import { ServiceRejected, ServiceUnreachable, SubmitUncertain } from './adapters/types.js'
 import type { GatewayFiles } from './gateway-files.js'
 import type { Inbox, InboxRow } from './inbox.js'
 import { ProgressThrottle, type ProgressUpdate } from './progress-throttle.js'
@@ -42,12 +42,18 @@ export async function runJob(
   const throttle = new ProgressThrottle(deps.progressIntervalMs, deps.progress, deps.now)
   try {
     let serviceTaskId = row.serviceTaskId
+    if (serviceTaskId === null && row.submitStarted) {
+      // We crashed between sending the submit and storing its answer: the service may be running
+      // it. Never send it twice in one attempt; a new attempt is the gateway's decision.
+      return { kind: 'error', message: SUBMIT_UNKNOWN, retryable: true }
+    }
     if (serviceTaskId === null) {
       deps.progress({ progress: 0, stage: 'preparing', message: '正在把文件传到 GPU 服务器' })
       const sent = await untilServiceUp(deps, signal, () =>
         adapter.prepare(row.message, deps.files, signal),
       )
       jobLog.info({ sent: sent.length }, 'inputs ready on GPU service')
+      inbox.markSubmitStarted(row.taskId, row.attempt)
       serviceTaskId = await untilServiceUp(deps, signal, () => adapter.submit(row.message, signal))
       inbox.setServiceTaskId(row.taskId, row.attempt, serviceTaskId)
       jobLog.info({ serviceTaskId }, 'submitted to GPU service')
@@ -73,23 +79,62 @@ export async function runJob(
       await sleep(deps.pollMs, undefined, { signal })
     }
     throttle.flush()
-
-    // The work is done; keep trying to hand it over for as long as the gateway is away.
-    const result = await untilServiceUp(
-      deps,
-      signal,
-      async () =>
-        deps.files.storeResult(row.taskId, row.attempt, await adapter.openResult(id, signal)),
-      Infinity,
-    )
+    const result = await handOver(row, id, deps, signal)
     return { kind: 'done', result, elapsedMs: deps.now() - started }
   } catch (err) {
     if (signal.aborted) throw err
     jobLog.warn({ err: errorMessage(err) }, 'job failed')
-    return { kind: 'error', message: `GPU 任务执行失败：${errorMessage(err)}`, retryable: true }
+    if (err instanceof SubmitUncertain)
+      return { kind: 'error', message: SUBMIT_UNKNOWN, retryable: true }
+    return {
+      kind: 'error',
+      message: `GPU 任务执行失败：${errorMessage(err)}`,
+      retryable: isRetryable(err),
+    }
   } finally {
     throttle.cancel()
   }
+}
+
+const SUBMIT_UNKNOWN = '无法确认 GPU 服务是否收到了任务（提交时连接中断），将作为新的一次尝试执行'
+
+/**
+ * Stream the result from the GPU service to the gateway. Reading it from the service gives up
+ * after `serviceDownMs`; handing it to the gateway is retried for as long as the gateway is away,
+ * because the work is done.
+ */
+async function handOver(
+  row: InboxRow,
+  serviceTaskId: string,
+  deps: JobDeps,
+  signal: AbortSignal,
+): Promise<FileRef> {
+  for (;;) {
+    const result = await untilServiceUp(deps, signal, () =>
+      deps.adapter.openResult(serviceTaskId, signal),
+    )
+    try {
+      return await deps.files.storeResult(row.taskId, row.attempt, result)
+    } catch (err) {
+      result.stream.destroy()
+      if (!isGatewayAway(err)) throw err
+      deps.log.warn({ taskId: row.taskId, err: errorMessage(err) }, 'gateway away; result kept')
+      await sleep(Math.min(deps.pollMs * 5, 5_000), undefined, { signal })
+    }
+  }
+}
+
+/** Bad input (4xx other than not-found, timeout, conflict, too many) is not worth another try. */
+function isRetryable(err: unknown): boolean {
+  if (err instanceof ServiceRejected) return false
+  if (err instanceof HttpError && err.status >= 400 && err.status < 500) {
+    return [404, 408, 409, 429].includes(err.status)
+  }
+  return true
+}
+
+function isGatewayAway(err: unknown): boolean {
+  return err instanceof HttpError && (err.status === 0 || (err.status >= 502 && err.status <= 504))
 }
 
 /**
@@ -119,6 +164,5 @@ async function untilServiceUp<T>(
 }
 
 function isUnreachable(err: unknown): boolean {
-  if (err instanceof ServiceUnreachable) return true
-  return err instanceof HttpError && (err.status === 0 || (err.status >= 502 && err.status <= 504))
+  return err instanceof ServiceUnreachable || isGatewayAway(err)
 }

@@ -10,6 +10,8 @@ import type { ProgressUpdate } from './progress-throttle.js'
 import { errorMessage } from '../lib/errors.js'
 import {
   PROTOCOL_VERSION,
+  TEXT_LIMITS,
+  clip,
   type BridgeEvent,
   type ControlMessage,
   type TaskMessage,
@@ -22,6 +24,8 @@ export interface RunnerDeps extends Omit<JobDeps, 'progress'> {
   /** Publish a bridge event (QoS 1). */
   readonly send: (event: BridgeEvent) => void
   readonly isConnected: () => boolean
+  /** The current connection's epoch, carried by claims. */
+  readonly epoch: () => number
 }
 
 /** How long to wait before claiming again after the gateway said an older task comes first. */
@@ -50,17 +54,13 @@ export class Runner {
 
   /** Durable receipt (called before the MQTT ack). */
   receive(message: TaskMessage): void {
-    const now = this.#d.now()
-    if (Date.parse(message.expiresAt) <= now) {
-      this.#log.info({ taskId: message.taskId }, 'expired task message ignored')
-      return
-    }
-    const outcome = this.#inbox.receive(message, now)
+    // Expiry is the gateway's call (its clock): an expired task is refused at the claim.
+    const outcome = this.#inbox.receive(message, this.#d.now())
     this.#log.info(
       { taskId: message.taskId, attempt: message.attempt, order: message.order, outcome },
       'task received',
     )
-    if (outcome === 'replaced') this.#abort(message.taskId)
+    if (outcome === 'replaced') this.#forget(message.taskId)
     if (outcome === 'new' || outcome === 'replaced') this.pump()
   }
 
@@ -96,7 +96,7 @@ export class Runner {
         return
       case 'cancel':
         if (!row) return
-        this.#abort(row.taskId)
+        this.#forget(row.taskId)
         this.#inbox.remove(row.taskId, row.attempt)
         this.#log.info(
           { taskId: row.taskId, attempt: row.attempt, reason: message.reason },
@@ -155,6 +155,7 @@ export class Runner {
       taskId: row.taskId,
       attempt: row.attempt,
       seq,
+      epoch: this.#d.epoch(),
     })
   }
 
@@ -170,7 +171,9 @@ export class Runner {
         taskId: row.taskId,
         attempt: row.attempt,
         seq,
-        ...update,
+        progress: Math.min(100, Math.max(0, update.progress)),
+        stage: update.stage,
+        message: clip(update.message, TEXT_LIMITS.progressMessage),
       })
     }
     runJob(row, { ...this.#d, progress }, controller.signal).then(
@@ -194,7 +197,13 @@ export class Runner {
     const event: BridgeEvent =
       outcome.kind === 'done'
         ? { ...base, kind: 'done', result: outcome.result, elapsedMs: outcome.elapsedMs }
-        : { ...base, kind: 'error', message: outcome.message, retryable: outcome.retryable }
+        : {
+            ...base,
+            kind: 'error',
+            // A service's traceback can be long; the event carries what the contract allows.
+            message: clip(outcome.message, TEXT_LIMITS.errorMessage),
+            retryable: outcome.retryable,
+          }
     this.#inbox.finish(row.taskId, row.attempt, event)
     this.#log.info(
       {
@@ -216,7 +225,9 @@ export class Runner {
     this.#d.send(row.finalEvent)
   }
 
-  #abort(taskId: string): void {
+  /** Stop following a task here: abort its job, drop its timers. */
+  #forget(taskId: string): void {
+    this.#sentAt.delete(taskId)
     const controller = this.#jobs.get(taskId)
     if (!controller) return
     controller.abort()

@@ -14,6 +14,11 @@ export class HttpError extends Error {
   readonly status: number
   readonly code: number | null
   readonly body: unknown
+  /**
+   * Certain the server never received the request (connection refused, host unknown), so sending
+   * it again cannot do the work twice. False for a timeout or a connection cut mid-way.
+   */
+  readonly notDelivered: boolean
   constructor(
     message: string,
     status: number,
@@ -26,7 +31,26 @@ export class HttpError extends Error {
     this.status = status
     this.code = code
     this.body = body
+    this.notDelivered = status === 0 && NOT_DELIVERED.has(systemCode(cause) ?? '')
   }
+}
+
+/** Connection errors raised before a single byte of the request left this machine. */
+const NOT_DELIVERED = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+])
+
+function systemCode(err: unknown): string | undefined {
+  let e: unknown = err
+  for (let depth = 0; e instanceof Error && depth < 4; depth++) {
+    if ('code' in e && typeof e.code === 'string') return e.code
+    e = e.cause
+  }
+  return undefined
 }
 
 export interface JsonRequest {

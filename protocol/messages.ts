@@ -16,6 +16,17 @@ import {
   Version,
 } from './common.js'
 
+/** Longest texts the events carry (the schemas' limits); producers clip to these. */
+export const TEXT_LIMITS = { progressMessage: 500, errorMessage: 2000, serviceTaskId: 200 } as const
+
+/** Shorten `text` to `max` characters, marking the cut. */
+export function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`
+}
+
+/** Most tasks a birth can list; a bridge holding more lists the oldest. */
+export const MAX_HOLDING = 10_000
+
 /** What a bridge holds in its inbox, reported in its birth so the gateway can reconcile (§3.3). */
 export const HoldingPhase = z.enum(['received', 'claiming', 'running', 'finished'])
 export type HoldingPhase = z.infer<typeof HoldingPhase>
@@ -24,7 +35,7 @@ export const Holding = z.object({
   taskId: TaskId,
   attempt: Attempt,
   phase: HoldingPhase,
-  serviceTaskId: z.string().max(200).optional(),
+  serviceTaskId: z.string().max(TEXT_LIMITS.serviceTaskId).optional(),
 })
 export type Holding = z.infer<typeof Holding>
 
@@ -41,10 +52,14 @@ export const GpuState = z.object({
   adapter: z.string().max(40).optional(),
   version: z.string().max(40).optional(),
   /** How often the bridge re-publishes its state; the gateway declares it offline after 3 misses. */
-  heartbeatMs: z.number().int().min(100).optional(),
-  /** 'birth' on each new connection, 'heartbeat' after; absent in a will. */
+  heartbeatMs: z.number().int().min(100).max(600_000).optional(),
+  /**
+   * 'birth' on each new connection and when the gateway asks (`rebirth`), 'heartbeat' after;
+   * absent in a will. Only a live birth (not a retained copy) is reconciled (DESIGN §3.3).
+   */
   reason: z.enum(['birth', 'heartbeat', 'shutdown']).optional(),
-  holding: z.array(Holding).max(1000).optional(),
+  /** What the inbox holds; carried by births only. */
+  holding: z.array(Holding).max(MAX_HOLDING).optional(),
 })
 export type GpuState = z.infer<typeof GpuState>
 
@@ -94,19 +109,32 @@ export const ControlMessage = z.discriminatedUnion('kind', [
   }),
   z.object({ v: Version, kind: z.literal('ack'), taskId: TaskId, attempt: Attempt, seq: Seq }),
 ])
+
+/**
+ * Also on `relay/gpus/{gpuId}/control`, without a task: "publish a birth now". The gateway asks
+ * when it sees a GPU online without having seen its birth (a retained state after the gateway
+ * restarted, a heartbeat after a gap), because only a live birth's holding list may be reconciled.
+ */
+export const RebirthRequest = z.object({ v: Version, kind: z.literal('rebirth') })
+export type RebirthRequest = z.infer<typeof RebirthRequest>
+
+export const GpuControl = z.union([ControlMessage, RebirthRequest])
+export type GpuControl = z.infer<typeof GpuControl>
 export type ControlMessage = z.infer<typeof ControlMessage>
 
 const eventBase = { v: Version, taskId: TaskId, attempt: Attempt, seq: Seq }
 
 /** `relay/gpus/{gpuId}/events`: what a bridge reports; applied once per (taskId, attempt, seq). */
 export const BridgeEvent = z.discriminatedUnion('kind', [
-  z.object({ ...eventBase, kind: z.literal('claim') }),
+  /** `epoch`: the bridge connection that claims; a birth of a later epoch that does not hold the
+   * task proves the bridge lost it. */
+  z.object({ ...eventBase, kind: z.literal('claim'), epoch: z.number().int().min(0) }),
   z.object({
     ...eventBase,
     kind: z.literal('progress'),
     progress: Progress,
     stage: Stage,
-    message: z.string().max(500).optional(),
+    message: z.string().max(TEXT_LIMITS.progressMessage).optional(),
   }),
   z.object({
     ...eventBase,
@@ -117,7 +145,7 @@ export const BridgeEvent = z.discriminatedUnion('kind', [
   z.object({
     ...eventBase,
     kind: z.literal('error'),
-    message: z.string().max(2000),
+    message: z.string().max(TEXT_LIMITS.errorMessage),
     retryable: z.boolean(),
   }),
 ])

@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream'
 import type { ReadableStream as WebReadableStream } from 'node:stream/web'
 import type { GpuAdapter, InputSource, JobStatus, ResultStream } from './types.js'
-import { ServiceUnreachable } from './types.js'
+import { ServiceUnreachable, SubmitUncertain } from './types.js'
 import { HttpError, readEnvelope, requestJson, uploadMultipart } from '../../lib/http-client.js'
 import {
   CheckFilesData,
@@ -22,17 +22,26 @@ import {
 export function runServerAdapter(serviceUrl: string): GpuAdapter {
   const url = (path: string): string => new URL(path, serviceUrl).toString()
 
+  /** A JSON call; `idempotent` calls may be sent again after any connection failure. */
   async function call<T>(
     path: string,
     schema: import('zod').ZodType<T>,
-    body?: unknown,
+    body: unknown,
+    idempotent: boolean,
   ): Promise<T> {
     const target = url(path)
     try {
       const reply = await requestJson(target, body === undefined ? {} : { body })
       return readEnvelope(target, reply.status, reply.body, schema)
     } catch (err) {
-      throw unreachableOr(err)
+      if (!(err instanceof HttpError)) throw err
+      if (err.status === 0 && (idempotent || err.notDelivered)) {
+        throw new ServiceUnreachable(err.message, { cause: err })
+      }
+      if (!idempotent && (err.status === 0 || (err.status >= 502 && err.status <= 504))) {
+        throw new SubmitUncertain(`GPU 服务未确认是否收到任务：${err.message}`, { cause: err })
+      }
+      throw err
     }
   }
 
@@ -41,9 +50,12 @@ export function runServerAdapter(serviceUrl: string): GpuAdapter {
 
     async prepare(task: TaskMessage, source: InputSource, signal: AbortSignal): Promise<string[]> {
       const files = uniqueFiles([task.input.audio, task.input.video])
-      const present = await call(HEYGEM_PATHS.checkFiles, CheckFilesData, {
-        files: files.map((f) => ({ hash: f.hash, ext: f.ext })),
-      })
+      const present = await call(
+        HEYGEM_PATHS.checkFiles,
+        CheckFilesData,
+        { files: files.map((f) => ({ hash: f.hash, ext: f.ext })) },
+        true,
+      )
       const sent: string[] = []
       for (const file of files) {
         if (present[file.hash] === true) continue
@@ -61,8 +73,9 @@ export function runServerAdapter(serviceUrl: string): GpuAdapter {
             filename: `${file.hash}${file.ext}`,
           })
         } catch (err) {
-          stream.destroy()
           throw unreachableOr(err)
+        } finally {
+          stream.destroy() // an early error reply leaves the gateway download half-read
         }
         const stored = readEnvelope(target, reply.status, reply.body, UploadFileData)
         if (stored.hash !== file.hash) {
@@ -80,7 +93,7 @@ export function runServerAdapter(serviceUrl: string): GpuAdapter {
         video_hash: task.input.video.hash,
         video_ext: task.input.video.ext,
       }
-      const data = await call(HEYGEM_PATHS.submit, GpuSubmitData, body)
+      const data = await call(HEYGEM_PATHS.submit, GpuSubmitData, body, false)
       return data.task_id
     },
 
@@ -90,9 +103,15 @@ export function runServerAdapter(serviceUrl: string): GpuAdapter {
         data = await call(
           `${HEYGEM_PATHS.progress}?task_id=${encodeURIComponent(serviceTaskId)}`,
           ProgressData,
+          undefined,
+          true,
         )
       } catch (err) {
         if (err instanceof HttpError && err.status === 404) return { kind: 'lost' }
+        // A reply we cannot read is no verdict on the job: keep asking (bounded by the caller).
+        if (err instanceof HttpError && err.status < 400 && err.code === 0) {
+          throw new ServiceUnreachable(err.message, { cause: err })
+        }
         throw err
       }
       switch (data.status) {

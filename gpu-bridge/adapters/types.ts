@@ -55,3 +55,14 @@ export class ServiceRejected extends Error {
     this.name = 'ServiceRejected'
   }
 }
+
+/**
+ * A submit whose fate is unknown (a timeout, or a connection cut after the request left): the
+ * service may have started the job. It is never sent again for the same attempt.
+ */
+export class SubmitUncertain extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'SubmitUncertain'
+  }
+}

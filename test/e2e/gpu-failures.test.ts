@@ -93,3 +93,32 @@ describe('failures on the GPU side', () => {
     expect(gpu.stats.submissions).toHaveLength(1)
   })
 })
+
+describe('a GPU service error far longer than an event may carry', () => {
+  it('ends the task as error with the message clipped, and the bridge goes on to the next task', async () => {
+    const dir = await tempDir('long-error')
+    const gateway = await startTestGateway(dir)
+    const gpu = await startTestGpu(dir, 300)
+    const traceback = `Traceback (most recent call last):\n${'  File "x.py", line 1, in f\n'.repeat(200)}RuntimeError: CUDA out of memory`
+    gpu.failNext(traceback)
+    await startTestBridge(dir, gateway, gpu)
+    const audio = await upload(gateway.url, media('a'), '.wav')
+    const video = await upload(gateway.url, media('v'), '.mp4')
+    const failing = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
+    const next = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
+    const failed = await waitFor(
+      async () => {
+        const s = await taskStatus(gateway.url, failing)
+        return s.status === 'error' ? s : null
+      },
+      { what: 'task error', timeoutMs: 15_000 },
+    )
+    const message = String(failed.error_msg)
+    expect(message.length).toBeLessThanOrEqual(2000)
+    expect(message.startsWith('Traceback (most recent call last):')).toBe(true)
+    await waitFor(async () => (await taskStatus(gateway.url, next)).status === 'done', {
+      what: 'next task done',
+      timeoutMs: 15_000,
+    })
+  })
+})

@@ -1,72 +1,100 @@
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { openDb } from '../../gateway/db.js'
-import { GpuRegistry } from '../../gateway/gpu-registry.js'
+import { GpuRegistry, type RegistryEvents } from '../../gateway/gpu-registry.js'
 import { silentLogger } from '../../lib/logger.js'
+import type { GpuState } from '../../protocol/index.js'
 import { tempDir } from '../helpers/temp-dir.js'
+
+function recorder(): { events: string[]; handlers: RegistryEvents } {
+  const events: string[] = []
+  return {
+    events,
+    handlers: {
+      onOnline: (id, _holding, epoch) => events.push(`birth ${id} ${String(epoch)}`),
+      onPresumedOnline: (id) => events.push(`ask-rebirth ${id}`),
+      onOffline: (id, why) => events.push(`offline ${id} ${why}`),
+    },
+  }
+}
 
 async function registry() {
   const db = openDb(join(await tempDir('registry'), 'g.sqlite'))
   onTestFinished(() => {
     db.close()
   })
-  const events: string[] = []
-  const reg = new GpuRegistry(db, ['gpu-1'], silentLogger(), {
-    onOnline: (id) => events.push(`online ${id}`),
-    onOffline: (id, why) => events.push(`offline ${id} ${why}`),
-  })
+  const { events, handlers } = recorder()
+  const reg = new GpuRegistry(db, ['gpu-1'], silentLogger(), handlers)
   return { reg, events, db }
 }
 
-const state = (online: boolean, epoch: number) => ({
-  v: 1 as const,
-  online,
+const birth = (epoch: number): GpuState => ({
+  v: 1,
+  online: true,
   epoch,
   heartbeatMs: 1_000,
+  reason: 'birth',
+  holding: [],
 })
+const beat = (epoch: number): GpuState => ({
+  v: 1,
+  online: true,
+  epoch,
+  heartbeatMs: 1_000,
+  reason: 'heartbeat',
+})
+const will = (epoch: number): GpuState => ({ v: 1, online: false, epoch })
+const LIVE = false
+const RETAINED = true
 
 describe('GPU registry', () => {
   it('ignores a will whose epoch is older than the last birth', async () => {
     const { reg, events } = await registry()
-    expect(reg.apply('gpu-1', state(true, 4), 0)).toBe('birth')
-    expect(reg.apply('gpu-1', state(false, 3), 10)).toBe('stale')
+    expect(reg.apply('gpu-1', birth(4), 0, LIVE)).toBe('birth')
+    expect(reg.apply('gpu-1', will(3), 10, LIVE)).toBe('stale')
     expect(reg.get('gpu-1')?.online).toBe(true)
-    expect(reg.apply('gpu-1', state(false, 4), 20)).toBe('offline')
-    expect(events).toEqual(['online gpu-1', 'offline gpu-1 will'])
+    expect(reg.apply('gpu-1', will(4), 20, LIVE)).toBe('offline')
+    expect(events).toEqual(['birth gpu-1 4', 'offline gpu-1 will'])
   })
 
-  it('treats heartbeats of the same epoch as heartbeats, and marks a GPU offline after three missed', async () => {
+  it('reconciles only a live birth: a retained copy or a heartbeat after a gap asks for a fresh birth', async () => {
     const { reg, events } = await registry()
-    reg.apply('gpu-1', state(true, 1), 0)
-    expect(reg.apply('gpu-1', state(true, 1), 900)).toBe('heartbeat')
-    reg.sweep(3_800)
+    // After a gateway restart the broker replays the last retained state (even an old birth).
+    expect(reg.apply('gpu-1', birth(5), 0, RETAINED)).toBe('presumed')
     expect(reg.get('gpu-1')?.online).toBe(true)
+    expect(reg.apply('gpu-1', birth(5), 10, LIVE)).toBe('birth')
+    expect(reg.apply('gpu-1', beat(5), 900, LIVE)).toBe('heartbeat')
+    // Three heartbeats missed: offline. Heard from again: online, but only a birth reconciles.
     reg.sweep(3_901)
     expect(reg.get('gpu-1')?.online).toBe(false)
-    // heard from again: online again (and reconciled)
-    expect(reg.apply('gpu-1', state(true, 1), 4_000)).toBe('birth')
-    expect(events).toEqual(['online gpu-1', 'offline gpu-1 heartbeat-missed', 'online gpu-1'])
+    expect(reg.apply('gpu-1', beat(5), 4_000, LIVE)).toBe('presumed')
+    // A heartbeat with an epoch we never saw born: the birth was missed.
+    expect(reg.apply('gpu-1', beat(6), 4_100, LIVE)).toBe('presumed')
+    expect(events).toEqual([
+      'ask-rebirth gpu-1',
+      'birth gpu-1 5',
+      'offline gpu-1 heartbeat-missed',
+      'ask-rebirth gpu-1',
+      'ask-rebirth gpu-1',
+    ])
   })
 
   it('remembers epochs across restarts, so an old will after a restart is still stale', async () => {
     const { reg, db } = await registry()
-    reg.apply('gpu-1', state(true, 7), 0)
-    const again = new GpuRegistry(db, ['gpu-1'], silentLogger(), {
-      onOnline: () => undefined,
-      onOffline: () => undefined,
-    })
+    reg.apply('gpu-1', birth(7), 0, LIVE)
+    const again = new GpuRegistry(db, ['gpu-1'], silentLogger(), recorder().handlers)
     expect(again.get('gpu-1')).toMatchObject({ online: false, epoch: 7 })
-    expect(again.apply('gpu-1', state(false, 6), 10)).toBe('stale')
+    expect(again.apply('gpu-1', will(6), 10, LIVE)).toBe('stale')
   })
 
   it('sends new work to the least-loaded online GPU, else to the GPU seen last', async () => {
     const { reg } = await registry()
     expect(reg.pick(() => 0)).toBe('gpu-1')
-    reg.apply('gpu-2', state(true, 1), 100)
-    reg.apply('gpu-3', state(true, 1), 200)
+    reg.apply('gpu-2', birth(1), 100, LIVE)
+    reg.apply('gpu-3', birth(1), 200, LIVE)
     expect(reg.pick((id) => (id === 'gpu-2' ? 5 : 1))).toBe('gpu-3')
-    reg.apply('gpu-2', state(false, 1), 300)
-    reg.apply('gpu-3', state(false, 1), 400)
+    reg.apply('gpu-2', will(1), 300, LIVE)
+    reg.apply('gpu-3', will(1), 400, LIVE)
     expect(reg.pick(() => 0)).toBe('gpu-3')
   })
 })

@@ -32,18 +32,18 @@ describe('task store', () => {
   it('grants a claim once: only for the assigned GPU, the current attempt and a queued, unexpired task', async () => {
     const s = await store()
     add(s, 't1')
-    expect(s.claim('t1', 'gpu-2', 1, 1, 2_000)).toBe(false)
-    expect(s.claim('t1', 'gpu-1', 2, 1, 2_000)).toBe(false)
-    expect(s.claim('t1', 'gpu-1', 1, 1, 20_000)).toBe(false) // past its TTL
-    expect(s.claim('t1', 'gpu-1', 1, 1, 2_000)).toBe(true)
-    expect(s.claim('t1', 'gpu-1', 1, 2, 2_001)).toBe(false)
+    expect(s.claim('t1', 'gpu-2', 1, 1, 9, 2_000)).toBe(false)
+    expect(s.claim('t1', 'gpu-1', 2, 1, 9, 2_000)).toBe(false)
+    expect(s.claim('t1', 'gpu-1', 1, 1, 9, 20_000)).toBe(false) // past its TTL
+    expect(s.claim('t1', 'gpu-1', 1, 1, 9, 2_000)).toBe(true)
+    expect(s.claim('t1', 'gpu-1', 1, 2, 9, 2_001)).toBe(false)
     expect(s.get('t1')?.state).toBe('processing')
   })
 
   it('applies progress of the current attempt only in increasing seq order', async () => {
     const s = await store()
     add(s, 't1')
-    s.claim('t1', 'gpu-1', 1, 1, 2_000)
+    s.claim('t1', 'gpu-1', 1, 1, 9, 2_000)
     expect(s.progress('t1', 'gpu-1', 1, 3, 40, 'synthesizing', null, 2_100)).toBe(true)
     expect(s.progress('t1', 'gpu-1', 1, 2, 20, 'synthesizing', null, 2_200)).toBe(false)
     expect(s.progress('t1', 'gpu-1', 1, 3, 40, 'synthesizing', null, 2_200)).toBe(false)
@@ -54,7 +54,7 @@ describe('task store', () => {
   it('re-queues as a new attempt, after which the old attempt can neither finish nor report', async () => {
     const s = await store()
     add(s, 't1')
-    s.claim('t1', 'gpu-1', 1, 1, 2_000)
+    s.claim('t1', 'gpu-1', 1, 1, 9, 2_000)
     expect(s.requeue('t1', 1, 'gpu-1', 'lost', 3_000)).toBe(true)
     expect(s.get('t1')).toMatchObject({ state: 'queued', attempt: 2, progress: 0, last_seq: 0 })
     expect(

@@ -30,6 +30,16 @@ async function inbox(dir?: string): Promise<{ inbox: Inbox; dir: string }> {
 }
 
 describe('bridge inbox', () => {
+  it('never lets the epoch go back, even when its file is lost', async () => {
+    const { inbox: box } = await inbox()
+    const now = Date.now()
+    const first = box.bumpEpoch(now)
+    expect(first).toBeGreaterThanOrEqual(now)
+    expect(box.bumpEpoch(now - 60_000)).toBe(first + 1) // the clock stepped back
+    const { inbox: fresh } = await inbox() // a re-imaged machine starts from an empty file
+    expect(fresh.bumpEpoch(Date.now())).toBeGreaterThan(first)
+  })
+
   it('stores each attempt once, replaces an older attempt and ignores a stale one', async () => {
     const { inbox: box } = await inbox()
     expect(box.receive(message(1), 0)).toBe('new')
@@ -53,14 +63,14 @@ describe('bridge inbox', () => {
     const first = await inbox()
     const m = message(1)
     first.inbox.receive(m, 0)
-    expect(first.inbox.bumpEpoch()).toBe(1)
+    expect(first.inbox.bumpEpoch(0)).toBe(1)
     expect(first.inbox.nextSeq(m.taskId, 1)).toBe(1)
     first.inbox.setPhase(m.taskId, 1, 'running')
     first.inbox.setServiceTaskId(m.taskId, 1, 'svc-9')
     first.inbox.close()
 
     const second = await inbox(first.dir)
-    expect(second.inbox.bumpEpoch()).toBe(2)
+    expect(second.inbox.bumpEpoch(0)).toBe(2)
     expect(second.inbox.nextSeq(m.taskId, 1)).toBe(2)
     expect(second.inbox.holding()).toEqual([
       { taskId: m.taskId, attempt: 1, phase: 'running', serviceTaskId: 'svc-9' },

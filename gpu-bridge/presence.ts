@@ -1,0 +1,139 @@
+/**
+ * The bridge's presence on `relay/gpus/{gpuId}/state` (DESIGN §3.4): a new epoch for every
+ * connection (kept on disk), a retained Last Will carrying it, a birth listing what the inbox
+ * holds, heartbeats, and a graceful "offline" on shutdown. If a will or state of an older
+ * connection ends up retained over ours (a late will), ours is put back.
+ */
+import type { IClientOptions, MqttClient } from 'mqtt'
+import type { Logger } from 'pino'
+import type { Inbox } from './inbox.js'
+import { errorMessage } from '../lib/errors.js'
+import { publish } from '../lib/mqtt.js'
+import { RELAY_VERSION } from '../lib/version.js'
+import { GpuState, PROTOCOL_VERSION, encodePayload, parsePayload } from '../protocol/index.js'
+
+export interface PresenceDeps {
+  readonly inbox: Inbox
+  readonly stateTopic: string
+  readonly capacity: number
+  readonly heartbeatMs: number
+  readonly adapterName: string
+  readonly now: () => number
+  readonly log: Logger
+}
+
+/** Put our state back at most this often (later ones wait for the interval, none is dropped). */
+const RESTORE_MIN_INTERVAL_MS = 1_000
+
+export class Presence {
+  readonly #d: PresenceDeps
+  #client: MqttClient | undefined
+  #epoch: number
+  #since: number
+  #lastRestore = -Infinity
+  #restoreTimer: NodeJS.Timeout | undefined
+
+  constructor(deps: PresenceDeps) {
+    this.#d = deps
+    this.#epoch = deps.inbox.bumpEpoch(deps.now())
+    this.#since = deps.now()
+  }
+
+  get epoch(): number {
+    return this.#epoch
+  }
+
+  attach(client: MqttClient): void {
+    this.#client = client
+  }
+
+  /** The will for the connection about to be made. */
+  will(): NonNullable<IClientOptions['will']> {
+    return {
+      topic: this.#d.stateTopic,
+      payload: encodePayload({ v: PROTOCOL_VERSION, online: false, epoch: this.#epoch }),
+      qos: 1,
+      retain: true,
+    }
+  }
+
+  /** Before every reconnection attempt: a new epoch, and the will that carries it. */
+  nextEpoch(): NonNullable<IClientOptions['will']> {
+    this.#epoch = this.#d.inbox.bumpEpoch(this.#d.now())
+    return this.will()
+  }
+
+  connected(): void {
+    this.#since = this.#d.now()
+  }
+
+  /** A birth lists what the inbox holds, for the gateway's reconcile. */
+  birth(): void {
+    this.#send({ ...this.#state('birth'), holding: this.#d.inbox.holding() })
+  }
+
+  heartbeat(): void {
+    this.#send(this.#state('heartbeat'))
+  }
+
+  /** Our own state topic as the broker shows it. */
+  onRetained(payload: Buffer, closing: boolean): void {
+    const parsed = parsePayload(GpuState, payload)
+    if (!parsed.ok || closing || this.#client?.connected !== true) return
+    const stale = !parsed.value.online || parsed.value.epoch < this.#epoch
+    if (!stale || this.#restoreTimer) return
+    this.#d.log.info({ shownEpoch: parsed.value.epoch, epoch: this.#epoch }, 'restoring our state')
+    const wait = this.#lastRestore + RESTORE_MIN_INTERVAL_MS - this.#d.now()
+    this.#restoreTimer = setTimeout(
+      () => {
+        this.#restoreTimer = undefined
+        this.#lastRestore = this.#d.now()
+        this.heartbeat()
+      },
+      Math.max(0, wait),
+    )
+  }
+
+  stop(): void {
+    clearTimeout(this.#restoreTimer)
+    this.#restoreTimer = undefined
+  }
+
+  /** Graceful shutdown: say so (the will is only for connections that die). */
+  async offline(): Promise<void> {
+    const client = this.#client
+    if (client?.connected !== true) return
+    const payload = encodePayload({
+      v: PROTOCOL_VERSION,
+      online: false,
+      epoch: this.#epoch,
+      reason: 'shutdown',
+    })
+    await Promise.race([
+      publish(client, this.#d.stateTopic, payload, { qos: 1, retain: true }).catch(() => undefined),
+      new Promise((resolve) => setTimeout(resolve, 2_000)),
+    ])
+  }
+
+  #state(reason: 'birth' | 'heartbeat'): GpuState {
+    return {
+      v: PROTOCOL_VERSION,
+      online: true,
+      epoch: this.#epoch,
+      since: new Date(this.#since).toISOString(),
+      capacity: this.#d.capacity,
+      adapter: this.#d.adapterName,
+      version: RELAY_VERSION,
+      heartbeatMs: this.#d.heartbeatMs,
+      reason,
+    }
+  }
+
+  #send(state: GpuState): void {
+    const client = this.#client
+    if (!client) return
+    publish(client, this.#d.stateTopic, encodePayload(state), { qos: 1, retain: true }).catch(
+      (err: unknown) => this.#d.log.debug({ err: errorMessage(err) }, 'state not published'),
+    )
+  }
+}

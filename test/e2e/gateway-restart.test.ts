@@ -1,0 +1,37 @@
+import { join } from 'node:path'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { startBroker } from '../../broker/broker.js'
+import { media, submitTask, taskStatus, upload } from '../helpers/pc.js'
+import { log, startTestBridge, startTestGateway, startTestGpu } from '../helpers/relay.js'
+import { tempDir } from '../helpers/temp-dir.js'
+import { waitFor } from '../helpers/wait-for.js'
+
+describe('a gateway restart while a task runs, with a broker that outlives it', () => {
+  it('does not run the task again: the retained GPU state only prompts a fresh birth', async () => {
+    const dir = await tempDir('gw-restart-running')
+    const broker = await startBroker(
+      { host: '127.0.0.1', port: 0, wsPort: null, persistencePath: join(dir, 'broker.sqlite') },
+      { log },
+    )
+    onTestFinished(() => broker.close())
+    const first = await startTestGateway(dir, { mqttUrl: broker.url })
+    const gpu = await startTestGpu(dir, 2_500)
+    await startTestBridge(dir, first, gpu)
+    const audio = await upload(first.url, media('a'), '.wav')
+    const video = await upload(first.url, media('v'), '.mp4')
+    const id = String((await submitTask(first.url, audio, video, 'K')).data.task_id)
+    await waitFor(async () => Number((await taskStatus(first.url, id)).progress) > 5, {
+      what: 'the job under way',
+    })
+
+    await first.close()
+    const port = Number(new URL(first.url).port)
+    const second = await startTestGateway(dir, { mqttUrl: broker.url, port })
+    await waitFor(async () => (await taskStatus(second.url, id)).status === 'done', {
+      what: 'done after the restart',
+      timeoutMs: 20_000,
+    })
+    expect(gpu.stats.submissions).toHaveLength(1)
+    expect(second.store.get(id)?.attempt).toBe(1)
+  })
+})
