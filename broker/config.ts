@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 import { z } from 'zod'
 import { env, parseEnv } from '../lib/config.js'
 import type { BrokerConfig } from './broker.js'
@@ -7,8 +8,9 @@ export const BrokerEnv = z.object({
   BROKER_HOST: env.str('0.0.0.0'),
   BROKER_PORT: env.port(1883),
   BROKER_WS_PORT: env.portOrOff(8083),
-  /** SQLite file of the broker's sessions and queues; "memory" keeps them in memory only. */
-  BROKER_PERSISTENCE: env.str('./data/broker/broker.sqlite'),
+  /** sqlite: sessions and queues in BROKER_DATA_DIR/broker.sqlite; memory: lost on restart. */
+  BROKER_PERSISTENCE: z.enum(['sqlite', 'memory']).default('sqlite'),
+  BROKER_DATA_DIR: env.str('./data/broker'),
   BROKER_HEARTBEAT_MS: env.ms(60_000),
   LOG_LEVEL: env.logLevel(),
 })
@@ -21,7 +23,8 @@ export function brokerConfigFromEnv(
     host: e.BROKER_HOST,
     port: e.BROKER_PORT,
     wsPort: e.BROKER_WS_PORT === 'off' ? null : e.BROKER_WS_PORT,
-    persistencePath: e.BROKER_PERSISTENCE === 'memory' ? null : e.BROKER_PERSISTENCE,
+    persistencePath:
+      e.BROKER_PERSISTENCE === 'memory' ? null : join(e.BROKER_DATA_DIR, 'broker.sqlite'),
     heartbeatMs: e.BROKER_HEARTBEAT_MS,
     logLevel: e.LOG_LEVEL,
   })

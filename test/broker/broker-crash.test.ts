@@ -1,4 +1,3 @@
-import { join } from 'node:path'
 import mqtt from 'mqtt'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { endClient } from '../../lib/mqtt.js'
@@ -9,8 +8,7 @@ import { waitFor } from '../helpers/wait-for.js'
 describe('the broker killed with SIGKILL', () => {
   it('keeps 1,000 messages queued for an offline client, their order, its subscription and retained messages', async () => {
     const dir = await tempDir('broker-kill')
-    const db = join(dir, 'broker.sqlite')
-    const first = await startChildBroker({ BROKER_PORT: '0', BROKER_PERSISTENCE: db })
+    const first = await startChildBroker({ BROKER_PORT: '0', BROKER_DATA_DIR: dir })
 
     // A GPU that subscribed once and went away: its session is kept.
     const gpu = await mqtt.connectAsync(first.url, { clientId: 'gpu-offline', clean: false })
@@ -29,7 +27,7 @@ describe('the broker killed with SIGKILL', () => {
     await first.child.kill9()
 
     const port = new URL(first.url).port
-    const second = await startChildBroker({ BROKER_PORT: port, BROKER_PERSISTENCE: db })
+    const second = await startChildBroker({ BROKER_PORT: port, BROKER_DATA_DIR: dir })
     const received: string[] = []
     const back = mqtt.connect(second.url, { clientId: 'gpu-offline', clean: false })
     onTestFinished(() => endClient(back))
