@@ -56,6 +56,13 @@ export class AdminTopics {
     this.queueChanged()
   }
 
+  /** A purged task: its retained snapshot is cleared (an empty retained payload). */
+  clearTask(taskId: string): void {
+    if (this.#closed) return
+    this.#send(this.#topics.task(taskId), Buffer.alloc(0))
+    this.queueChanged()
+  }
+
   /** Coalesce bursts of changes into one retained queue message. */
   queueChanged(): void {
     if (this.#closed) return

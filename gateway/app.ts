@@ -3,6 +3,7 @@ import express, { type Express } from 'express'
 import type { Logger } from 'pino'
 import { errorHandler, notFoundHandler } from './http-envelope.js'
 import type { FilePool } from './file-pool.js'
+import type { TaskActions } from './task-actions.js'
 import type { TaskService } from './task-service.js'
 import type { TaskStore } from './task-store.js'
 import { heygemApi } from './routes/heygem-api.js'
@@ -10,7 +11,8 @@ import { relayApi } from './routes/relay-api.js'
 import { taskApi } from './routes/task-api.js'
 
 export interface AppDeps {
-  readonly tasks: TaskService
+  readonly views: TaskService
+  readonly actions: TaskActions
   readonly store: TaskStore
   readonly pool: FilePool
   readonly log: Logger
@@ -24,10 +26,11 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by')
   app.set('query parser', 'simple')
   app.use(express.json({ limit: deps.jsonBodyLimit }))
-  app.use(taskApi(deps.tasks))
+  app.use(taskApi(deps.views, deps.actions))
   app.use(
     heygemApi({
-      tasks: deps.tasks,
+      tasks: deps.views,
+      actions: deps.actions,
       pool: deps.pool,
       now: deps.now,
       uploadMaxBytes: deps.uploadMaxBytes,

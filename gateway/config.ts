@@ -23,6 +23,9 @@ export const GatewayEnv = z.object({
   GPU_BOOT_ESTIMATE_S: env.int(120),
   TASK_RUN_ESTIMATE_S: env.int(120, 1),
   QUEUE_TTL_MS: env.ms(24 * 60 * 60 * 1000),
+  EXEC_TIMEOUT_MS: env.ms(30 * 60 * 1000),
+  STALL_TIMEOUT_MS: env.ms(10 * 60 * 1000),
+  RETENTION_MS: env.ms(7 * 24 * 60 * 60 * 1000),
   MAX_ATTEMPTS: env.int(3, 1),
   JSON_BODY_LIMIT: env.str('1mb'),
   UPLOAD_MAX_BYTES: env.int(2 * 1024 * 1024 * 1024, 1),
@@ -48,6 +51,12 @@ export interface GatewayConfig {
   readonly bootEstimateS: number
   readonly runEstimateS: number
   readonly queueTtlMs: number
+  /** A task running longer than this is retried or failed. */
+  readonly execTimeoutMs: number
+  /** A task whose progress has not moved for this long is retried or failed. */
+  readonly stallTimeoutMs: number
+  /** Finished tasks, their results and unreferenced files are purged after this. */
+  readonly retentionMs: number
   readonly maxAttempts: number
   readonly jsonBodyLimit: string
   readonly uploadMaxBytes: number
@@ -74,6 +83,9 @@ export function gatewayConfigFromEnv(
     bootEstimateS: e.GPU_BOOT_ESTIMATE_S,
     runEstimateS: e.TASK_RUN_ESTIMATE_S,
     queueTtlMs: e.QUEUE_TTL_MS,
+    execTimeoutMs: e.EXEC_TIMEOUT_MS,
+    stallTimeoutMs: e.STALL_TIMEOUT_MS,
+    retentionMs: e.RETENTION_MS,
     maxAttempts: e.MAX_ATTEMPTS,
     jsonBodyLimit: e.JSON_BODY_LIMIT,
     uploadMaxBytes: e.UPLOAD_MAX_BYTES,
@@ -103,6 +115,9 @@ export function gatewayTestConfig(
     bootEstimateS: 120,
     runEstimateS: 120,
     queueTtlMs: 24 * 60 * 60 * 1000,
+    execTimeoutMs: 30 * 60 * 1000,
+    stallTimeoutMs: 10 * 60 * 1000,
+    retentionMs: 7 * 24 * 60 * 60 * 1000,
     maxAttempts: 3,
     jsonBodyLimit: '1mb',
     uploadMaxBytes: 2 * 1024 * 1024 * 1024,

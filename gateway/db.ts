@@ -63,6 +63,15 @@ const MIGRATIONS: readonly string[] = [
   // The bridge connection (epoch) that claimed the task: a later birth that does not hold it
   // proves it was lost; a birth of the same epoch cannot.
   `ALTER TABLE tasks ADD COLUMN claim_epoch INTEGER;`,
+  // The clocks and idempotent submit: when progress last moved (stall timeout), the caller's
+  // request key, and when a pooled file was last asked for (retention).
+  `
+  ALTER TABLE tasks ADD COLUMN progress_at INTEGER;
+  ALTER TABLE tasks ADD COLUMN request_key TEXT;
+  CREATE UNIQUE INDEX tasks_by_request ON tasks (owner, request_key) WHERE request_key IS NOT NULL;
+  ALTER TABLE files ADD COLUMN last_used_at INTEGER;
+  UPDATE files SET last_used_at = created_at;
+  `,
 ]
 
 export function openDb(path: string): Db {

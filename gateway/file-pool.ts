@@ -86,10 +86,36 @@ export class FilePool {
   record(file: FileRef, now: number): void {
     this.#db
       .prepare(
-        `INSERT INTO files (hash, ext, size, created_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (hash) DO UPDATE SET size = excluded.size`,
+        `INSERT INTO files (hash, ext, size, created_at, last_used_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (hash) DO UPDATE SET size = excluded.size, last_used_at = excluded.last_used_at`,
       )
-      .run(file.hash, file.ext, file.size, now)
+      .run(file.hash, file.ext, file.size, now, now)
+  }
+
+  /** Asked for (check_files, submit): kept for another retention period. */
+  touch(hash: string, now: number): void {
+    this.#db.prepare('UPDATE files SET last_used_at = ? WHERE hash = ?').run(now, hash)
+  }
+
+  /**
+   * Retention: remove files not used since `cutoff` that no remaining task refers to (inputs of
+   * purged tasks, their results, uploads never submitted). Returns how many went.
+   */
+  async sweep(cutoff: number): Promise<number> {
+    const stale = this.#db
+      .prepare<[number], { hash: string }>(
+        `SELECT hash FROM files WHERE COALESCE(last_used_at, created_at) <= ?
+           AND hash NOT IN (SELECT audio_hash FROM tasks)
+           AND hash NOT IN (SELECT video_hash FROM tasks)
+           AND hash NOT IN (SELECT result_hash FROM tasks WHERE result_hash IS NOT NULL)
+         LIMIT 1000`,
+      )
+      .all(cutoff)
+    for (const { hash } of stale) {
+      this.#db.prepare('DELETE FROM files WHERE hash = ?').run(hash)
+      await rm(this.pathOf(hash), { force: true })
+    }
+    return stale.length
   }
 
   /** `write` then `record`. */

@@ -8,18 +8,15 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
-import { AdminTopics } from './admin-topics.js'
 import { createApp } from './app.js'
 import type { GatewayConfig } from './config.js'
 import { openDb } from './db.js'
-import { Dispatcher } from './dispatcher.js'
 import { FilePool } from './file-pool.js'
-import { GpuRegistry } from './gpu-registry.js'
-import { TaskService } from './task-service.js'
-import { TaskStore } from './task-store.js'
+import { createRelayCore } from './relay-core.js'
+import type { TaskStore } from './task-store.js'
+import { topicsFor } from '../protocol/index.js'
 import { Closer } from '../lib/lifecycle.js'
 import { endClient } from '../lib/mqtt.js'
-import { GpuState, parsePayload, topicsFor } from '../protocol/index.js'
 
 /** Starts the embedded broker; main.ts passes broker/'s `startBroker` (the gateway never imports it). */
 export type EmbeddedBrokerFactory = (
@@ -60,7 +57,6 @@ export async function startGateway(
       db.close()
     })
     const pool = await FilePool.open(db, join(config.dataDir, 'files'))
-    const store = new TaskStore(db)
 
     let mqttUrl = config.mqttUrl
     let mqttWsUrl: string | null = null
@@ -84,84 +80,24 @@ export async function startGateway(
     client.on('error', (err) => log.warn({ err: err.message }, 'MQTT client error'))
     client.on('offline', () => log.warn({ mqttUrl }, 'MQTT broker unreachable; retrying'))
 
-    const tasksRef: { service?: TaskService } = {}
-    const admin = new AdminTopics(client, topics, log, () => {
-      const q = tasksRef.service?.queue()
-      return q ?? { queued: 0, processing: 0, gpusOnline: 0, etaSeconds: 0 }
-    })
-    closer.add(() => admin.close())
-
-    const late: { dispatcher?: Dispatcher } = {}
-    const registry = new GpuRegistry(db, config.gpuIds, log, {
-      onOnline: (gpuId, holding, epoch) => late.dispatcher?.onGpuOnline(gpuId, holding, epoch),
-      onPresumedOnline: (gpuId) => late.dispatcher?.requestRebirth(gpuId),
-      onOffline: (gpuId) => late.dispatcher?.onGpuOffline(gpuId),
-    })
-    const dispatcher = new Dispatcher({
-      store,
-      pool,
-      registry,
-      client,
-      topics,
-      admin,
-      log,
-      now,
-      maxAttempts: config.maxAttempts,
-    })
-    const service = new TaskService({
-      store,
-      pool,
-      registry,
-      dispatcher,
-      admin,
-      log,
-      now,
-      queueTtlMs: config.queueTtlMs,
-      bootEstimateS: config.bootEstimateS,
-      runEstimateS: config.runEstimateS,
-    })
-    tasksRef.service = service
-    late.dispatcher = dispatcher
-    const live = dispatcher
+    const core = createRelayCore(config, { db, pool, client, topics, log, now })
+    closer.add(() => core.close())
     let stopping = false
-    // MQTT handlers never throw (STYLE): a failure is logged and the message dropped.
     client.on('message', (topic, payload, packet) => {
-      if (stopping) return
-      const parsed = topics.parseGpuTopic(topic)
-      if (!parsed) return
-      try {
-        if (parsed.channel === 'events') {
-          live.onEventMessage(parsed.gpuId, payload)
-        } else if (parsed.channel === 'state') {
-          const state = parsePayload(GpuState, payload)
-          if (!state.ok) {
-            log.warn({ gpuId: parsed.gpuId, error: state.error }, 'bad GPU state dropped')
-            return
-          }
-          registry.apply(parsed.gpuId, state.value, now(), packet.retain)
-        }
-      } catch (err) {
-        log.error({ err, topic }, 'MQTT message handling failed')
-      }
+      if (!stopping) core.onMessage(topic, payload, packet.retain)
     })
     await connectAndSubscribe(client, [topics.allGpus('state'), topics.allGpus('events')], log)
-    live.repairUnpublished()
+    core.dispatcher.repairUnpublished()
 
-    const tick = setInterval(() => {
-      try {
-        registry.sweep(now())
-        live.expireDue()
-      } catch (err) {
-        log.error({ err }, 'tick failed')
-      }
-    }, TICK_MS)
+    const tick = setInterval(() => core.tick(), TICK_MS)
     closer.add(() => {
       clearInterval(tick)
     })
 
     const app = createApp({
-      tasks: service,
-      store,
+      views: core.views,
+      actions: core.actions,
+      store: core.store,
       pool,
       log,
       now,
@@ -190,7 +126,7 @@ export async function startGateway(
       stopping = true // runs first: no more MQTT work while the rest shuts down
     })
     log.info({ url, mqttUrl, mqttWsUrl }, 'gateway listening')
-    return { url, mqttUrl, mqttWsUrl, store, close: () => closer.close() }
+    return { url, mqttUrl, mqttWsUrl, store: core.store, close: () => closer.close() }
   } catch (err) {
     await closer.close().catch(() => undefined)
     throw err

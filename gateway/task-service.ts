@@ -1,36 +1,18 @@
 /**
- * What the HTTP routes ask of the gateway: submit a task, describe it, describe the queue.
- * Views are computed from the SQLite row; nothing here talks to a GPU.
+ * What the HTTP routes read: a task as its owner sees it (position, estimate, the words to show),
+ * the queue, the GPUs. Computed from SQLite; nothing here changes a row (see task-actions.ts).
  */
-import { randomUUID } from 'node:crypto'
-import type { Dispatcher } from './dispatcher.js'
 import { etaSeconds, queuedMessage } from './estimates.js'
-import type { FilePool } from './file-pool.js'
 import type { GpuRegistry } from './gpu-registry.js'
 import type { TaskRow, TaskStore } from './task-store.js'
-import type { AdminTopics } from './admin-topics.js'
 import { AppError } from '../lib/errors.js'
-import type { Logger } from 'pino'
-import type { FileRef, ServiceStatus } from '../protocol/index.js'
+import type { ServiceStatus } from '../protocol/index.js'
 
 export interface TaskServiceDeps {
   readonly store: TaskStore
-  readonly pool: FilePool
   readonly registry: GpuRegistry
-  readonly dispatcher: Dispatcher
-  readonly admin: AdminTopics
-  readonly log: Logger
-  readonly now: () => number
-  readonly queueTtlMs: number
   readonly bootEstimateS: number
   readonly runEstimateS: number
-}
-
-export interface SubmitInput {
-  readonly owner: string | null
-  readonly source: 'task-api' | 'heygem-api'
-  readonly audio: { readonly hash: string; readonly ext: string }
-  readonly video: { readonly hash: string; readonly ext: string }
 }
 
 export interface TaskView {
@@ -54,40 +36,6 @@ export class TaskService {
 
   constructor(deps: TaskServiceDeps) {
     this.#d = deps
-  }
-
-  /** Write, then publish (DESIGN §3.1). */
-  async submit(input: SubmitInput): Promise<TaskView> {
-    const { store, registry, dispatcher, admin, log, now } = this.#d
-    const audio = await this.#inputFile(input.audio, '音频')
-    const video = await this.#inputFile(input.video, '视频')
-    const at = now()
-    const gpuId = registry.pick((id) => store.loadOf(id))
-    const row = store.insert({
-      id: randomUUID(),
-      owner: input.owner,
-      source: input.source,
-      gpuId,
-      audio,
-      video,
-      options: {},
-      now: at,
-      expiresAt: at + this.#d.queueTtlMs,
-    })
-    const view = this.view(row)
-    log.info(
-      {
-        taskId: row.id,
-        gpuId,
-        position: view.position,
-        gpusOnline: view.gpusOnline,
-        etaSeconds: view.etaSeconds,
-      },
-      'task queued',
-    )
-    dispatcher.publishTask(row, 'submitted')
-    admin.task(row)
-    return view
   }
 
   get(taskId: string): TaskRow {
@@ -168,17 +116,6 @@ export class TaskService {
   #runS(): number {
     const ms = this.#d.store.recentRunMs()
     return ms === null ? this.#d.runEstimateS : Math.max(1, Math.round(ms / 1000))
-  }
-
-  async #inputFile(ref: { hash: string; ext: string }, what: string): Promise<FileRef> {
-    const { pool } = this.#d
-    const stored = pool.get(ref.hash)
-    if (!stored || !(await pool.has(ref.hash))) {
-      throw new AppError('FILE_NOT_FOUND', 404, `${what}文件 ${ref.hash} 不在服务器上，请先上传`, {
-        details: { hash: ref.hash },
-      })
-    }
-    return { hash: stored.hash, ext: ref.ext, size: stored.size }
   }
 }
 

@@ -36,6 +36,8 @@ export interface TaskRow {
   readonly finished_at: number | null
   readonly expires_at: number
   readonly claim_epoch: number | null
+  readonly progress_at: number | null
+  readonly request_key: string | null
 }
 
 export interface NewTask {
@@ -48,6 +50,8 @@ export interface NewTask {
   readonly options: Readonly<Record<string, string | number | boolean>>
   readonly now: number
   readonly expiresAt: number
+  /** Idempotency-Key / request_id: a repeated submit with the same key returns the same task. */
+  readonly requestKey: string | null
 }
 
 export interface StateCounts {
@@ -79,8 +83,8 @@ export class TaskStore {
       this.#db
         .prepare(
           `INSERT INTO tasks (id, owner, source, state, attempt, gpu_id, audio_hash, audio_ext, audio_size,
-             video_hash, video_ext, video_size, options, created_at, updated_at, expires_at)
-           VALUES (?, ?, ?, 'queued', 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+             video_hash, video_ext, video_size, options, created_at, updated_at, expires_at, request_key)
+           VALUES (?, ?, ?, 'queued', 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
           task.id,
@@ -97,6 +101,7 @@ export class TaskStore {
           task.now,
           task.now,
           task.expiresAt,
+          task.requestKey,
         )
       this.#transition.run(task.id, task.now, null, 'queued', 1, task.gpuId, 'submitted')
       return this.#must(task.id)
@@ -124,10 +129,10 @@ export class TaskStore {
       const changed = this.#db
         .prepare(
           `UPDATE tasks SET state = 'processing', claimed_at = ?, updated_at = ?, last_seq = ?,
-             claim_epoch = ?, progress = 0, stage = 'preparing', stage_message = NULL
+             claim_epoch = ?, progress_at = ?, progress = 0, stage = 'preparing', stage_message = NULL
            WHERE id = ? AND state = 'queued' AND gpu_id = ? AND attempt = ? AND expires_at > ?`,
         )
-        .run(now, now, seq, epoch, id, gpuId, attempt, now).changes
+        .run(now, now, seq, epoch, now, id, gpuId, attempt, now).changes
       if (changed === 1)
         this.#transition.run(id, now, 'queued', 'processing', attempt, gpuId, 'claimed')
       return changed === 1
@@ -158,10 +163,13 @@ export class TaskStore {
     return (
       this.#db
         .prepare(
-          `UPDATE tasks SET progress = ?, stage = ?, stage_message = ?, last_seq = ?, updated_at = ?
+          `UPDATE tasks SET
+             progress_at = CASE WHEN progress != ? OR stage IS NOT ? THEN ? ELSE progress_at END,
+             progress = ?, stage = ?, stage_message = ?, last_seq = ?, updated_at = ?
            WHERE id = ? AND state = 'processing' AND gpu_id = ? AND attempt = ? AND last_seq < ?`,
         )
-        .run(progress, stage, message, seq, now, id, gpuId, attempt, seq).changes === 1
+        .run(progress, stage, now, progress, stage, message, seq, now, id, gpuId, attempt, seq)
+        .changes === 1
     )
   }
 

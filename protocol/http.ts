@@ -29,7 +29,13 @@ export const HEYGEM_PATHS = {
 export const TASK_PATHS = {
   submit: '/api/heygem/task/submit',
   status: '/api/heygem/task/status',
+  cancel: '/api/heygem/task/cancel',
+  retry: '/api/heygem/task/retry',
 } as const
+
+/** Header for idempotent submits (both submit endpoints); `request_id` in the body does the same. */
+export const IDEMPOTENCY_HEADER = 'idempotency-key'
+export const RequestKey = z.string().min(1).max(200)
 
 /** Paths the gateway serves to bridges: inputs out, results in (streamed, hash-verified). */
 export const RELAY_PATHS = {
@@ -71,6 +77,8 @@ export const GpuSubmitRequest = z.object({
   video_hash: Md5,
   video_ext: Ext,
   license_key: z.string().min(1).max(200).optional(),
+  /** Ours, not run_server's: a repeated submit with the same id returns the same task. */
+  request_id: z.string().min(1).max(200).optional(),
 })
 export type GpuSubmitRequest = z.infer<typeof GpuSubmitRequest>
 
@@ -106,15 +114,21 @@ export const TaskSubmitRequest = z.object({
   video_hash: Md5,
   video_ext: Ext,
   license_key: z.string().min(1).max(200),
+  /** A repeated submit with the same id (per license key) returns the same task. */
+  request_id: z.string().min(1).max(200).optional(),
 })
+
+export const TaskIdRequest = z.object({ task_id: TaskId })
 export type TaskSubmitRequest = z.infer<typeof TaskSubmitRequest>
 
 export const TaskSubmitData = z.object({
   task_id: TaskId,
-  status: z.enum(['submitted', 'queued']),
+  /** `done`: an identical task finished earlier and its result is returned at once. */
+  status: z.enum(['submitted', 'queued', 'done']),
   msg: z.string(),
   queue_position: z.number().int().min(0),
   eta_seconds: z.number().min(0),
+  result_url: z.string().nullable().optional(),
 })
 export type TaskSubmitData = z.infer<typeof TaskSubmitData>
 

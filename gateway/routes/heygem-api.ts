@@ -10,7 +10,8 @@ import { z } from 'zod'
 import { ok, validate } from '../http-envelope.js'
 import type { FilePool } from '../file-pool.js'
 import type { TaskService } from '../task-service.js'
-import { failureText, resultUrl } from './task-api.js'
+import { failureText, requestKey, resultUrl } from './task-api.js'
+import type { TaskActions } from '../task-actions.js'
 import { AppError } from '../../lib/errors.js'
 import {
   CheckFilesRequest,
@@ -25,6 +26,7 @@ import {
 
 export interface HeygemApiDeps {
   readonly tasks: TaskService
+  readonly actions: TaskActions
   readonly pool: FilePool
   readonly now: () => number
   readonly uploadMaxBytes: number
@@ -54,7 +56,11 @@ export function heygemApi(deps: HeygemApiDeps): Router {
   router.post(HEYGEM_PATHS.checkFiles, async (req, res) => {
     const body = validate(CheckFilesRequest, req.body, 'files')
     const data: Record<string, boolean> = {}
-    for (const file of body.files) data[file.hash] = await pool.has(file.hash)
+    for (const file of body.files) {
+      const present = await pool.has(file.hash)
+      if (present) pool.touch(file.hash, deps.now()) // the PC will submit it: keep it
+      data[file.hash] = present
+    }
     ok(res, data)
   })
 
@@ -65,17 +71,18 @@ export function heygemApi(deps: HeygemApiDeps): Router {
 
   router.post(HEYGEM_PATHS.submit, async (req, res) => {
     const body = validate(GpuSubmitRequest, req.body, 'body')
-    const view = await tasks.submit({
+    const view = await deps.actions.submit({
       owner: body.license_key ?? null,
       source: 'heygem-api',
       audio: { hash: body.audio_hash, ext: body.audio_ext },
       video: { hash: body.video_hash, ext: body.video_ext },
+      requestKey: requestKey(req, body.request_id),
     })
     ok(
       res,
       {
         task_id: view.row.id,
-        status: view.gpusOnline > 0 ? 'submitted' : 'queued',
+        status: view.row.state === 'done' ? 'done' : view.gpusOnline > 0 ? 'submitted' : 'queued',
         message: view.message,
         queue: { ...queueInfo(tasks.queue()), position: view.position },
       },

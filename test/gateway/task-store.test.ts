@@ -25,6 +25,7 @@ function add(s: TaskStore, id: string, now = 1_000) {
     options: {},
     now,
     expiresAt: now + 10_000,
+    requestKey: null,
   })
 }
 

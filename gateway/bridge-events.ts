@@ -1,0 +1,197 @@
+/**
+ * Bridge events on `relay/gpus/{gpuId}/events` (DESIGN §3.2, §3.6): claims granted or refused by
+ * compare-and-set, progress, done and error applied once per (taskId, attempt, seq). MQTT handlers
+ * never throw: a bad payload is logged and dropped.
+ */
+import type { Logger } from 'pino'
+import type { Dispatcher } from './dispatcher.js'
+import type { FilePool } from './file-pool.js'
+import type { TaskRow, TaskStore } from './task-store.js'
+import {
+  BridgeEvent,
+  PROTOCOL_VERSION,
+  parsePayload,
+  type ClaimRefusal,
+} from '../protocol/index.js'
+
+export interface BridgeEventsDeps {
+  readonly store: TaskStore
+  readonly pool: FilePool
+  readonly dispatcher: Dispatcher
+  readonly log: Logger
+  readonly now: () => number
+}
+
+type EventOf<K extends BridgeEvent['kind']> = Extract<BridgeEvent, { kind: K }>
+
+const MILESTONES = [25, 50, 75] as const
+
+export class BridgeEvents {
+  readonly #d: BridgeEventsDeps
+  readonly #out: Dispatcher
+
+  constructor(deps: BridgeEventsDeps) {
+    this.#d = deps
+    this.#out = deps.dispatcher
+  }
+
+  /** `relay/gpus/{gpuId}/events`: never throws. */
+  onEventMessage(gpuId: string, payload: Buffer): void {
+    const parsed = parsePayload(BridgeEvent, payload)
+    if (!parsed.ok) {
+      this.#d.log.warn(
+        { gpuId, error: parsed.error, bytes: payload.length },
+        'bad bridge event dropped',
+      )
+      return
+    }
+    const event = parsed.value
+    try {
+      switch (event.kind) {
+        case 'claim':
+          this.#onClaim(gpuId, event)
+          break
+        case 'progress':
+          this.#onProgress(gpuId, event)
+          break
+        case 'done':
+          this.#onDone(gpuId, event)
+          break
+        case 'error':
+          this.#onError(gpuId, event)
+          break
+      }
+    } catch (err) {
+      this.#d.log.error(
+        { err, gpuId, taskId: event.taskId, kind: event.kind },
+        'bridge event failed',
+      )
+    }
+  }
+
+  #onClaim(gpuId: string, event: EventOf<'claim'>): void {
+    const { store, log, now } = this.#d
+    const task = store.get(event.taskId)
+    const refuse = (reason: ClaimRefusal): void => {
+      log.info({ taskId: event.taskId, gpuId, attempt: event.attempt, reason }, 'claim refused')
+      this.#out.control(gpuId, {
+        v: PROTOCOL_VERSION,
+        kind: 'claim-refused',
+        taskId: event.taskId,
+        attempt: event.attempt,
+        reason,
+      })
+    }
+    if (!task) return refuse('unknown-task')
+    if (task.attempt !== event.attempt) return refuse('stale-attempt')
+    if (task.gpu_id !== gpuId) return refuse('reassigned')
+    if (task.state === 'processing') {
+      // The same GPU asking again for the same attempt: it never saw our grant. Grant again.
+      store.reclaimed(task.id, task.attempt, event.epoch)
+      this.#grant(gpuId, task)
+      return
+    }
+    if (task.state !== 'queued') return refuse('not-queued')
+    if (task.expires_at <= now()) {
+      if (store.expire(task.id, now())) this.#out.snapshot(task.id)
+      return refuse('expired')
+    }
+    const older = store.olderQueued(gpuId, task.seq, now())
+    if (older.length > 0) {
+      // Run in submit order: the bridge must take the older ones first. Make sure it has them.
+      for (const row of older) this.#out.republishIfQuiet(row)
+      return refuse('not-next')
+    }
+    if (!store.claim(task.id, gpuId, task.attempt, event.seq, event.epoch, now())) {
+      return refuse('not-queued')
+    }
+    this.#out.forgetRepublish(task.id, task.attempt)
+    log.info({ taskId: task.id, gpuId, attempt: task.attempt }, 'task claimed')
+    this.#grant(gpuId, task)
+    this.#out.snapshot(task.id)
+  }
+
+  #grant(gpuId: string, task: TaskRow): void {
+    this.#out.control(gpuId, {
+      v: PROTOCOL_VERSION,
+      kind: 'claim-granted',
+      taskId: task.id,
+      attempt: task.attempt,
+    })
+  }
+
+  #onProgress(gpuId: string, event: EventOf<'progress'>): void {
+    const { store, log, now } = this.#d
+    const before = store.get(event.taskId)
+    const applied = store.progress(
+      event.taskId,
+      gpuId,
+      event.attempt,
+      event.seq,
+      event.progress,
+      event.stage,
+      event.message ?? null,
+      now(),
+    )
+    if (!applied || !before) return
+    for (const mark of MILESTONES) {
+      if (before.progress < mark && event.progress >= mark) {
+        log.info(
+          { taskId: event.taskId, gpuId, progress: event.progress, stage: event.stage },
+          'task progress',
+        )
+      }
+    }
+    this.#out.snapshot(event.taskId)
+  }
+
+  #onDone(gpuId: string, event: EventOf<'done'>): void {
+    const { store, pool, log, now } = this.#d
+    const task = store.get(event.taskId)
+    if (task?.state === 'processing' && task.attempt === event.attempt && task.gpu_id === gpuId) {
+      const stored = pool.get(event.result.hash)
+      if (stored?.size !== event.result.size) {
+        log.warn({ taskId: task.id, gpuId, result: event.result }, 'done without its result file')
+        this.#out.retryOrFail(task, '结果文件未能传回网关', 'result-missing')
+      } else if (store.finishDone(task.id, gpuId, task.attempt, event.seq, event.result, now())) {
+        log.info(
+          {
+            taskId: task.id,
+            gpuId,
+            attempt: task.attempt,
+            elapsedMs: event.elapsedMs,
+            bytes: event.result.size,
+          },
+          'task done',
+        )
+        this.#out.snapshot(task.id)
+      }
+    } else {
+      log.debug(
+        { taskId: event.taskId, gpuId, attempt: event.attempt },
+        'done event for a non-current attempt',
+      )
+    }
+    this.#out.ack(gpuId, event)
+  }
+
+  #onError(gpuId: string, event: EventOf<'error'>): void {
+    const { store, log } = this.#d
+    const task = store.get(event.taskId)
+    if (task?.state === 'processing' && task.attempt === event.attempt && task.gpu_id === gpuId) {
+      log.warn(
+        {
+          taskId: task.id,
+          gpuId,
+          attempt: task.attempt,
+          retryable: event.retryable,
+          message: event.message,
+        },
+        'task failed on GPU',
+      )
+      if (event.retryable) this.#out.retryOrFail(task, event.message, 'gpu-error')
+      else this.#out.fail(task, event.message, 'gpu-error')
+    }
+    this.#out.ack(gpuId, event)
+  }
+}

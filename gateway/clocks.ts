@@ -1,0 +1,105 @@
+/**
+ * The four clocks (DESIGN §4), run from the gateway's tick: queue TTL (→ expired), execution
+ * timeout and stall timeout (→ a new attempt while attempts remain, else error; the bridge is told
+ * to stop following the old one), and retention (finished tasks, their results and unreferenced
+ * files purged, their retained topics cleared).
+ */
+import type { Logger } from 'pino'
+import type { AdminTopics } from './admin-topics.js'
+import type { Dispatcher } from './dispatcher.js'
+import type { FilePool } from './file-pool.js'
+import type { TaskHousekeeping } from './task-housekeeping.js'
+import type { TaskRow, TaskStore } from './task-store.js'
+import { humanDuration } from './estimates.js'
+
+export interface ClockSettings {
+  readonly execTimeoutMs: number
+  readonly stallTimeoutMs: number
+  readonly retentionMs: number
+}
+
+export interface ClocksDeps extends ClockSettings {
+  readonly store: TaskStore
+  readonly housekeeping: TaskHousekeeping
+  readonly pool: FilePool
+  readonly dispatcher: Dispatcher
+  readonly admin: AdminTopics
+  readonly log: Logger
+  readonly now: () => number
+}
+
+/** Retention runs at most this often: it scans, the others are indexed lookups. */
+const RETENTION_EVERY_MS = 60_000
+
+export class Clocks {
+  readonly #d: ClocksDeps
+  #lastRetention = -Infinity
+  #sweeping = false
+
+  constructor(deps: ClocksDeps) {
+    this.#d = deps
+  }
+
+  tick(): void {
+    const now = this.#d.now()
+    this.#expire(now)
+    this.#timeouts(now)
+    if (now - this.#lastRetention >= Math.min(RETENTION_EVERY_MS, this.#d.retentionMs)) {
+      this.#lastRetention = now
+      void this.#retention(now)
+    }
+  }
+
+  #expire(now: number): void {
+    const { store, dispatcher, log } = this.#d
+    for (const id of store.dueToExpire(now)) {
+      if (store.expire(id, now)) {
+        log.info({ taskId: id }, 'task expired')
+        dispatcher.snapshot(id)
+      }
+    }
+  }
+
+  #timeouts(now: number): void {
+    const { housekeeping, execTimeoutMs, stallTimeoutMs } = this.#d
+    const overrun = housekeeping.overrunning(now, execTimeoutMs)
+    for (const task of overrun) {
+      this.#giveUp(task, `执行超时（超过${humanDuration(execTimeoutMs / 1000)}）`, 'exec-timeout')
+    }
+    const seen = new Set(overrun.map((t) => t.id))
+    for (const task of housekeeping.stalled(now, stallTimeoutMs)) {
+      if (seen.has(task.id)) continue
+      const quiet = humanDuration(stallTimeoutMs / 1000)
+      this.#giveUp(task, `任务进度${quiet}没有变化（GPU 疑似卡住）`, 'stall-timeout')
+    }
+  }
+
+  /** A timed-out attempt: the bridge stops following it, the task is retried or fails. */
+  #giveUp(task: TaskRow, reason: string, note: string): void {
+    const { dispatcher, log } = this.#d
+    log.warn({ taskId: task.id, gpuId: task.gpu_id, attempt: task.attempt, note }, 'task timed out')
+    if (task.gpu_id !== null) dispatcher.cancelOnGpu(task.gpu_id, task.id, task.attempt, note)
+    dispatcher.retryOrFail(task, reason, note)
+  }
+
+  async #retention(now: number): Promise<void> {
+    if (this.#sweeping) return
+    this.#sweeping = true
+    const { housekeeping, pool, admin, log, retentionMs } = this.#d
+    try {
+      const old = housekeeping.expiredRetention(now, retentionMs)
+      for (const task of old) {
+        housekeeping.purge(task.id)
+        admin.clearTask(task.id)
+      }
+      const files = await pool.sweep(now - retentionMs)
+      if (old.length > 0 || files > 0) {
+        log.info({ tasks: old.length, files }, 'retention: purged finished tasks and files')
+      }
+    } catch (err) {
+      log.error({ err }, 'retention sweep failed')
+    } finally {
+      this.#sweeping = false
+    }
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * The gateway's parts wired together around one SQLite database and one MQTT client: presence,
+ * dispatch, bridge events, the birth reconcile, the clocks, and the views and actions the HTTP
+ * API uses. No I/O of its own beyond what those parts do.
+ */
+import type { MqttClient } from 'mqtt'
+import type { Logger } from 'pino'
+import { AdminTopics } from './admin-topics.js'
+import { BridgeEvents } from './bridge-events.js'
+import { Clocks } from './clocks.js'
+import type { GatewayConfig } from './config.js'
+import type { Db } from './db.js'
+import { Dispatcher } from './dispatcher.js'
+import type { FilePool } from './file-pool.js'
+import { GpuRegistry } from './gpu-registry.js'
+import { reconcileBirth } from './reconcile.js'
+import { TaskActions } from './task-actions.js'
+import { TaskHousekeeping } from './task-housekeeping.js'
+import { TaskService } from './task-service.js'
+import { TaskStore } from './task-store.js'
+import { GpuState, parsePayload, type Topics } from '../protocol/index.js'
+
+export interface RelayCore {
+  readonly store: TaskStore
+  readonly views: TaskService
+  readonly actions: TaskActions
+  readonly dispatcher: Dispatcher
+  /** An MQTT message on a subscribed topic; never throws. */
+  onMessage(topic: string, payload: Buffer, retained: boolean): void
+  /** Once a second: heartbeats and clocks. */
+  tick(): void
+  close(): void
+}
+
+export interface RelayCoreDeps {
+  readonly db: Db
+  readonly pool: FilePool
+  readonly client: MqttClient
+  readonly topics: Topics
+  readonly log: Logger
+  readonly now: () => number
+}
+
+export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): RelayCore {
+  const { db, pool, client, topics, log, now } = deps
+  const store = new TaskStore(db)
+  const housekeeping = new TaskHousekeeping(db)
+  const late: { views?: TaskService; dispatcher?: Dispatcher } = {}
+  const admin = new AdminTopics(client, topics, log, () => {
+    return late.views?.queue() ?? { queued: 0, processing: 0, gpusOnline: 0, etaSeconds: 0 }
+  })
+  const registry = new GpuRegistry(db, config.gpuIds, log, {
+    onOnline: (gpuId, holding, epoch) => {
+      const dispatcher = late.dispatcher
+      if (dispatcher)
+        reconcileBirth({ store, registry, dispatcher, log, now }, gpuId, holding, epoch)
+    },
+    onPresumedOnline: (gpuId) => late.dispatcher?.requestRebirth(gpuId),
+    onOffline: () => late.dispatcher?.queueChanged(),
+  })
+  const dispatcher = new Dispatcher({
+    store,
+    registry,
+    client,
+    topics,
+    admin,
+    log,
+    now,
+    maxAttempts: config.maxAttempts,
+  })
+  const views = new TaskService({
+    store,
+    registry,
+    bootEstimateS: config.bootEstimateS,
+    runEstimateS: config.runEstimateS,
+  })
+  late.views = views
+  late.dispatcher = dispatcher
+  const events = new BridgeEvents({ store, pool, dispatcher, log, now })
+  const actions = new TaskActions({
+    store,
+    housekeeping,
+    pool,
+    registry,
+    dispatcher,
+    admin,
+    views,
+    log,
+    now,
+    queueTtlMs: config.queueTtlMs,
+  })
+  const clocks = new Clocks({
+    store,
+    housekeeping,
+    pool,
+    dispatcher,
+    admin,
+    log,
+    now,
+    execTimeoutMs: config.execTimeoutMs,
+    stallTimeoutMs: config.stallTimeoutMs,
+    retentionMs: config.retentionMs,
+  })
+
+  return {
+    store,
+    views,
+    actions,
+    dispatcher,
+    onMessage(topic, payload, retained) {
+      const parsed = topics.parseGpuTopic(topic)
+      if (!parsed) return
+      // MQTT handlers never throw (STYLE): a failure is logged and the message dropped.
+      try {
+        if (parsed.channel === 'events') {
+          events.onEventMessage(parsed.gpuId, payload)
+        } else if (parsed.channel === 'state') {
+          const state = parsePayload(GpuState, payload)
+          if (!state.ok) {
+            log.warn({ gpuId: parsed.gpuId, error: state.error }, 'bad GPU state dropped')
+            return
+          }
+          registry.apply(parsed.gpuId, state.value, now(), retained)
+        }
+      } catch (err) {
+        log.error({ err, topic }, 'MQTT message handling failed')
+      }
+    },
+    tick() {
+      try {
+        registry.sweep(now())
+        clocks.tick()
+      } catch (err) {
+        log.error({ err }, 'tick failed')
+      }
+    },
+    close() {
+      admin.close()
+    },
+  }
+}

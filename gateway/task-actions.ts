@@ -1,0 +1,161 @@
+/**
+ * What owners do to tasks: submit (write, then publish; idempotent by request key; an identical
+ * finished task answers at once), cancel, and retry a failed one.
+ */
+import { randomUUID } from 'node:crypto'
+import type { Logger } from 'pino'
+import type { AdminTopics } from './admin-topics.js'
+import type { Dispatcher } from './dispatcher.js'
+import type { FilePool } from './file-pool.js'
+import type { GpuRegistry } from './gpu-registry.js'
+import type { TaskHousekeeping } from './task-housekeeping.js'
+import type { TaskService, TaskView } from './task-service.js'
+import type { TaskStore } from './task-store.js'
+import { AppError } from '../lib/errors.js'
+import type { FileRef } from '../protocol/index.js'
+
+export interface TaskActionsDeps {
+  readonly store: TaskStore
+  readonly housekeeping: TaskHousekeeping
+  readonly pool: FilePool
+  readonly registry: GpuRegistry
+  readonly dispatcher: Dispatcher
+  readonly admin: AdminTopics
+  readonly views: TaskService
+  readonly log: Logger
+  readonly now: () => number
+  readonly queueTtlMs: number
+}
+
+export interface SubmitInput {
+  readonly owner: string | null
+  readonly source: 'task-api' | 'heygem-api'
+  readonly audio: { readonly hash: string; readonly ext: string }
+  readonly video: { readonly hash: string; readonly ext: string }
+  /** `Idempotency-Key` header or `request_id` field: a repeat returns the same task. */
+  readonly requestKey: string | null
+}
+
+export interface Submitted extends TaskView {
+  /** An earlier submit with the same request key: nothing new was created. */
+  readonly repeated: boolean
+  /** Answered from an identical finished task: no GPU work. */
+  readonly cacheHit: boolean
+}
+
+/** No options exist yet; identical submits compare this. */
+const NO_OPTIONS = '{}'
+
+export class TaskActions {
+  readonly #d: TaskActionsDeps
+
+  constructor(deps: TaskActionsDeps) {
+    this.#d = deps
+  }
+
+  async submit(input: SubmitInput): Promise<Submitted> {
+    const { store, housekeeping, registry, dispatcher, admin, views, log, now } = this.#d
+    if (input.requestKey !== null) {
+      const earlier = housekeeping.byRequestKey(input.owner, input.requestKey)
+      if (earlier) return { ...views.view(earlier), repeated: true, cacheHit: false }
+    }
+    const audio = await this.#inputFile(input.audio, '音频')
+    const video = await this.#inputFile(input.video, '视频')
+    const at = now()
+    const cached = housekeeping.doneWithInputs(audio.hash, video.hash, NO_OPTIONS)
+    const cachedResult = cached?.result_hash ?? null
+    const hit =
+      cached && cachedResult !== null && (await this.#d.pool.has(cachedResult)) ? cached : null
+    const gpuId = registry.pick((id) => store.loadOf(id))
+    let row = store.insert({
+      id: randomUUID(),
+      owner: input.owner,
+      source: input.source,
+      gpuId,
+      audio,
+      video,
+      options: {},
+      now: at,
+      expiresAt: at + this.#d.queueTtlMs,
+      requestKey: input.requestKey,
+    })
+    if (hit) {
+      housekeeping.markCacheHit(row.id, hit, at)
+      row = store.get(row.id) ?? row
+      log.info({ taskId: row.id, from: hit.id }, 'task answered from an identical finished one')
+    } else {
+      const view = views.view(row)
+      log.info(
+        {
+          taskId: row.id,
+          gpuId,
+          position: view.position,
+          gpusOnline: view.gpusOnline,
+          etaSeconds: view.etaSeconds,
+        },
+        'task queued',
+      )
+      dispatcher.publishTask(row, 'submitted')
+    }
+    admin.task(row)
+    return { ...views.view(row), repeated: false, cacheHit: hit !== null }
+  }
+
+  /** Cancel a queued or running task; the bridge stops following it. */
+  cancel(taskId: string, by: string): TaskView {
+    const { housekeeping, dispatcher, views, log, now } = this.#d
+    const before = housekeeping.cancel(taskId, now(), by)
+    if (!before) {
+      const row = views.get(taskId)
+      throw new AppError('TASK_NOT_CANCELLABLE', 409, `任务已${stateWord(row.state)}，无法取消`)
+    }
+    if (before.gpu_id !== null) dispatcher.cancelOnGpu(before.gpu_id, taskId, before.attempt, by)
+    log.info({ taskId, gpuId: before.gpu_id, was: before.state, by }, 'task cancelled')
+    dispatcher.snapshot(taskId)
+    return views.view(views.get(taskId))
+  }
+
+  /** Run a failed task again as a new attempt. */
+  retry(taskId: string): TaskView {
+    const { store, housekeeping, registry, dispatcher, views, log, now } = this.#d
+    const at = now()
+    const gpuId = registry.pick((id) => store.loadOf(id))
+    if (!housekeeping.retry(taskId, gpuId, at, at + this.#d.queueTtlMs)) {
+      const row = views.get(taskId)
+      throw new AppError(
+        'TASK_NOT_RETRYABLE',
+        409,
+        `只有失败的任务可以重试（当前：${stateWord(row.state)}）`,
+      )
+    }
+    const row = views.get(taskId)
+    log.info({ taskId, attempt: row.attempt, gpuId }, 'task retried by its owner')
+    dispatcher.publishTask(row, 'manual retry')
+    dispatcher.snapshot(taskId)
+    return views.view(row)
+  }
+
+  async #inputFile(ref: { hash: string; ext: string }, what: string): Promise<FileRef> {
+    const { pool, now } = this.#d
+    const stored = pool.get(ref.hash)
+    if (!stored || !(await pool.has(ref.hash))) {
+      throw new AppError('FILE_NOT_FOUND', 404, `${what}文件 ${ref.hash} 不在服务器上，请先上传`, {
+        details: { hash: ref.hash },
+      })
+    }
+    pool.touch(ref.hash, now())
+    return { hash: stored.hash, ext: ref.ext, size: stored.size }
+  }
+}
+
+function stateWord(state: string): string {
+  const words: Record<string, string> = {
+    queued: '在排队',
+    processing: '在处理中',
+    done: '完成',
+    error: '失败',
+    cancelled: '取消',
+    expired: '过期',
+  }
+  return words[state] ?? state
+}

@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest'
+import { call, media, submitTask, taskStatus, upload } from '../helpers/pc.js'
+import { startTestBridge, startTestGateway, startTestGpu } from '../helpers/relay.js'
+import { tempDir } from '../helpers/temp-dir.js'
+import { waitFor } from '../helpers/wait-for.js'
+
+describe('cancelling a task', () => {
+  it('never runs a task cancelled while queued', async () => {
+    const dir = await tempDir('cancel-queued')
+    const gateway = await startTestGateway(dir)
+    const gpu = await startTestGpu(dir, 200)
+    const audio = await upload(gateway.url, media('a'), '.wav')
+    const video = await upload(gateway.url, media('v'), '.mp4')
+    const doomed = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
+    const kept = String(
+      (await submitTask(gateway.url, await upload(gateway.url, media('b'), '.wav'), video, 'K'))
+        .data.task_id,
+    )
+    const cancelled = await call(gateway.url, '/api/heygem/task/cancel', { task_id: doomed })
+    expect(cancelled.env).toMatchObject({ code: 0, data: { status: 'cancelled' } })
+
+    await startTestBridge(dir, gateway, gpu)
+    await waitFor(async () => (await taskStatus(gateway.url, kept)).status === 'done', {
+      what: 'the other task done',
+    })
+    expect(gpu.stats.submissions.map((s) => s.audioHash)).not.toContain(audio)
+    expect((await taskStatus(gateway.url, doomed)).status).toBe('cancelled')
+    // A finished task cannot be cancelled.
+    const again = await call(gateway.url, '/api/heygem/task/cancel', { task_id: kept })
+    expect(again.status).toBe(409)
+  })
+
+  it('stops following a task cancelled while running, and the GPU takes the next one', async () => {
+    const dir = await tempDir('cancel-running')
+    const gateway = await startTestGateway(dir)
+    const gpu = await startTestGpu(dir, 1_500)
+    await startTestBridge(dir, gateway, gpu)
+    const video = await upload(gateway.url, media('v'), '.mp4')
+    const running = String(
+      (await submitTask(gateway.url, await upload(gateway.url, media('a'), '.wav'), video, 'K'))
+        .data.task_id,
+    )
+    const next = String(
+      (await submitTask(gateway.url, await upload(gateway.url, media('b'), '.wav'), video, 'K'))
+        .data.task_id,
+    )
+    await waitFor(async () => (await taskStatus(gateway.url, running)).status === 'processing', {
+      what: 'running',
+    })
+    await call(gateway.url, '/api/heygem/task/cancel', { task_id: running })
+    await waitFor(async () => (await taskStatus(gateway.url, next)).status === 'done', {
+      what: 'the next task done',
+      timeoutMs: 15_000,
+    })
+    const status = await taskStatus(gateway.url, running)
+    expect(status.status).toBe('cancelled')
+    expect(status.result_url).toBeNull()
+  })
+})
