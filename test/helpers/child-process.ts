@@ -87,3 +87,58 @@ export async function startChildBroker(
   const line = await child.waitForLine((l) => l.msg === 'broker listening', 'broker listening')
   return { child, url: String(line.url) }
 }
+
+/** A port free right now (bound and released), for a process that must come back on it. */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net')
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+export interface ChildGateway {
+  readonly child: ChildHandle
+  readonly url: string
+  readonly mqttUrl: string
+}
+
+/** `gateway/main.ts` (embedded broker) in a child process, on the given ports and data folder. */
+export async function startChildGateway(
+  dataDir: string,
+  ports: { http: number; mqtt: number },
+  env: Record<string, string> = {},
+): Promise<ChildGateway> {
+  const child = startChild('gateway/main.ts', {
+    DATA_DIR: dataDir,
+    GATEWAY_HOST: '127.0.0.1',
+    GATEWAY_PORT: String(ports.http),
+    BROKER_HOST: '127.0.0.1',
+    BROKER_PORT: String(ports.mqtt),
+    BROKER_WS_PORT: 'off',
+    ...env,
+  })
+  await child.waitForLine((l) => l.msg === 'gateway listening', 'gateway listening')
+  return { child, url: `http://127.0.0.1:${String(ports.http)}`, mqttUrl: `mqtt://127.0.0.1:${String(ports.mqtt)}` }
+}
+
+/** `gpu-bridge/main.ts` in a child process. */
+export async function startChildBridge(env: Record<string, string>): Promise<ChildHandle> {
+  const child = startChild('gpu-bridge/main.ts', {
+    BRIDGE_GPU_ID: 'gpu-1',
+    BRIDGE_POLL_MS: '100',
+    BRIDGE_HEARTBEAT_MS: '1000',
+    BRIDGE_PROGRESS_INTERVAL_MS: '200',
+    BRIDGE_CLAIM_RETRY_MS: '2000',
+    BRIDGE_RESEND_MS: '1000',
+    MQTT_KEEPALIVE_S: '5',
+    ...env,
+  })
+  await child.waitForLine((l) => l.msg === 'connected', 'bridge connected')
+  return child
+}
