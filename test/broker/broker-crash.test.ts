@@ -1,7 +1,12 @@
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import mqtt from 'mqtt'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { endClient } from '../../lib/mqtt.js'
 import { startChildBroker } from '../helpers/child-process.js'
+import { startTcpProxy } from '../helpers/tcp-proxy.js'
+import { gpuPresence } from '../helpers/gateway-view.js'
+import { startTestBridge, startTestGateway, startTestGpu } from '../helpers/relay.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
 
@@ -24,6 +29,27 @@ describe('the broker killed with SIGKILL', () => {
     )
     await publisher.publishAsync('relay/queue', '{"queued":1000}', { qos: 1, retain: true })
     await endClient(publisher, true)
+    // Aedes acknowledges a QoS 1 PUBLISH before it stores it (lib/handlers/publish.js), so wait
+    // until the broker's file holds everything, then kill it.
+    const file = new Database(join(dir, 'broker.sqlite'), { readonly: true })
+    onTestFinished(() => {
+      file.close()
+    })
+    const stored = () => ({
+      queued: file
+        .prepare<[], { n: number }>(
+          `SELECT COUNT(*) AS n FROM outgoing WHERE client_id = 'gpu-offline'`,
+        )
+        .get()?.n,
+      retained: file
+        .prepare<[], { n: number }>(
+          `SELECT COUNT(*) AS n FROM retained WHERE topic = 'relay/queue'`,
+        )
+        .get()?.n,
+    })
+    await waitFor(() => stored().queued === total && stored().retained === 1, {
+      what: 'all stored',
+    })
     await first.child.kill9()
 
     const port = new URL(first.url).port
@@ -54,5 +80,81 @@ describe('the broker killed with SIGKILL', () => {
     )
     await later.subscribeAsync('relay/queue', { qos: 1 })
     expect(await retained).toBe('{"queued":1000}')
+  })
+})
+
+describe('wills of clients connected when the broker died', () => {
+  /** The restarted broker sweeps wills of dead brokers every 4 heartbeats; wait for 5. */
+  async function afterWillSweep(url: string): Promise<void> {
+    const watcher = await mqtt.connectAsync(url, { clientId: `sys-${String(Date.now())}` })
+    onTestFinished(() => endClient(watcher))
+    let beats = 0
+    watcher.on('message', () => beats++)
+    await watcher.subscribeAsync('$SYS/+/heartbeat', { qos: 0 })
+    await waitFor(() => beats >= 5, { what: '5 broker heartbeats', timeoutMs: 15_000 })
+  }
+
+  async function setup(name: string) {
+    const dir = await tempDir(name)
+    const env = { BROKER_DATA_DIR: dir, BROKER_HEARTBEAT_MS: '300' }
+    const first = await startChildBroker({ ...env, BROKER_PORT: '0' })
+    const proxy = await startTcpProxy(Number(new URL(first.url).port))
+    onTestFinished(() => proxy.close())
+    const gateway = await startTestGateway(dir, { mqttUrl: first.url })
+    const gpu = await startTestGpu(dir)
+    const bridge = await startTestBridge(dir, { url: gateway.url, mqttUrl: proxy.url('mqtt') }, gpu)
+    const oldEpoch = await waitFor(
+      async () => {
+        const p = await gpuPresence(gateway.url)
+        return p.online ? p.epoch : 0
+      },
+      { what: 'GPU online' },
+    )
+    const restart = async () => {
+      await first.child.kill9()
+      proxy.cut()
+      return startChildBroker({ ...env, BROKER_PORT: new URL(first.url).port })
+    }
+    return { gateway, bridge, proxy, oldEpoch, restart }
+  }
+
+  it('a GPU back before the sweep keeps its new epoch: its old will is replaced, never published', async () => {
+    const { gateway, bridge, oldEpoch, restart } = await setup('wills-back')
+    const second = await restart()
+    await waitFor(
+      async () => {
+        const p = await gpuPresence(gateway.url)
+        return p.online && p.epoch > oldEpoch
+      },
+      { what: 'GPU back with a newer epoch', timeoutMs: 15_000 },
+    )
+    await afterWillSweep(second.url)
+    expect(await gpuPresence(gateway.url)).toEqual({ online: true, epoch: bridge.epoch() })
+  })
+
+  it('a GPU still away at the sweep is marked offline by its late will, and online again when it returns', async () => {
+    const { gateway, bridge, proxy, oldEpoch, restart } = await setup('wills-away')
+    proxy.setRefusing(true)
+    const second = await restart()
+    const watcher = await mqtt.connectAsync(second.url, { clientId: 'will-watcher' })
+    onTestFinished(() => endClient(watcher))
+    const states: { online: boolean; epoch: number }[] = []
+    watcher.on('message', (_t, p) =>
+      states.push(JSON.parse(p.toString()) as { online: boolean; epoch: number }),
+    )
+    await watcher.subscribeAsync('relay/gpus/gpu-1/state', { qos: 1 })
+    await waitFor(() => states.some((s) => !s.online && s.epoch === oldEpoch), {
+      what: 'the old will published by the restarted broker',
+      timeoutMs: 15_000,
+    })
+    await waitFor(async () => !(await gpuPresence(gateway.url)).online, { what: 'GPU offline' })
+    proxy.setRefusing(false)
+    await waitFor(
+      async () => {
+        const p = await gpuPresence(gateway.url)
+        return p.online && p.epoch === bridge.epoch() && p.epoch > oldEpoch
+      },
+      { what: 'GPU online again', timeoutMs: 15_000 },
+    )
   })
 })
