@@ -37,7 +37,10 @@ describe('crash and fault recovery', () => {
     const tasks: { id: string; audio: string }[] = []
     for (let i = 0; i < 4; i++) {
       const audio = await upload(gateway.url, media(`line-${String(i)}`), '.wav')
-      tasks.push({ id: String((await submitTask(gateway.url, audio, video, 'K')).data.task_id), audio })
+      tasks.push({
+        id: String((await submitTask(gateway.url, audio, video, 'K')).data.task_id),
+        audio,
+      })
     }
     const first = tasks[0]?.id ?? ''
     await waitFor(async () => Number((await taskStatus(gateway.url, first)).progress) >= 50, {
@@ -46,10 +49,16 @@ describe('crash and fault recovery', () => {
     })
     await gateway.child.kill9()
     // The GPU finishes the first job while the gateway is dead: the bridge keeps the result.
-    await waitFor(() => gpu.stats.completed.length >= 1, { what: 'the GPU finishing', timeoutMs: 15_000 })
+    await waitFor(() => gpu.stats.completed.length >= 1, {
+      what: 'the GPU finishing',
+      timeoutMs: 15_000,
+    })
 
     gateway = await startChildGateway(dataDir, ports)
-    await allDone(gateway.url, tasks.map((t) => t.id))
+    await allDone(
+      gateway.url,
+      tasks.map((t) => t.id),
+    )
     expect(gpu.stats.submissions.map((s) => s.audioHash)).toEqual(tasks.map((t) => t.audio))
     for (const task of tasks) {
       const result = await download(gateway.url, task.id)
@@ -69,7 +78,14 @@ describe('crash and fault recovery', () => {
     }
     const bridge = await startChildBridge(bridgeEnv)
     const id = String(
-      (await submitTask(gateway.url, await upload(gateway.url, media('a'), '.wav'), await upload(gateway.url, media('v'), '.mp4'), 'K')).data.task_id,
+      (
+        await submitTask(
+          gateway.url,
+          await upload(gateway.url, media('a'), '.wav'),
+          await upload(gateway.url, media('v'), '.mp4'),
+          'K',
+        )
+      ).data.task_id,
     )
     await waitFor(async () => Number((await taskStatus(gateway.url, id)).progress) > 15, {
       what: 'the job under way',
@@ -90,9 +106,18 @@ describe('crash and fault recovery', () => {
     onTestFinished(() => proxy.close())
     await startTestBridge(dir, { url: gateway.url, mqttUrl: proxy.url('mqtt') }, gpu)
     const id = String(
-      (await submitTask(gateway.url, await upload(gateway.url, media('a'), '.wav'), await upload(gateway.url, media('v'), '.mp4'), 'K')).data.task_id,
+      (
+        await submitTask(
+          gateway.url,
+          await upload(gateway.url, media('a'), '.wav'),
+          await upload(gateway.url, media('v'), '.mp4'),
+          'K',
+        )
+      ).data.task_id,
     )
-    await waitFor(async () => Number((await taskStatus(gateway.url, id)).progress) > 10, { what: 'under way' })
+    await waitFor(async () => Number((await taskStatus(gateway.url, id)).progress) > 10, {
+      what: 'under way',
+    })
     proxy.setRefusing(true)
     proxy.cut()
     const before = Number((await taskStatus(gateway.url, id)).progress)
@@ -113,7 +138,14 @@ describe('crash and fault recovery', () => {
     const gpu = await startTestGpu(dir, 2_000)
     await startTestBridge(dir, gateway, gpu)
     const id = String(
-      (await submitTask(gateway.url, await upload(gateway.url, media('a'), '.wav'), await upload(gateway.url, media('v'), '.mp4'), 'K')).data.task_id,
+      (
+        await submitTask(
+          gateway.url,
+          await upload(gateway.url, media('a'), '.wav'),
+          await upload(gateway.url, media('v'), '.mp4'),
+          'K',
+        )
+      ).data.task_id,
     )
     for (let n = 1; n <= 2; n++) {
       await waitFor(() => gpu.stats.submissions.length === n, { what: `submission ${String(n)}` })
@@ -144,7 +176,14 @@ describe('crash and fault recovery', () => {
     await spy.subscribeAsync('relay/gpus/gpu-1/tasks', { qos: 1 })
     await startTestBridge(dir, gateway, gpu)
     const id = String(
-      (await submitTask(gateway.url, await upload(gateway.url, media('a'), '.wav'), await upload(gateway.url, media('v'), '.mp4'), 'K')).data.task_id,
+      (
+        await submitTask(
+          gateway.url,
+          await upload(gateway.url, media('a'), '.wav'),
+          await upload(gateway.url, media('v'), '.mp4'),
+          'K',
+        )
+      ).data.task_id,
     )
     await waitFor(() => gpu.stats.submissions.length === 1, { what: 'attempt 1 on the GPU' })
     await gpu.restart() // attempt 1 is lost: attempt 2 follows

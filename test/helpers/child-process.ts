@@ -124,7 +124,11 @@ export async function startChildGateway(
     ...env,
   })
   await child.waitForLine((l) => l.msg === 'gateway listening', 'gateway listening')
-  return { child, url: `http://127.0.0.1:${String(ports.http)}`, mqttUrl: `mqtt://127.0.0.1:${String(ports.mqtt)}` }
+  return {
+    child,
+    url: `http://127.0.0.1:${String(ports.http)}`,
+    mqttUrl: `mqtt://127.0.0.1:${String(ports.mqtt)}`,
+  }
 }
 
 /** `gpu-bridge/main.ts` in a child process. */

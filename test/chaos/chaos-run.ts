@@ -1,0 +1,361 @@
+/**
+ * The chaos run (issue: nothing lost, nothing run twice): a gateway and a bridge in real child
+ * processes, the fake GPU service, and a TCP proxy on the bridge's MQTT link. Tasks are submitted
+ * (retrying with an Idempotency-Key while the gateway is down) while faults are injected at
+ * random: bridge SIGKILL, gateway SIGKILL and restart, the link cut, the GPU service restarted.
+ * Then it settles and counts: lost (not done, or a wrong result), duplicate runs (a job the GPU
+ * service completed twice for the same task), stuck (not terminal).
+ */
+import { randomBytes } from 'node:crypto'
+import Database from 'better-sqlite3'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import { setTimeout as delay } from 'node:timers/promises'
+import { md5Buffer } from '../../lib/hash.js'
+import { requestJson, uploadMultipart } from '../../lib/http-client.js'
+import { fakeResultBytes } from '../fakes/result-bytes.js'
+import { startFakeRunServer } from '../fakes/run-server.js'
+import { startTcpProxy } from '../helpers/tcp-proxy.js'
+import { Proc, freePort } from './processes.js'
+
+export interface ChaosOptions {
+  readonly dir: string
+  readonly tasks: number
+  /** Mean time between faults. */
+  readonly faultEveryMs: number
+  /** How long the fake GPU takes per job. */
+  readonly jobMs: number
+  readonly seed: number
+  readonly settleTimeoutMs: number
+  readonly say?: (line: string) => void
+}
+
+export type FaultKind = 'kill-bridge' | 'kill-gateway' | 'cut-link' | 'restart-gpu'
+
+export interface ChaosReport {
+  readonly tasks: number
+  readonly faults: Readonly<Record<FaultKind, number>>
+  readonly faultsTotal: number
+  readonly lost: number
+  readonly duplicateRuns: number
+  readonly stuck: number
+  /** New attempts the gateway made because a GPU job was lost (the designed recovery). */
+  readonly retries: number
+  readonly line: string
+  /** For each task that was lost, stuck or run twice: what happened to it, from the gateway's log. */
+  readonly details: readonly string[]
+}
+
+const RESULT_SIZE = 4096
+const TERMINAL = new Set(['done', 'error', 'cancelled', 'expired'])
+
+/** mulberry32: a small seeded PRNG, so a failing run can be repeated. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** A 4xx answer: the request itself is wrong, retrying cannot help. */
+class Refused extends Error {}
+
+/** Retry an HTTP step while the gateway is away (no answer, or 5xx). */
+async function persist<T>(
+  step: () => Promise<{ status: number; body: unknown }>,
+  read: (body: unknown) => T,
+  what: string,
+): Promise<T> {
+  const deadline = Date.now() + 120_000
+  for (;;) {
+    try {
+      const reply = await step()
+      if (reply.status >= 400 && reply.status < 500) {
+        throw new Refused(`${what}: HTTP ${String(reply.status)} ${JSON.stringify(reply.body)}`)
+      }
+      if (reply.status < 400) return read(reply.body)
+    } catch (err) {
+      if (err instanceof Refused) throw err
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: gave up`)
+    await delay(100)
+  }
+}
+
+function dataOf(body: unknown): Record<string, unknown> {
+  if (typeof body === 'object' && body !== null && 'data' in body) {
+    const data = body.data
+    if (typeof data === 'object' && data !== null) return data as Record<string, unknown>
+  }
+  throw new Error(`no data in ${JSON.stringify(body)}`)
+}
+
+export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
+  const say = options.say ?? (() => undefined)
+  const random = prng(options.seed)
+  const ports = { http: await freePort(), mqtt: await freePort() }
+  const base = `http://127.0.0.1:${String(ports.http)}`
+  const gateway = new Proc(
+    'gateway/main.ts',
+    {
+      DATA_DIR: join(options.dir, 'gateway'),
+      GATEWAY_HOST: '127.0.0.1',
+      GATEWAY_PORT: String(ports.http),
+      BROKER_HOST: '127.0.0.1',
+      BROKER_PORT: String(ports.mqtt),
+      BROKER_WS_PORT: 'off',
+      MAX_ATTEMPTS: '100',
+    },
+    'gateway listening',
+  )
+  const gpu = await startFakeRunServer({
+    dir: join(options.dir, 'gpu'),
+    durationMs: options.jobMs,
+    resultSize: RESULT_SIZE,
+  })
+  const proxy = await startTcpProxy(ports.mqtt)
+  const bridge = new Proc(
+    'gpu-bridge/main.ts',
+    {
+      BRIDGE_GPU_ID: 'gpu-1',
+      MQTT_URL: proxy.url('mqtt'),
+      GATEWAY_URL: base,
+      GPU_SERVICE_URL: gpu.url,
+      BRIDGE_DATA_DIR: join(options.dir, 'bridge'),
+      BRIDGE_POLL_MS: '50',
+      BRIDGE_HEARTBEAT_MS: '1000',
+      BRIDGE_PROGRESS_INTERVAL_MS: '200',
+      BRIDGE_CLAIM_RETRY_MS: '1000',
+      BRIDGE_RESEND_MS: '1000',
+      BRIDGE_SERVICE_DOWN_MS: '30000',
+      MQTT_KEEPALIVE_S: '3',
+    },
+    'connected',
+  )
+  const faults: Record<FaultKind, number> = {
+    'kill-bridge': 0,
+    'kill-gateway': 0,
+    'cut-link': 0,
+    'restart-gpu': 0,
+  }
+  try {
+    await gateway.start()
+    await bridge.start()
+
+    const upload = async (bytes: Buffer, ext: string): Promise<string> =>
+      persist(
+        () =>
+          uploadMultipart({
+            url: `${base}/api/heygem/upload_file`,
+            source: Readable.from([bytes]),
+            size: bytes.length,
+            fields: { hash: md5Buffer(bytes), ext },
+            fileField: 'file',
+            filename: `x${ext}`,
+          }),
+        (body) => String(dataOf(body).hash),
+        'upload',
+      )
+    const video = await upload(randomBytes(8192), '.mp4')
+    const submitted: { id: string; audio: string }[] = []
+    let submitting = true
+
+    const submitter = (async () => {
+      for (let i = 0; i < options.tasks; i++) {
+        const audio = await upload(
+          Buffer.concat([
+            Buffer.from(`chaos-${String(options.seed)}-${String(i)}`),
+            randomBytes(256),
+          ]),
+          '.wav',
+        )
+        const id = await persist(
+          () =>
+            requestJson(`${base}/api/heygem/task/submit`, {
+              body: {
+                audio_hash: audio,
+                audio_ext: '.wav',
+                video_hash: video,
+                video_ext: '.mp4',
+                license_key: `PC-${String(i % 3)}`,
+              },
+              headers: { 'Idempotency-Key': `chaos-${String(i)}` },
+            }),
+          (body) => String(dataOf(body).task_id),
+          'submit',
+        )
+        submitted.push({ id, audio })
+        if (i % 25 === 0) say(`submitted ${String(i + 1)}/${String(options.tasks)}`)
+      }
+      submitting = false
+    })()
+
+    // Faults go on until every task has been submitted and the queue is empty.
+    const drained = async (): Promise<boolean> => {
+      if (submitting) return false
+      try {
+        const reply = await requestJson(`${base}/api/heygem/queue`, { timeoutMs: 2_000 })
+        const q = dataOf(reply.body)
+        return q.queued === 0 && q.processing === 0
+      } catch {
+        return false
+      }
+    }
+    const injector = (async () => {
+      const kinds: FaultKind[] = ['kill-bridge', 'kill-gateway', 'cut-link', 'restart-gpu']
+      for (;;) {
+        await delay(options.faultEveryMs * (0.5 + random()))
+        if (await drained()) break
+        const kind = kinds[Math.floor(random() * kinds.length)] ?? 'cut-link'
+        faults[kind]++
+        say(`fault: ${kind}`)
+        switch (kind) {
+          case 'kill-bridge':
+            await bridge.kill9()
+            await delay(random() * 1000)
+            await bridge.start()
+            break
+          case 'kill-gateway':
+            await gateway.kill9()
+            await delay(random() * 1000)
+            await gateway.start()
+            break
+          case 'cut-link':
+            proxy.setRefusing(true)
+            proxy.cut()
+            await delay(random() * 1000)
+            proxy.setRefusing(false)
+            break
+          case 'restart-gpu':
+            await gpu.restart()
+            break
+        }
+      }
+    })()
+    await Promise.all([submitter, injector])
+    say('queue drained; checking every task')
+
+    const statusOf = async (id: string): Promise<string> =>
+      persist(
+        () => requestJson(`${base}/api/heygem/task/status?task_id=${id}`),
+        (body) => String(dataOf(body).status),
+        'status',
+      ).catch(() => 'unknown')
+    const deadline = Date.now() + options.settleTimeoutMs
+    let statuses: string[] = []
+    for (;;) {
+      statuses = await Promise.all(submitted.map((t) => statusOf(t.id)))
+      if (statuses.every((s) => TERMINAL.has(s)) || Date.now() > deadline) break
+      await delay(500)
+    }
+
+    let lost = 0
+    let stuck = 0
+    for (const [i, task] of submitted.entries()) {
+      const status = statuses[i] ?? 'unknown'
+      if (!TERMINAL.has(status) && status !== 'unknown') {
+        stuck++
+        continue
+      }
+      if (status !== 'done') {
+        lost++
+        continue
+      }
+      const res = await fetch(`${base}/api/heygem/download?task_id=${task.id}`)
+      const bytes = Buffer.from(await res.arrayBuffer())
+      if (!bytes.equals(fakeResultBytes(task.audio, video, RESULT_SIZE))) lost++
+    }
+    lost += options.tasks - submitted.length
+
+    await gateway.stop()
+    // A duplicate run: the GPU service was asked to run a task more often than the task had
+    // attempts (DESIGN §3.2: at most once per attempt). A new attempt after the GPU service lost a
+    // job, or lost a finished result when it restarted, is the designed recovery: counted apart.
+    const attempts = attemptsOf(
+      join(options.dir, 'gateway', 'gateway.sqlite'),
+      submitted.map((t) => t.id),
+    )
+    const runsPerAudio = new Map<string, number>()
+    for (const s of gpu.stats.submissions)
+      runsPerAudio.set(s.audioHash, (runsPerAudio.get(s.audioHash) ?? 0) + 1)
+    let duplicateRuns = 0
+    let retries = 0
+    const suspects: string[] = []
+    for (const [i, task] of submitted.entries()) {
+      const runs = runsPerAudio.get(task.audio) ?? 0
+      const tries = attempts.get(task.id) ?? 1
+      retries += tries - 1
+      if (runs > tries) {
+        duplicateRuns += runs - tries
+        suspects.push(task.id)
+      } else if (statuses[i] !== 'done') {
+        suspects.push(task.id)
+      }
+    }
+
+    const faultsTotal = Object.values(faults).reduce((a, b) => a + b, 0)
+    const line = `${String(options.tasks)} tasks, ${String(faultsTotal)} faults injected, ${String(lost)} lost, ${String(duplicateRuns)} duplicate runs, ${String(stuck)} stuck (${String(retries)} retries after a lost GPU job)`
+    const details = describe(join(options.dir, 'gateway', 'gateway.sqlite'), suspects)
+    return {
+      tasks: options.tasks,
+      faults,
+      faultsTotal,
+      lost,
+      duplicateRuns,
+      stuck,
+      retries,
+      line,
+      details,
+    }
+  } finally {
+    await bridge.stop()
+    await gateway.stop()
+    await proxy.close()
+    await gpu.close()
+  }
+}
+
+/** The transitions the gateway recorded for each task id. */
+function describe(dbPath: string, ids: readonly string[]): string[] {
+  if (ids.length === 0) return []
+  const db = new Database(dbPath, { readonly: true })
+  try {
+    return ids.map((id) => {
+      const rows = db
+        .prepare<
+          [string],
+          {
+            at: number
+            from_state: string | null
+            to_state: string
+            attempt: number
+            note: string | null
+          }
+        >(
+          'SELECT at, from_state, to_state, attempt, note FROM task_transitions WHERE task_id = ? ORDER BY id',
+        )
+        .all(id)
+      const steps = rows.map(
+        (r) =>
+          `${r.from_state ?? '-'}→${r.to_state}#${String(r.attempt)}${r.note ? ` (${r.note})` : ''}`,
+      )
+      return `${id}: ${steps.join(', ')}`
+    })
+  } finally {
+    db.close()
+  }
+}
+
+function attemptsOf(dbPath: string, ids: readonly string[]): Map<string, number> {
+  const db = new Database(dbPath, { readonly: true })
+  try {
+    const get = db.prepare<[string], { attempt: number }>('SELECT attempt FROM tasks WHERE id = ?')
+    return new Map(ids.map((id) => [id, get.get(id)?.attempt ?? 1]))
+  } finally {
+    db.close()
+  }
+}
