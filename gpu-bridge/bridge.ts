@@ -145,7 +145,11 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
     })
   })
   client.on('offline', () => log.warn({ mqttUrl: config.mqttUrl }, 'broker unreachable; retrying'))
-  client.on('error', (err) => log.warn({ err: err.message }, 'MQTT client error'))
+  client.on('error', (err) => {
+    // While closing, a late PUBACK after DISCONNECT fails harmlessly ("write after end").
+    if (closing) log.debug({ err: err.message }, 'MQTT client error while closing')
+    else log.warn({ err: err.message }, 'MQTT client error')
+  })
 
   const heartbeat = setInterval(() => {
     if (client.connected) presence.heartbeat()
