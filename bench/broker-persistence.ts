@@ -39,7 +39,7 @@ function countTo(client: MqttClient, n: number): Promise<void> {
 
 async function round(persistencePath: string | null): Promise<{ live: number; drain: number }> {
   const broker = await startBroker(
-    { host: '127.0.0.1', port: 0, wsPort: null, persistencePath },
+    { host: '127.0.0.1', port: 0, wsPort: null, persistencePath, auth: null, tls: null },
     { log: silentLogger() },
   )
   try {

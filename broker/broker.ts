@@ -1,16 +1,23 @@
 /**
- * The MQTT broker: Aedes over TCP and WebSocket. Embedded in the gateway by default, or run alone
- * (`npm run broker`). Sessions with clean-session=false and QoS 1 are kept by Aedes' persistence.
+ * The MQTT broker: Aedes over TCP, TLS and WebSocket. Embedded in the gateway by default, or run
+ * alone (`npm run broker`). Sessions with clean-session=false and QoS 1 are kept by the SQLite
+ * persistence; logins, topic rights and payload size are checked by auth.ts.
  */
-import { mkdir } from 'node:fs/promises'
+import { readFile, mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
-import { createServer as createNetServer, type AddressInfo, type Server } from 'node:net'
 import { Aedes } from 'aedes'
-import { WebSocketServer, createWebSocketStream } from 'ws'
 import type { Logger } from 'pino'
-import { Closer } from '../lib/lifecycle.js'
+import { brokerAuth, type BrokerAuthConfig } from './auth.js'
+import { listenTcp, listenTls, listenWebSocket, type TlsFiles } from './listeners.js'
 import { SqlitePersistence } from './sqlite-persistence.js'
+import { Closer } from '../lib/lifecycle.js'
+
+export interface BrokerTlsConfig {
+  readonly certPath: string
+  readonly keyPath: string
+  /** mqtts; 0 picks a free port. The WebSocket listener becomes wss as well. */
+  readonly port: number
+}
 
 export interface BrokerConfig {
   readonly host: string
@@ -28,6 +35,9 @@ export interface BrokerConfig {
    * died are published by its successor after 4 heartbeats.
    */
   readonly heartbeatMs?: number
+  /** Logins and topic rights; null accepts everyone (tests of the broker alone only). */
+  readonly auth: BrokerAuthConfig | null
+  readonly tls: BrokerTlsConfig | null
 }
 
 export interface BrokerDeps {
@@ -37,20 +47,12 @@ export interface BrokerDeps {
 export interface BrokerHandle {
   /** `mqtt://host:port` */
   readonly url: string
-  /** `ws://host:port` or null when WebSocket is off. */
+  /** `mqtts://host:port`, or null without TLS. */
+  readonly tlsUrl: string | null
+  /** `ws://` or `wss://host:port`, or null when WebSocket is off. */
   readonly wsUrl: string | null
   readonly aedes: Aedes
   close(): Promise<void>
-}
-
-function listen(server: Server | HttpServer, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => {
-      server.off('error', reject)
-      resolve((server.address() as AddressInfo).port)
-    })
-  })
 }
 
 function urlHost(host: string): string {
@@ -62,14 +64,17 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
   const log = deps.log.child({ component: 'broker' })
   const closer = new Closer()
   try {
-    if (config.persistencePath !== null)
+    let persistence: SqlitePersistence | undefined
+    if (config.persistencePath !== null) {
       await mkdir(dirname(config.persistencePath), { recursive: true })
-    const persistence =
-      config.persistencePath === null ? undefined : new SqlitePersistence(config.persistencePath)
-    if (persistence) closer.add(() => persistence.destroy())
+      const opened = new SqlitePersistence(config.persistencePath)
+      closer.add(() => opened.destroy())
+      persistence = opened
+    }
     const aedes = await Aedes.createBroker({
       heartbeatInterval: config.heartbeatMs ?? 60_000,
       ...(persistence ? { persistence } : {}),
+      ...(config.auth ? brokerAuth(config.auth, log) : {}),
     })
     closer.add(() => new Promise<void>((resolve) => aedes.close(() => resolve())))
     aedes.on('client', (client) => log.debug({ clientId: client.id }, 'client connected'))
@@ -81,49 +86,48 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     aedes.on('keepaliveTimeout', (client) =>
       log.info({ clientId: client.id }, 'client keep-alive expired'),
     )
+    const handle = (
+      stream: import('node:stream').Duplex,
+      req?: import('node:http').IncomingMessage,
+    ) => {
+      aedes.handle(stream, req)
+    }
+    const host = urlHost(config.host)
 
-    const tcp = createNetServer((socket) => aedes.handle(socket))
-    const sockets = new Set<import('node:net').Socket>()
-    tcp.on('connection', (socket) => {
-      sockets.add(socket)
-      socket.once('close', () => sockets.delete(socket))
-    })
-    const port = await listen(tcp, config.port, config.host)
-    closer.add(
-      () =>
-        new Promise<void>((resolve) => {
-          for (const socket of sockets) socket.destroy()
-          tcp.close(() => resolve())
-        }),
-    )
-    const url = `mqtt://${urlHost(config.host)}:${port}`
+    const tcp = await listenTcp(handle, config.port, config.host)
+    closer.add(() => tcp.close())
+    const url = `mqtt://${host}:${String(tcp.port)}`
+
+    let tlsFiles: TlsFiles | null = null
+    let tlsUrl: string | null = null
+    if (config.tls) {
+      tlsFiles = {
+        cert: await readFile(config.tls.certPath),
+        key: await readFile(config.tls.keyPath),
+      }
+      const tls = await listenTls(handle, tlsFiles, config.tls.port, config.host)
+      closer.add(() => tls.close())
+      tlsUrl = `mqtts://${host}:${String(tls.port)}`
+    }
 
     let wsUrl: string | null = null
     if (config.wsPort !== null) {
-      const http = createHttpServer((_req, res) => {
-        res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket only\n')
-      })
-      const wss = new WebSocketServer({ server: http })
-      wss.on('connection', (socket, req) => {
-        const stream = createWebSocketStream(socket)
-        stream.on('error', (err) => log.debug({ err }, 'websocket stream error'))
-        aedes.handle(stream, req)
-      })
-      const wsPort = await listen(http, config.wsPort, config.host)
-      closer.add(
-        () =>
-          new Promise<void>((resolve) => {
-            for (const client of wss.clients) client.terminate()
-            wss.close()
-            http.close(() => resolve())
-            http.closeAllConnections()
-          }),
-      )
-      wsUrl = `ws://${urlHost(config.host)}:${wsPort}`
+      const ws = await listenWebSocket(handle, tlsFiles, config.wsPort, config.host, log)
+      closer.add(() => ws.close())
+      wsUrl = `${tlsFiles ? 'wss' : 'ws'}://${host}:${String(ws.port)}`
     }
 
-    log.info({ url, wsUrl, persistence: config.persistencePath ?? 'memory' }, 'broker listening')
-    return { url, wsUrl, aedes, close: () => closer.close() }
+    log.info(
+      {
+        url,
+        tlsUrl,
+        wsUrl,
+        persistence: config.persistencePath ?? 'memory',
+        auth: config.auth ? (config.auth.allowAnonymous ? 'anonymous allowed' : 'required') : 'off',
+      },
+      'broker listening',
+    )
+    return { url, tlsUrl, wsUrl, aedes, close: () => closer.close() }
   } catch (err) {
     await closer.close()
     throw err

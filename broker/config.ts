@@ -1,6 +1,8 @@
 import { join } from 'node:path'
 import { z } from 'zod'
 import { env, parseEnv } from '../lib/config.js'
+import { loadCredentials } from '../lib/credentials.js'
+import { DEFAULT_TOPIC_ROOT } from '../protocol/index.js'
 import type { BrokerConfig } from './broker.js'
 
 /** Environment of the stand-alone broker (`npm run broker`). The embedded one reads the gateway's. */
@@ -12,6 +14,12 @@ export const BrokerEnv = z.object({
   BROKER_PERSISTENCE: z.enum(['sqlite', 'memory']).default('sqlite'),
   BROKER_DATA_DIR: env.str('./data/broker'),
   BROKER_HEARTBEAT_MS: env.ms(60_000),
+  BROKER_TLS_CERT: z.string().min(1).optional(),
+  BROKER_TLS_KEY: z.string().min(1).optional(),
+  BROKER_TLS_PORT: env.port(8883),
+  MQTT_TOPIC_ROOT: env.str(DEFAULT_TOPIC_ROOT),
+  MQTT_ALLOW_ANONYMOUS: env.bool(false),
+  MQTT_MAX_PAYLOAD_BYTES: env.int(256 * 1024, 1024),
   LOG_LEVEL: env.logLevel(),
 })
 
@@ -26,6 +34,16 @@ export function brokerConfigFromEnv(
     persistencePath:
       e.BROKER_PERSISTENCE === 'memory' ? null : join(e.BROKER_DATA_DIR, 'broker.sqlite'),
     heartbeatMs: e.BROKER_HEARTBEAT_MS,
+    tls:
+      e.BROKER_TLS_CERT !== undefined && e.BROKER_TLS_KEY !== undefined
+        ? { certPath: e.BROKER_TLS_CERT, keyPath: e.BROKER_TLS_KEY, port: e.BROKER_TLS_PORT }
+        : null,
+    auth: {
+      credentials: loadCredentials(source),
+      allowAnonymous: e.MQTT_ALLOW_ANONYMOUS,
+      topicRoot: e.MQTT_TOPIC_ROOT,
+      maxPayloadBytes: e.MQTT_MAX_PAYLOAD_BYTES,
+    },
     logLevel: e.LOG_LEVEL,
   })
 }

@@ -1,42 +1,37 @@
-/** The express application: JSON body limit, the three route groups, the envelope for errors. */
-import express, { type Express } from 'express'
-import type { Logger } from 'pino'
+/**
+ * The express application: JSON body limit, who is calling (http-auth.ts), the route groups,
+ * and one envelope for every error.
+ */
+import express, { type Express, type RequestHandler } from 'express'
 import { errorHandler, notFoundHandler } from './http-envelope.js'
-import type { FilePool } from './file-pool.js'
-import type { TaskActions } from './task-actions.js'
-import type { TaskService } from './task-service.js'
-import type { TaskStore } from './task-store.js'
+import type { RouteDeps } from './routes/deps.js'
+import { healthApi } from './routes/health.js'
 import { heygemApi } from './routes/heygem-api.js'
 import { relayApi } from './routes/relay-api.js'
 import { taskApi } from './routes/task-api.js'
+import { uploadApi } from './routes/upload.js'
 
-export interface AppDeps {
-  readonly views: TaskService
-  readonly actions: TaskActions
-  readonly store: TaskStore
-  readonly pool: FilePool
-  readonly log: Logger
-  readonly now: () => number
+export interface AppDeps extends RouteDeps {
   readonly jsonBodyLimit: string
-  readonly uploadMaxBytes: number
 }
 
 export function createApp(deps: AppDeps): Express {
   const app = express()
   app.disable('x-powered-by')
   app.set('query parser', 'simple')
+  app.use(healthApi(deps.views)) // open: no credentials, before anything can refuse
   app.use(express.json({ limit: deps.jsonBodyLimit }))
-  app.use(taskApi(deps.views, deps.actions))
-  app.use(
-    heygemApi({
-      tasks: deps.views,
-      actions: deps.actions,
-      pool: deps.pool,
-      now: deps.now,
-      uploadMaxBytes: deps.uploadMaxBytes,
-    }),
-  )
-  app.use(relayApi({ pool: deps.pool, store: deps.store, log: deps.log, now: deps.now }))
+  app.use(deps.auth.identify)
+  const guard: RequestHandler = (req, res, next) => {
+    if (req.path.startsWith('/api/relay/')) deps.auth.gpus(req, res, next)
+    else if (req.path.startsWith('/api/heygem/')) deps.auth.users(req, res, next)
+    else next()
+  }
+  app.use(guard)
+  app.use(taskApi(deps))
+  app.use(uploadApi(deps))
+  app.use(heygemApi(deps))
+  app.use(relayApi(deps))
   app.use(notFoundHandler())
   app.use(errorHandler(deps.log))
   return app

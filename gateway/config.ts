@@ -1,7 +1,11 @@
 import { join } from 'node:path'
 import { z } from 'zod'
 import { env, parseEnv } from '../lib/config.js'
-import { DEFAULT_TOPIC_ROOT, GpuId } from '../protocol/index.js'
+import { loadCredentials, type Credentials } from '../lib/credentials.js'
+import { DEFAULT_TOPIC_ROOT, Ext, GpuId } from '../protocol/index.js'
+
+/** Extensions accepted for uploads and submits unless ALLOWED_EXTS says otherwise. */
+export const DEFAULT_EXTS = '.wav,.mp3,.m4a,.aac,.flac,.mp4,.mov,.webm,.mkv'
 
 /** Environment variables of the gateway (documented in .env.example and the README). */
 export const GatewayEnv = z.object({
@@ -18,6 +22,20 @@ export const GatewayEnv = z.object({
   BROKER_WS_PORT: env.portOrOff(8083),
   /** The embedded broker keeps its sessions in DATA_DIR/broker.sqlite; "memory" keeps them in memory. */
   BROKER_PERSISTENCE: z.enum(['sqlite', 'memory']).default('sqlite'),
+  /** Both set: mqtts on BROKER_TLS_PORT and wss instead of ws. */
+  BROKER_TLS_CERT: z.string().min(1).optional(),
+  BROKER_TLS_KEY: z.string().min(1).optional(),
+  BROKER_TLS_PORT: env.port(8883),
+  /** Development only: MQTT connections without credentials are let in, unrestricted. */
+  MQTT_ALLOW_ANONYMOUS: env.bool(false),
+  MQTT_MAX_PAYLOAD_BYTES: env.int(256 * 1024, 1024),
+  /** The PC app's HEYGEM_API_SECRET: required as `Authorization: Bearer` when set. */
+  API_SECRET: z.string().min(8).optional(),
+  /** An admin's bearer token: sees every owner's tasks. */
+  ADMIN_TOKEN: z.string().min(16).optional(),
+  ALLOWED_EXTS: env.list(DEFAULT_EXTS).pipe(z.array(Ext).min(1)),
+  RATE_LIMIT_SUBMITS_PER_MIN: env.int(30, 1),
+  RATE_LIMIT_UPLOADS_PER_MIN: env.int(120, 1),
   /** GPUs known before any has connected; the first receives work queued before any birth. */
   GPU_IDS: env.list('gpu-1').pipe(z.array(GpuId).min(1)),
   GPU_BOOT_ESTIMATE_S: env.int(120),
@@ -32,6 +50,26 @@ export const GatewayEnv = z.object({
   LOG_LEVEL: env.logLevel(),
 })
 
+/** What the embedded broker is started with (broker/'s BrokerConfig, structurally). */
+export interface EmbeddedBrokerSettings {
+  readonly host: string
+  readonly port: number
+  readonly wsPort: number | null
+  /** SQLite file of the embedded broker (sessions, queued messages, retained, wills); null: memory. */
+  readonly persistencePath: string | null
+  readonly tls: {
+    readonly certPath: string
+    readonly keyPath: string
+    readonly port: number
+  } | null
+  readonly auth: {
+    readonly credentials: Credentials
+    readonly allowAnonymous: boolean
+    readonly topicRoot: string
+    readonly maxPayloadBytes: number
+  } | null
+}
+
 export interface GatewayConfig {
   readonly host: string
   readonly port: number
@@ -40,13 +78,16 @@ export interface GatewayConfig {
   readonly mqttUrl: string | null
   readonly topicRoot: string
   readonly mqttClientId: string
-  readonly broker: {
-    readonly host: string
-    readonly port: number
-    readonly wsPort: number | null
-    /** SQLite file of the embedded broker (sessions, queued messages, retained, wills); null: memory. */
-    readonly persistencePath: string | null
-  }
+  readonly broker: Omit<EmbeddedBrokerSettings, 'auth'>
+  /** MQTT logins (gateway, admin, GPUs); the GPUs' secrets also guard the bridge file endpoints. */
+  readonly credentials: Credentials
+  readonly mqttAllowAnonymous: boolean
+  readonly mqttMaxPayloadBytes: number
+  /** Required as the PC's bearer token when set; null: the user API is open (development). */
+  readonly apiSecret: string | null
+  readonly adminToken: string | null
+  readonly allowedExts: readonly string[]
+  readonly rateLimits: { readonly submitsPerMinute: number; readonly uploadsPerMinute: number }
   readonly gpuIds: readonly string[]
   readonly bootEstimateS: number
   readonly runEstimateS: number
@@ -66,6 +107,10 @@ export function gatewayConfigFromEnv(
   source: Readonly<Record<string, string | undefined>>,
 ): GatewayConfig & { logLevel: string } {
   const e = parseEnv('gateway', GatewayEnv, source)
+  const tls =
+    e.BROKER_TLS_CERT !== undefined && e.BROKER_TLS_KEY !== undefined
+      ? { certPath: e.BROKER_TLS_CERT, keyPath: e.BROKER_TLS_KEY, port: e.BROKER_TLS_PORT }
+      : null
   return Object.freeze({
     host: e.GATEWAY_HOST,
     port: e.GATEWAY_PORT,
@@ -78,6 +123,17 @@ export function gatewayConfigFromEnv(
       port: e.BROKER_PORT,
       wsPort: e.BROKER_WS_PORT === 'off' ? null : e.BROKER_WS_PORT,
       persistencePath: e.BROKER_PERSISTENCE === 'memory' ? null : join(e.DATA_DIR, 'broker.sqlite'),
+      tls,
+    }),
+    credentials: loadCredentials(source),
+    mqttAllowAnonymous: e.MQTT_ALLOW_ANONYMOUS,
+    mqttMaxPayloadBytes: e.MQTT_MAX_PAYLOAD_BYTES,
+    apiSecret: e.API_SECRET ?? null,
+    adminToken: e.ADMIN_TOKEN ?? null,
+    allowedExts: Object.freeze([...e.ALLOWED_EXTS]),
+    rateLimits: Object.freeze({
+      submitsPerMinute: e.RATE_LIMIT_SUBMITS_PER_MIN,
+      uploadsPerMinute: e.RATE_LIMIT_UPLOADS_PER_MIN,
     }),
     gpuIds: Object.freeze([...e.GPU_IDS]),
     bootEstimateS: e.GPU_BOOT_ESTIMATE_S,
@@ -93,7 +149,10 @@ export function gatewayConfigFromEnv(
   })
 }
 
-/** Defaults for tests and embedding: every port 0, everything else as in production. */
+/**
+ * Defaults for tests, the demo and embedding: every port 0, no TLS, anonymous MQTT allowed and the
+ * user API open (callers that test security pass credentials); everything else as in production.
+ */
 export function gatewayTestConfig(
   dataDir: string,
   overrides: Partial<GatewayConfig> = {},
@@ -110,7 +169,15 @@ export function gatewayTestConfig(
       port: 0,
       wsPort: null,
       persistencePath: join(dataDir, 'broker.sqlite'),
+      tls: null,
     },
+    credentials: { gateway: null, admin: null, gpus: {} },
+    mqttAllowAnonymous: true,
+    mqttMaxPayloadBytes: 256 * 1024,
+    apiSecret: null,
+    adminToken: null,
+    allowedExts: DEFAULT_EXTS.split(','),
+    rateLimits: { submitsPerMinute: 10_000, uploadsPerMinute: 10_000 },
     gpuIds: ['gpu-1'],
     bootEstimateS: 120,
     runEstimateS: 120,

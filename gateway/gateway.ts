@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 /**
  * startGateway: SQLite + file pool + (embedded broker) + MQTT client + dispatcher + HTTP API.
  * Dependencies (logger, clock) are passed in; only main.ts reads the environment.
@@ -9,20 +10,22 @@ import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { createApp } from './app.js'
-import type { GatewayConfig } from './config.js'
+import type { EmbeddedBrokerSettings, GatewayConfig } from './config.js'
 import { openDb } from './db.js'
 import { FilePool } from './file-pool.js'
+import { httpAuth } from './http-auth.js'
+import { RateLimiter } from './rate-limit.js'
 import { createRelayCore } from './relay-core.js'
 import type { TaskStore } from './task-store.js'
-import { topicsFor } from '../protocol/index.js'
+import { GATEWAY_USERNAME, topicsFor } from '../protocol/index.js'
 import { Closer } from '../lib/lifecycle.js'
 import { endClient } from '../lib/mqtt.js'
 
 /** Starts the embedded broker; main.ts passes broker/'s `startBroker` (the gateway never imports it). */
 export type EmbeddedBrokerFactory = (
-  config: GatewayConfig['broker'],
+  config: EmbeddedBrokerSettings,
   deps: { log: Logger },
-) => Promise<{ url: string; wsUrl: string | null; close(): Promise<void> }>
+) => Promise<{ url: string; tlsUrl: string | null; wsUrl: string | null; close(): Promise<void> }>
 
 export interface GatewayDeps {
   readonly log: Logger
@@ -37,6 +40,8 @@ export interface GatewayHandle {
   /** The broker bridges and admins connect to. */
   readonly mqttUrl: string
   readonly mqttWsUrl: string | null
+  /** mqtts:// of the embedded broker when TLS is configured. */
+  readonly mqttTlsUrl: string | null
   readonly store: TaskStore
   close(): Promise<void>
 }
@@ -60,16 +65,33 @@ export async function startGateway(
 
     let mqttUrl = config.mqttUrl
     let mqttWsUrl: string | null = null
+    let mqttTlsUrl: string | null = null
+    // The gateway's own MQTT password: configured, or (embedded broker) made up for this run.
+    let gatewaySecret = config.credentials.gateway
     if (mqttUrl === null) {
       if (!deps.startBroker) throw new Error('MQTT_URL is empty and no embedded broker was given')
-      const broker = await deps.startBroker(config.broker, { log: deps.log })
+      gatewaySecret ??= randomBytes(24).toString('base64url')
+      const broker = await deps.startBroker(
+        {
+          ...config.broker,
+          auth: {
+            credentials: { ...config.credentials, gateway: gatewaySecret },
+            allowAnonymous: config.mqttAllowAnonymous,
+            topicRoot: config.topicRoot,
+            maxPayloadBytes: config.mqttMaxPayloadBytes,
+          },
+        },
+        { log: deps.log },
+      )
       closer.add(() => broker.close())
       mqttUrl = broker.url
       mqttWsUrl = broker.wsUrl
+      mqttTlsUrl = broker.tlsUrl
     }
 
     const topics = topicsFor(config.topicRoot)
     const client = mqtt.connect(mqttUrl, {
+      ...(gatewaySecret === null ? {} : { username: GATEWAY_USERNAME, password: gatewaySecret }),
       clientId: config.mqttClientId,
       clean: false,
       keepalive: 30,
@@ -98,6 +120,17 @@ export async function startGateway(
       views: core.views,
       actions: core.actions,
       store: core.store,
+      auth: httpAuth(
+        {
+          apiSecret: config.apiSecret,
+          adminToken: config.adminToken,
+          credentials: config.credentials,
+        },
+        log,
+      ),
+      submitLimiter: new RateLimiter(config.rateLimits.submitsPerMinute, now),
+      uploadLimiter: new RateLimiter(config.rateLimits.uploadsPerMinute, now),
+      allowedExts: config.allowedExts,
       pool,
       log,
       now,
@@ -126,7 +159,7 @@ export async function startGateway(
       stopping = true // runs first: no more MQTT work while the rest shuts down
     })
     log.info({ url, mqttUrl, mqttWsUrl }, 'gateway listening')
-    return { url, mqttUrl, mqttWsUrl, store: core.store, close: () => closer.close() }
+    return { url, mqttUrl, mqttWsUrl, mqttTlsUrl, store: core.store, close: () => closer.close() }
   } catch (err) {
     await closer.close().catch(() => undefined)
     throw err

@@ -89,6 +89,10 @@ export class TaskService {
     }
   }
 
+  history(owner: string | null, limit: number, offset: number): TaskRow[] {
+    return this.#d.store.history(owner, limit, offset)
+  }
+
   /** Presence of every known GPU, for health and admins. */
   gpus(): { id: string; online: boolean; epoch: number; since: string | null }[] {
     return this.#d.registry.all().map((g) => ({

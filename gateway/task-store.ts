@@ -300,6 +300,26 @@ export class TaskStore {
       .all()
   }
 
+  /** Is `hash` an input of a task assigned to `gpuId` that may still run? */
+  isInputFor(hash: string, gpuId: string): boolean {
+    const row = this.#db
+      .prepare<[string, string, string], { n: number }>(
+        `SELECT COUNT(*) AS n FROM tasks WHERE gpu_id = ? AND state IN ('queued', 'processing')
+           AND (audio_hash = ? OR video_hash = ?)`,
+      )
+      .get(gpuId, hash, hash)
+    return (row?.n ?? 0) > 0
+  }
+
+  /** An owner's tasks, newest first (all owners' for null). */
+  history(owner: string | null, limit: number, offset: number): TaskRow[] {
+    return this.#db
+      .prepare<[string | null, string | null, number, number], TaskRow>(
+        'SELECT * FROM tasks WHERE (? IS NULL OR owner = ?) ORDER BY seq DESC LIMIT ? OFFSET ?',
+      )
+      .all(owner, owner, limit, offset)
+  }
+
   /** Every task in submit order (history, admin views, the demo's figures). */
   all(): TaskRow[] {
     return this.#db.prepare<[], TaskRow>('SELECT * FROM tasks ORDER BY seq').all()

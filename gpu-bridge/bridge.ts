@@ -19,6 +19,8 @@ import { errorMessage } from '../lib/errors.js'
 import { endClient, publish } from '../lib/mqtt.js'
 import {
   GpuControl,
+  bridgeClientId,
+  gpuBearer,
   TaskMessage,
   encodePayload,
   parsePayload,
@@ -61,7 +63,8 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
     log,
   })
   const client: MqttClient = mqtt.connect(config.mqttUrl, {
-    clientId: `gpu-relay-bridge-${config.gpuId}`,
+    ...(config.secret === null ? {} : { username: config.gpuId, password: config.secret }),
+    clientId: bridgeClientId(config.gpuId),
     clean: false,
     keepalive: config.keepaliveS,
     reconnectPeriod: 1_000,
@@ -79,7 +82,10 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
   }
   const runner = new Runner({
     adapter,
-    files: new GatewayFiles(config.gatewayUrl),
+    files: new GatewayFiles(
+      config.gatewayUrl,
+      config.secret === null ? null : gpuBearer(config.gpuId, config.secret),
+    ),
     inbox,
     log,
     now,

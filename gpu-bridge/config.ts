@@ -5,6 +5,8 @@ import { DEFAULT_TOPIC_ROOT, GpuId } from '../protocol/index.js'
 /** Environment of the GPU bridge (documented in .env.example and the README). */
 export const BridgeEnv = z.object({
   BRIDGE_GPU_ID: GpuId.default('gpu-1'),
+  /** This GPU's secret (the gateway's GPU_SECRETS entry): MQTT password and file-endpoint token. */
+  BRIDGE_SECRET: z.string().min(8).optional(),
   MQTT_URL: z.url({ protocol: /^(mqtts?|wss?|tcp)$/ }).default('mqtt://127.0.0.1:1883'),
   MQTT_TOPIC_ROOT: env.str(DEFAULT_TOPIC_ROOT),
   MQTT_KEEPALIVE_S: env.int(15, 1),
@@ -24,6 +26,8 @@ export const BridgeEnv = z.object({
 
 export interface BridgeConfig {
   readonly gpuId: string
+  /** null: connect without credentials (a broker that allows anonymous, development only). */
+  readonly secret: string | null
   readonly mqttUrl: string
   readonly topicRoot: string
   readonly keepaliveS: number
@@ -52,6 +56,7 @@ export function bridgeConfigFromEnv(
   const e = parseEnv('gpu-bridge', BridgeEnv, source)
   return Object.freeze({
     gpuId: e.BRIDGE_GPU_ID,
+    secret: e.BRIDGE_SECRET ?? null,
     mqttUrl: e.MQTT_URL,
     topicRoot: e.MQTT_TOPIC_ROOT,
     keepaliveS: e.MQTT_KEEPALIVE_S,
@@ -72,10 +77,12 @@ export function bridgeConfigFromEnv(
 
 /** Test defaults: fast clocks, everything else as in production. */
 export function bridgeTestConfig(
-  base: Pick<BridgeConfig, 'gpuId' | 'mqttUrl' | 'gatewayUrl' | 'serviceUrl' | 'dataDir'>,
+  base: Pick<BridgeConfig, 'gpuId' | 'mqttUrl' | 'gatewayUrl' | 'serviceUrl' | 'dataDir'> &
+    Partial<Pick<BridgeConfig, 'secret'>>,
   overrides: Partial<BridgeConfig> = {},
 ): BridgeConfig {
   return Object.freeze({
+    secret: null,
     topicRoot: DEFAULT_TOPIC_ROOT,
     keepaliveS: 5,
     adapter: 'run-server',

@@ -12,16 +12,19 @@ import { RELAY_PATHS, ResultStored, type FileRef } from '../protocol/index.js'
 
 export class GatewayFiles implements InputSource {
   readonly #base: string
+  readonly #headers: Record<string, string>
 
-  constructor(gatewayUrl: string) {
+  /** `token`: this GPU's bearer token for the gateway's file endpoints (null: none). */
+  constructor(gatewayUrl: string, token: string | null) {
     this.#base = gatewayUrl
+    this.#headers = token === null ? {} : { authorization: `Bearer ${token}` }
   }
 
   async open(file: FileRef, signal: AbortSignal): Promise<Readable> {
     const target = new URL(RELAY_PATHS.file(file.hash), this.#base).toString()
     let res: Response
     try {
-      res = await fetch(target, { signal })
+      res = await fetch(target, { signal, headers: this.#headers })
     } catch (err) {
       throw new HttpError(`cannot fetch input ${file.hash} from the gateway`, 0, null, null, err)
     }
@@ -49,7 +52,12 @@ export class GatewayFiles implements InputSource {
     try {
       ;[, reply] = await Promise.all([
         piping,
-        uploadRaw({ url: target.toString(), source: tap, size: result.size }),
+        uploadRaw({
+          url: target.toString(),
+          source: tap,
+          size: result.size,
+          headers: this.#headers,
+        }),
       ])
     } catch (err) {
       result.stream.destroy()

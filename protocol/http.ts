@@ -31,6 +31,8 @@ export const TASK_PATHS = {
   status: '/api/heygem/task/status',
   cancel: '/api/heygem/task/cancel',
   retry: '/api/heygem/task/retry',
+  /** `?license_key=&limit=&offset=`: the owner's tasks, newest first. */
+  history: '/api/heygem/task/history',
 } as const
 
 /** Header for idempotent submits (both submit endpoints); `request_id` in the body does the same. */

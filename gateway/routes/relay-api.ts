@@ -1,30 +1,26 @@
 /**
  * What bridges fetch and store over HTTP (DESIGN §6): input files out of the pool, results in.
- * Both directions are streamed and hash-verified by the pool.
+ * A GPU may fetch only inputs of tasks assigned to it, and store results only for its own
+ * running task; both directions are streamed and hash-verified by the pool.
  */
 import { Router } from 'express'
 import { z } from 'zod'
 import { ok, validate } from '../http-envelope.js'
-import type { FilePool } from '../file-pool.js'
-import type { TaskStore } from '../task-store.js'
-import type { Logger } from 'pino'
+import type { RouteDeps } from './deps.js'
 import { AppError } from '../../lib/errors.js'
 import { Attempt, Ext, Md5, TaskId, type FileRef } from '../../protocol/index.js'
 
-export interface RelayApiDeps {
-  readonly pool: FilePool
-  readonly store: TaskStore
-  readonly log: Logger
-  readonly now: () => number
-}
-
-export function relayApi(deps: RelayApiDeps): Router {
-  const { pool, store, log } = deps
+export function relayApi(deps: RouteDeps): Router {
+  const { pool, store, log, auth } = deps
   const router = Router()
 
   router.get('/api/relay/files/:hash', async (req, res, next) => {
     const { hash } = validate(z.object({ hash: Md5 }), req.params, 'hash')
-    if (!(await pool.has(hash))) throw new AppError('FILE_NOT_FOUND', 404, `文件 ${hash} 不存在`)
+    const who = auth.principal(req)
+    const allowed = who.kind !== 'gpu' || store.isInputFor(hash, who.gpuId)
+    if (!allowed || !(await pool.has(hash))) {
+      throw new AppError('FILE_NOT_FOUND', 404, `文件 ${hash} 不存在`)
+    }
     res.type('application/octet-stream')
     res.sendFile(pool.pathOf(hash), (err) => {
       if (err) next(err)
@@ -39,13 +35,17 @@ export function relayApi(deps: RelayApiDeps): Router {
       'query',
     )
     const task = store.get(taskId)
-    if (!task) throw new AppError('TASK_NOT_FOUND', 404, '任务不存在')
+    const who = auth.principal(req)
+    if (!task || (who.kind === 'gpu' && task.gpu_id !== who.gpuId)) {
+      req.resume()
+      throw new AppError('TASK_NOT_FOUND', 404, '任务不存在')
+    }
     if (task.state !== 'processing' || task.attempt !== query.attempt) {
       req.resume()
       throw new AppError(
         'TASK_NOT_CURRENT',
         409,
-        `任务当前状态为 ${task.state}（第 ${task.attempt} 次尝试），不接收此结果`,
+        `任务当前状态为 ${task.state}（第 ${String(task.attempt)} 次尝试），不接收此结果`,
       )
     }
     const stored = await pool.store(req, query.ext, null, deps.now())

@@ -1,9 +1,11 @@
-/** The seed's task API (DESIGN §7): submit and status, plus cancel and retry. */
+/** The seed's task API (DESIGN §7): submit and status, plus cancel, retry and history. */
 import { Router, type Request } from 'express'
 import { z } from 'zod'
 import { ok, validate } from '../http-envelope.js'
-import type { Submitted, TaskActions } from '../task-actions.js'
-import type { TaskService, TaskView } from '../task-service.js'
+import { assertAllowedExt, limitKey, type RouteDeps } from './deps.js'
+import type { Submitted } from '../task-actions.js'
+import type { TaskView } from '../task-service.js'
+import { AppError } from '../../lib/errors.js'
 import {
   IDEMPOTENCY_HEADER,
   RequestKey,
@@ -15,45 +17,80 @@ import {
   type TaskSubmitData,
 } from '../../protocol/index.js'
 
-export function taskApi(views: TaskService, actions: TaskActions): Router {
+const HistoryQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(200).default(50),
+    offset: z.coerce.number().int().min(0).default(0),
+  })
+  .loose()
+
+export function taskApi(deps: RouteDeps): Router {
+  const { views, actions, auth } = deps
   const router = Router()
 
-  router.post(TASK_PATHS.submit, async (req, res) => {
-    const body = validate(TaskSubmitRequest, req.body, 'body')
-    const view = await actions.submit({
-      owner: body.license_key,
-      source: 'task-api',
-      audio: { hash: body.audio_hash, ext: body.audio_ext },
-      video: { hash: body.video_hash, ext: body.video_ext },
-      requestKey: requestKey(req, body.request_id),
-    })
-    const data: TaskSubmitData = {
-      task_id: view.row.id,
-      status: submitStatus(view),
-      msg: view.message,
-      queue_position: view.position,
-      eta_seconds: view.etaSeconds,
-      result_url: view.row.state === 'done' ? resultUrl(view.row.id) : null,
-    }
-    ok(res, data, view.message)
-  })
+  router.post(
+    TASK_PATHS.submit,
+    deps.submitLimiter.middleware(
+      (req) =>
+        limitKey(req, auth, (req.body as { license_key?: unknown } | undefined)?.license_key),
+      '提交',
+    ),
+    async (req, res) => {
+      const body = validate(TaskSubmitRequest, req.body, 'body')
+      assertAllowedExt(body.audio_ext, deps.allowedExts)
+      assertAllowedExt(body.video_ext, deps.allowedExts)
+      const view = await actions.submit({
+        owner: body.license_key,
+        source: 'task-api',
+        audio: { hash: body.audio_hash, ext: body.audio_ext },
+        video: { hash: body.video_hash, ext: body.video_ext },
+        requestKey: requestKey(req, body.request_id),
+      })
+      const data: TaskSubmitData = {
+        task_id: view.row.id,
+        status: submitStatus(view),
+        msg: view.message,
+        queue_position: view.position,
+        eta_seconds: view.etaSeconds,
+        result_url: view.row.state === 'done' ? resultUrl(view.row.id) : null,
+      }
+      ok(res, data, view.message)
+    },
+  )
 
   router.get(TASK_PATHS.status, (req, res) => {
-    const query = validate(z.object({ task_id: TaskId }), req.query, 'task_id')
-    const view = views.view(views.get(query.task_id))
+    const query = validate(z.object({ task_id: TaskId }).loose(), req.query, 'task_id')
+    const row = views.get(query.task_id)
+    auth.assertVisible(req, row.owner)
+    const view = views.view(row)
     ok(res, statusData(view), view.message)
   })
 
   router.post(TASK_PATHS.cancel, (req, res) => {
     const body = validate(TaskIdRequest, req.body, 'body')
-    const view = actions.cancel(body.task_id, 'owner')
-    ok(res, statusData(view), '任务已取消')
+    auth.assertVisible(req, views.get(body.task_id).owner)
+    ok(res, statusData(actions.cancel(body.task_id, 'owner')), '任务已取消')
   })
 
   router.post(TASK_PATHS.retry, (req, res) => {
     const body = validate(TaskIdRequest, req.body, 'body')
-    const view = actions.retry(body.task_id)
-    ok(res, statusData(view), '任务已重新排队')
+    auth.assertVisible(req, views.get(body.task_id).owner)
+    ok(res, statusData(actions.retry(body.task_id)), '任务已重新排队')
+  })
+
+  router.get(TASK_PATHS.history, (req, res) => {
+    const query = validate(HistoryQuery, req.query, 'query')
+    const admin = auth.principal(req).kind === 'admin'
+    const license = auth.licenseOf(req)
+    if (license === null && !admin) {
+      throw new AppError('LICENSE_REQUIRED', 400, '查询历史需要提供 license_key')
+    }
+    const rows = views.history(license, query.limit, query.offset)
+    ok(res, {
+      tasks: rows.map((row) => statusData(views.view(row))),
+      limit: query.limit,
+      offset: query.offset,
+    })
   })
 
   return router

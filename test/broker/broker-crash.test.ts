@@ -6,14 +6,23 @@ import { endClient } from '../../lib/mqtt.js'
 import { startChildBroker } from '../helpers/child-process.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
 import { gpuPresence } from '../helpers/gateway-view.js'
-import { startTestBridge, startTestGateway, startTestGpu } from '../helpers/relay.js'
+import {
+  startTestBridge,
+  startTestGateway,
+  startTestGpu,
+  testMqttClient,
+} from '../helpers/relay.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 describe('the broker killed with SIGKILL', () => {
   it('keeps 1,000 messages queued for an offline client, their order, its subscription and retained messages', async () => {
     const dir = await tempDir('broker-kill')
-    const first = await startChildBroker({ BROKER_PORT: '0', BROKER_DATA_DIR: dir })
+    const first = await startChildBroker({
+      BROKER_PORT: '0',
+      BROKER_DATA_DIR: dir,
+      MQTT_ALLOW_ANONYMOUS: 'true',
+    })
 
     // A GPU that subscribed once and went away: its session is kept.
     const gpu = await mqtt.connectAsync(first.url, { clientId: 'gpu-offline', clean: false })
@@ -53,7 +62,11 @@ describe('the broker killed with SIGKILL', () => {
     await first.child.kill9()
 
     const port = new URL(first.url).port
-    const second = await startChildBroker({ BROKER_PORT: port, BROKER_DATA_DIR: dir })
+    const second = await startChildBroker({
+      BROKER_PORT: port,
+      BROKER_DATA_DIR: dir,
+      MQTT_ALLOW_ANONYMOUS: 'true',
+    })
     const received: string[] = []
     const back = mqtt.connect(second.url, { clientId: 'gpu-offline', clean: false })
     onTestFinished(() => endClient(back))
@@ -86,8 +99,7 @@ describe('the broker killed with SIGKILL', () => {
 describe('wills of clients connected when the broker died', () => {
   /** The restarted broker sweeps wills of dead brokers every 4 heartbeats; wait for 5. */
   async function afterWillSweep(url: string): Promise<void> {
-    const watcher = await mqtt.connectAsync(url, { clientId: `sys-${String(Date.now())}` })
-    onTestFinished(() => endClient(watcher))
+    const watcher = await testMqttClient(url, 'admin')
     let beats = 0
     watcher.on('message', () => beats++)
     await watcher.subscribeAsync('$SYS/+/heartbeat', { qos: 0 })
@@ -136,8 +148,7 @@ describe('wills of clients connected when the broker died', () => {
     const { gateway, bridge, proxy, oldEpoch, restart } = await setup('wills-away')
     proxy.setRefusing(true)
     const second = await restart()
-    const watcher = await mqtt.connectAsync(second.url, { clientId: 'will-watcher' })
-    onTestFinished(() => endClient(watcher))
+    const watcher = await testMqttClient(second.url, 'admin')
     const states: { online: boolean; epoch: number }[] = []
     watcher.on('message', (_t, p) =>
       states.push(JSON.parse(p.toString()) as { online: boolean; epoch: number }),

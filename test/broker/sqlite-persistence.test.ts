@@ -34,7 +34,14 @@ describe('SQLite persistence for Aedes', () => {
   it('delivers all of 2,000 QoS 1 messages published at once to a connected clean-session=false subscriber, live and in order', async () => {
     const dir = await tempDir('persist-live')
     const broker = await startBroker(
-      { host: '127.0.0.1', port: 0, wsPort: null, persistencePath: join(dir, 'broker.sqlite') },
+      {
+        host: '127.0.0.1',
+        port: 0,
+        wsPort: null,
+        persistencePath: join(dir, 'broker.sqlite'),
+        auth: null,
+        tls: null,
+      },
       { log: silentLogger() },
     )
     onTestFinished(() => broker.close())

@@ -47,6 +47,9 @@ export interface ChaosReport {
 }
 
 const RESULT_SIZE = 4096
+const GPU_SECRET = 'chaos-gpu-1-secret'
+const API_SECRET = 'chaos-api-secret'
+const AUTH = { authorization: `Bearer ${API_SECRET}` }
 const TERMINAL = new Set(['done', 'error', 'cancelled', 'expired'])
 
 /** mulberry32: a small seeded PRNG, so a failing run can be repeated. */
@@ -109,6 +112,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       BROKER_PORT: String(ports.mqtt),
       BROKER_WS_PORT: 'off',
       MAX_ATTEMPTS: '100',
+      GPU_SECRETS: `gpu-1:${GPU_SECRET}`,
+      API_SECRET: API_SECRET,
     },
     'gateway listening',
   )
@@ -122,6 +127,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     'gpu-bridge/main.ts',
     {
       BRIDGE_GPU_ID: 'gpu-1',
+      BRIDGE_SECRET: GPU_SECRET,
       MQTT_URL: proxy.url('mqtt'),
       GATEWAY_URL: base,
       GPU_SERVICE_URL: gpu.url,
@@ -156,6 +162,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             fields: { hash: md5Buffer(bytes), ext },
             fileField: 'file',
             filename: `x${ext}`,
+            headers: AUTH,
           }),
         (body) => String(dataOf(body).hash),
         'upload',
@@ -183,7 +190,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
                 video_ext: '.mp4',
                 license_key: `PC-${String(i % 3)}`,
               },
-              headers: { 'Idempotency-Key': `chaos-${String(i)}` },
+              headers: { ...AUTH, 'Idempotency-Key': `chaos-${String(i)}` },
             }),
           (body) => String(dataOf(body).task_id),
           'submit',
@@ -198,7 +205,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const drained = async (): Promise<boolean> => {
       if (submitting) return false
       try {
-        const reply = await requestJson(`${base}/api/heygem/queue`, { timeoutMs: 2_000 })
+        const reply = await requestJson(`${base}/api/heygem/queue`, {
+          timeoutMs: 2_000,
+          headers: AUTH,
+        })
         const q = dataOf(reply.body)
         return q.queued === 0 && q.processing === 0
       } catch {
@@ -241,7 +251,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 
     const statusOf = async (id: string): Promise<string> =>
       persist(
-        () => requestJson(`${base}/api/heygem/task/status?task_id=${id}`),
+        () => requestJson(`${base}/api/heygem/task/status?task_id=${id}`, { headers: AUTH }),
         (body) => String(dataOf(body).status),
         'status',
       ).catch(() => 'unknown')
@@ -265,7 +275,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         lost++
         continue
       }
-      const res = await fetch(`${base}/api/heygem/download?task_id=${task.id}`)
+      const res = await fetch(`${base}/api/heygem/download?task_id=${task.id}`, { headers: AUTH })
       const bytes = Buffer.from(await res.arrayBuffer())
       if (!bytes.equals(fakeResultBytes(task.audio, video, RESULT_SIZE))) lost++
     }

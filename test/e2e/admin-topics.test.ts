@@ -1,18 +1,19 @@
-import mqtt from 'mqtt'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { startBroker } from '../../broker/broker.js'
-import { endClient } from '../../lib/mqtt.js'
 import { QueueSnapshot, TaskSnapshot, GpuState } from '../../protocol/index.js'
 import { media, submitTask, taskStatus, upload } from '../helpers/pc.js'
-import { log, startTestBridge, startTestGateway, startTestGpu } from '../helpers/relay.js'
+import {
+  log,
+  startTestBridge,
+  startTestGateway,
+  startTestGpu,
+  testMqttClient,
+} from '../helpers/relay.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 async function retained(url: string, topic: string): Promise<unknown> {
-  const client = await mqtt.connectAsync(url, {
-    clientId: `reader-${String(Math.random()).slice(2)}`,
-  })
-  onTestFinished(() => endClient(client))
+  const client = await testMqttClient(url, 'admin')
   const message = new Promise<Buffer>((resolve) => client.once('message', (_t, p) => resolve(p)))
   await client.subscribeAsync(topic, { qos: 1 })
   return JSON.parse((await message).toString()) as unknown
@@ -22,7 +23,7 @@ describe('what admins see in MQTT Explorer', () => {
   it('reads retained GPU state, task snapshots and the queue as JSON, over MQTT/WebSocket too', async () => {
     const dir = await tempDir('admin')
     const gateway = await startTestGateway(dir, {
-      broker: { host: '127.0.0.1', port: 0, wsPort: 0, persistencePath: null },
+      broker: { host: '127.0.0.1', port: 0, wsPort: 0, persistencePath: null, tls: null },
     })
     const gpu = await startTestGpu(dir, 200)
     await startTestBridge(dir, gateway, gpu)
@@ -63,7 +64,7 @@ describe('a broker outside the gateway', () => {
   it('works the same when MQTT_URL points to a separately started broker', async () => {
     const dir = await tempDir('external-broker')
     const broker = await startBroker(
-      { host: '127.0.0.1', port: 0, wsPort: null, persistencePath: null },
+      { host: '127.0.0.1', port: 0, wsPort: null, persistencePath: null, auth: null, tls: null },
       { log },
     )
     onTestFinished(() => broker.close())

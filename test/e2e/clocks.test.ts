@@ -1,10 +1,14 @@
 import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import mqtt from 'mqtt'
-import { describe, expect, it, onTestFinished } from 'vitest'
-import { endClient, publish } from '../../lib/mqtt.js'
+import { describe, expect, it } from 'vitest'
+import { publish } from '../../lib/mqtt.js'
 import { call, media, submitTask, taskStatus, upload } from '../helpers/pc.js'
-import { startTestBridge, startTestGateway, startTestGpu } from '../helpers/relay.js'
+import {
+  startTestBridge,
+  startTestGateway,
+  startTestGpu,
+  testMqttClient,
+} from '../helpers/relay.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
 
@@ -23,8 +27,7 @@ describe('the four clocks', () => {
     const dir = await tempDir('ttl')
     const gateway = await startTestGateway(dir, { queueTtlMs: 400 })
     const gpu = await startTestGpu(dir, 200)
-    const spy = await mqtt.connectAsync(gateway.mqttUrl, { clientId: `spy-${String(Date.now())}` })
-    onTestFinished(() => endClient(spy))
+    const spy = await testMqttClient(gateway.mqttUrl, 'gateway')
     const captured = new Promise<Buffer>((resolve) => spy.once('message', (_t, p) => resolve(p)))
     await spy.subscribeAsync('relay/gpus/gpu-1/tasks', { qos: 1 })
 
@@ -125,10 +128,7 @@ describe('the four clocks', () => {
     expect(checked.env.data).toEqual({ [audio]: false })
 
     // The retained snapshot is gone: a marker published after subscribing arrives first.
-    const reader = await mqtt.connectAsync(gateway.mqttUrl, {
-      clientId: `reader-${String(Date.now())}`,
-    })
-    onTestFinished(() => endClient(reader))
+    const reader = await testMqttClient(gateway.mqttUrl, 'gateway')
     const first = new Promise<string>((resolve) =>
       reader.once('message', (topic) => resolve(topic)),
     )

@@ -3,13 +3,17 @@
  * restarted. Each ends with every task in its one right state and no GPU job run twice.
  */
 import { join } from 'node:path'
-import mqtt from 'mqtt'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { endClient, publish } from '../../lib/mqtt.js'
+import { publish } from '../../lib/mqtt.js'
 import { fakeResultBytes } from '../fakes/result-bytes.js'
 import { freePort, startChildBridge, startChildGateway } from '../helpers/child-process.js'
 import { download, media, submitTask, taskStatus, upload } from '../helpers/pc.js'
-import { startTestBridge, startTestGateway, startTestGpu } from '../helpers/relay.js'
+import {
+  startTestBridge,
+  startTestGateway,
+  startTestGpu,
+  testMqttClient,
+} from '../helpers/relay.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -167,8 +171,7 @@ describe('crash and fault recovery', () => {
     const dir = await tempDir('stale-attempt')
     const gateway = await startTestGateway(dir)
     const gpu = await startTestGpu(dir, 800)
-    const spy = await mqtt.connectAsync(gateway.mqttUrl, { clientId: `spy-${String(Date.now())}` })
-    onTestFinished(() => endClient(spy))
+    const spy = await testMqttClient(gateway.mqttUrl, 'gateway')
     const messages: Buffer[] = []
     spy.on('message', (topic, payload) => {
       if (topic.endsWith('/tasks')) messages.push(payload)

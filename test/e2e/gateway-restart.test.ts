@@ -10,7 +10,14 @@ describe('a gateway restart while a task runs, with a broker that outlives it', 
   it('does not run the task again: the retained GPU state only prompts a fresh birth', async () => {
     const dir = await tempDir('gw-restart-running')
     const broker = await startBroker(
-      { host: '127.0.0.1', port: 0, wsPort: null, persistencePath: join(dir, 'broker.sqlite') },
+      {
+        host: '127.0.0.1',
+        port: 0,
+        wsPort: null,
+        persistencePath: join(dir, 'broker.sqlite'),
+        auth: null,
+        tls: null,
+      },
       { log },
     )
     onTestFinished(() => broker.close())

@@ -53,7 +53,7 @@ describe('tasks queued while the GPU is off', () => {
     const dir = await tempDir('gateway-restart')
     const persistencePath = onDisk ? join(dir, 'gateway', 'broker.sqlite') : null
     const first = await startTestGateway(dir, {
-      broker: { host: '127.0.0.1', port: 0, wsPort: null, persistencePath },
+      broker: { host: '127.0.0.1', port: 0, wsPort: null, persistencePath, tls: null },
     })
     const gpu = await startTestGpu(dir, 200)
     // The GPU has been here before, so the broker holds its session when the tasks are published.
@@ -75,7 +75,7 @@ describe('tasks queued while the GPU is off', () => {
     await first.close()
     const second = await startTestGateway(dir, {
       port: httpPort,
-      broker: { host: '127.0.0.1', port: mqttPort, wsPort: null, persistencePath },
+      broker: { host: '127.0.0.1', port: mqttPort, wsPort: null, persistencePath, tls: null },
     })
     for (const task of tasks) {
       expect((await taskStatus(second.url, task.id)).status).toBe('queued')

@@ -1,8 +1,12 @@
-import mqtt from 'mqtt'
-import { describe, expect, it, onTestFinished } from 'vitest'
-import { endClient, publish } from '../../lib/mqtt.js'
+import { describe, expect, it } from 'vitest'
+import { publish } from '../../lib/mqtt.js'
 import { media, submitTask, taskStatus, upload } from '../helpers/pc.js'
-import { startTestBridge, startTestGateway, startTestGpu } from '../helpers/relay.js'
+import {
+  startTestBridge,
+  startTestGateway,
+  startTestGpu,
+  testMqttClient,
+} from '../helpers/relay.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
 
@@ -63,8 +67,7 @@ describe('failures on the GPU side', () => {
     const id = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
 
     // Capture the task message the gateway published, then deliver a copy of it again.
-    const spy = await mqtt.connectAsync(gateway.mqttUrl, { clientId: `spy-${String(Date.now())}` })
-    onTestFinished(() => endClient(spy))
+    const spy = await testMqttClient(gateway.mqttUrl, 'gateway')
     const captured = new Promise<Buffer>((resolve) =>
       spy.once('message', (_t, payload) => resolve(payload)),
     )

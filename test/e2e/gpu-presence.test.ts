@@ -1,8 +1,12 @@
-import mqtt from 'mqtt'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { endClient, publish } from '../../lib/mqtt.js'
+import { publish } from '../../lib/mqtt.js'
 import { gpuPresence } from '../helpers/gateway-view.js'
-import { startTestBridge, startTestGateway, startTestGpu } from '../helpers/relay.js'
+import {
+  startTestBridge,
+  startTestGateway,
+  startTestGpu,
+  testMqttClient,
+} from '../helpers/relay.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -54,10 +58,8 @@ describe('GPU presence', () => {
     expect(bridge.epoch()).toBe(secondEpoch)
 
     // A Last Will of the old connection arriving late (aedes #754) must not flip it back.
-    const admin = await mqtt.connectAsync(gateway.mqttUrl, {
-      clientId: `late-will-${String(Date.now())}`,
-    })
-    onTestFinished(() => endClient(admin))
+    // Published as a broker would publish a late will: only the gateway's login may write there.
+    const admin = await testMqttClient(gateway.mqttUrl, 'gateway')
     const stateTopic = 'relay/gpus/gpu-1/state'
     await publish(admin, stateTopic, JSON.stringify({ v: 1, online: false, epoch: firstEpoch }), {
       qos: 1,
@@ -72,10 +74,7 @@ describe('GPU presence', () => {
     expect(await gpuPresence(gateway.url)).toEqual({ online: true, epoch: secondEpoch })
 
     // The bridge puts its own retained state back over the stale will, for admins and restarts.
-    const retained = await mqtt.connectAsync(gateway.mqttUrl, {
-      clientId: `reader-${String(Date.now())}`,
-    })
-    onTestFinished(() => endClient(retained))
+    const retained = await testMqttClient(gateway.mqttUrl, 'admin')
     await waitFor(
       async () => {
         const payload = await new Promise<string>((resolve) => {

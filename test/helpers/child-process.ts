@@ -6,9 +6,17 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 import { onTestFinished } from 'vitest'
 import { errorMessage } from '../../lib/errors.js'
+import { TEST_SECRETS } from './relay.js'
 import { waitFor } from './wait-for.js'
 
 const ROOT = join(import.meta.dirname, '..', '..')
+
+/** The test logins (helpers/relay.ts) as the environment of a child gateway or broker. */
+const TEST_CREDENTIAL_ENV = {
+  GATEWAY_MQTT_SECRET: TEST_SECRETS.gateway,
+  MQTT_ADMIN_SECRET: TEST_SECRETS.admin,
+  GPU_SECRETS: `gpu-1:${TEST_SECRETS.gpu}`,
+}
 
 export interface ChildHandle {
   readonly process: ChildProcess
@@ -82,6 +90,7 @@ export async function startChildBroker(
   const child = startChild('broker/main.ts', {
     BROKER_HOST: '127.0.0.1',
     BROKER_WS_PORT: 'off',
+    ...TEST_CREDENTIAL_ENV,
     ...env,
   })
   const line = await child.waitForLine((l) => l.msg === 'broker listening', 'broker listening')
@@ -121,6 +130,7 @@ export async function startChildGateway(
     BROKER_HOST: '127.0.0.1',
     BROKER_PORT: String(ports.mqtt),
     BROKER_WS_PORT: 'off',
+    ...TEST_CREDENTIAL_ENV,
     ...env,
   })
   await child.waitForLine((l) => l.msg === 'gateway listening', 'gateway listening')
@@ -135,6 +145,7 @@ export async function startChildGateway(
 export async function startChildBridge(env: Record<string, string>): Promise<ChildHandle> {
   const child = startChild('gpu-bridge/main.ts', {
     BRIDGE_GPU_ID: 'gpu-1',
+    BRIDGE_SECRET: TEST_SECRETS.gpu,
     BRIDGE_POLL_MS: '100',
     BRIDGE_HEARTBEAT_MS: '1000',
     BRIDGE_PROGRESS_INTERVAL_MS: '200',

@@ -2,28 +2,57 @@
  * The real parts of a relay for a test, each on port 0 with cleanup registered right after start:
  * gateway (embedded Aedes, SQLite in a temp folder), the fake run_server GPU service, and bridges.
  */
+import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
+import mqtt, { type MqttClient } from 'mqtt'
 import { onTestFinished } from 'vitest'
 import { startBroker } from '../../broker/broker.js'
 import { gatewayTestConfig, type GatewayConfig } from '../../gateway/config.js'
 import { startGateway, type GatewayHandle } from '../../gateway/gateway.js'
 import { bridgeTestConfig, type BridgeConfig } from '../../gpu-bridge/config.js'
 import { startBridge, type BridgeHandle } from '../../gpu-bridge/bridge.js'
+import type { Credentials } from '../../lib/credentials.js'
 import { silentLogger } from '../../lib/logger.js'
+import { endClient } from '../../lib/mqtt.js'
 import { startFakeRunServer, type FakeRunServer } from '../fakes/run-server.js'
 
 export const log = silentLogger()
+
+/** The logins every test relay uses: MQTT without credentials is refused, as in production. */
+export const TEST_SECRETS = {
+  gateway: 'test-gateway-secret',
+  admin: 'test-admin-secret',
+  gpu: 'test-gpu-1-secret',
+} as const
+export const TEST_CREDENTIALS: Credentials = {
+  gateway: TEST_SECRETS.gateway,
+  admin: TEST_SECRETS.admin,
+  gpus: { 'gpu-1': TEST_SECRETS.gpu },
+}
 
 export async function startTestGateway(
   dir: string,
   overrides: Partial<GatewayConfig> = {},
 ): Promise<GatewayHandle> {
-  const gateway = await startGateway(gatewayTestConfig(join(dir, 'gateway'), overrides), {
-    log,
-    startBroker,
+  const config = gatewayTestConfig(join(dir, 'gateway'), {
+    credentials: TEST_CREDENTIALS,
+    mqttAllowAnonymous: false,
+    ...overrides,
   })
+  const gateway = await startGateway(config, { log, startBroker })
   onTestFinished(() => gateway.close())
   return gateway
+}
+
+/** An MQTT client logged in as the gateway (may publish anywhere under relay/) or the admin. */
+export async function testMqttClient(url: string, role: 'gateway' | 'admin'): Promise<MqttClient> {
+  const client = await mqtt.connectAsync(url, {
+    clientId: `test-${role}-${randomUUID().slice(0, 8)}`,
+    username: role,
+    password: TEST_SECRETS[role],
+  })
+  onTestFinished(() => endClient(client))
+  return client
 }
 
 export async function startTestGpu(dir: string, durationMs = 400): Promise<FakeRunServer> {
@@ -50,6 +79,7 @@ export async function startTestBridge(
         gatewayUrl: gateway.url,
         serviceUrl: gpu.url,
         dataDir: join(dir, 'bridge'),
+        secret: TEST_SECRETS.gpu,
       },
       overrides,
     ),

@@ -9,6 +9,7 @@ import { gatewayTestConfig } from '../../gateway/config.js'
 import { startGateway, type GatewayHandle } from '../../gateway/gateway.js'
 import { md5File } from '../../lib/hash.js'
 import { silentLogger } from '../../lib/logger.js'
+import { TEST_CREDENTIALS } from '../helpers/relay.js'
 import type { RelayClient } from '../../pc-adapter/client.js'
 import type { TaskSubmitData } from '../../protocol/index.js'
 
@@ -24,7 +25,11 @@ export interface GatewayFixture {
 export async function startTestGateway(): Promise<GatewayFixture> {
   const dir = await mkdtemp(join(tmpdir(), 'pc-adapter-'))
   onTestFinished(() => rm(dir, { recursive: true, force: true }))
-  const gateway = await startGateway(gatewayTestConfig(join(dir, 'gateway')), {
+  const config = gatewayTestConfig(join(dir, 'gateway'), {
+    credentials: TEST_CREDENTIALS,
+    mqttAllowAnonymous: false,
+  })
+  const gateway = await startGateway(config, {
     log: silentLogger(),
     startBroker,
   })

@@ -1,0 +1,105 @@
+/**
+ * The broker's sockets: MQTT over TCP, over TLS (mqtts), and over WebSocket (ws, or wss when TLS
+ * is configured). Each returns its port and a close step that also drops open connections.
+ */
+import { createServer as createHttpServer } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
+import { createServer as createTlsServer } from 'node:tls'
+import type { Duplex } from 'node:stream'
+import type { IncomingMessage } from 'node:http'
+import { WebSocketServer, createWebSocketStream } from 'ws'
+import type { Logger } from 'pino'
+
+export type Handle = (stream: Duplex, req?: IncomingMessage) => void
+
+export interface TlsFiles {
+  readonly cert: Buffer
+  readonly key: Buffer
+}
+
+export interface Listening {
+  readonly port: number
+  close(): Promise<void>
+}
+
+interface Listenable {
+  listen(port: number, host: string, cb: () => void): unknown
+  once(event: 'error', cb: (err: Error) => void): unknown
+  off(event: 'error', cb: (err: Error) => void): unknown
+  address(): AddressInfo | string | null
+  close(cb: () => void): unknown
+  on(event: 'connection', cb: (socket: Socket) => void): unknown
+}
+
+async function listen(server: Listenable, port: number, host: string): Promise<Listening> {
+  const sockets = new Set<Socket>()
+  server.on('connection', (socket) => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const address = server.address()
+  return {
+    port: typeof address === 'object' && address !== null ? address.port : 0,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy()
+        server.close(() => resolve())
+      }),
+  }
+}
+
+export function listenTcp(handle: Handle, port: number, host: string): Promise<Listening> {
+  return listen(
+    createNetServer((socket) => handle(socket)),
+    port,
+    host,
+  )
+}
+
+export function listenTls(
+  handle: Handle,
+  tls: TlsFiles,
+  port: number,
+  host: string,
+): Promise<Listening> {
+  const server = createTlsServer({ cert: tls.cert, key: tls.key }, (socket) => handle(socket))
+  return listen(server, port, host)
+}
+
+export async function listenWebSocket(
+  handle: Handle,
+  tls: TlsFiles | null,
+  port: number,
+  host: string,
+  log: Logger,
+): Promise<Listening> {
+  const reply = (_req: IncomingMessage, res: import('node:http').ServerResponse): void => {
+    res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket only\n')
+  }
+  const http = tls
+    ? createHttpsServer({ cert: tls.cert, key: tls.key }, reply)
+    : createHttpServer(reply)
+  const wss = new WebSocketServer({ server: http })
+  wss.on('connection', (socket, req) => {
+    const stream = createWebSocketStream(socket)
+    stream.on('error', (err) => log.debug({ err }, 'websocket stream error'))
+    handle(stream, req)
+  })
+  const listening = await listen(http, port, host)
+  return {
+    port: listening.port,
+    close: async () => {
+      for (const client of wss.clients) client.terminate()
+      wss.close()
+      await listening.close()
+    },
+  }
+}

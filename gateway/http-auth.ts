@@ -1,0 +1,127 @@
+/**
+ * Who is calling the HTTP API (DESIGN §7, issue "only the right party in"):
+ * - a PC: `Authorization: Bearer <API_SECRET>` (required when API_SECRET is set);
+ * - an admin: `Bearer <ADMIN_TOKEN>`, sees every owner's tasks;
+ * - a GPU bridge: `Bearer gpu.{gpuId}.{secret}`, only for the file endpoints it needs.
+ * `license_key` names the owner; a request carrying one sees only that owner's tasks, and another
+ * owner's task answers 404 (so task ids cannot be probed). Without one, the task id (122 random
+ * bits) is the capability, as the unchanged PC app expects. The health endpoint stays open.
+ */
+import type { Request, RequestHandler } from 'express'
+import type { Logger } from 'pino'
+import { AppError } from '../lib/errors.js'
+import { secretMatches, type Credentials } from '../lib/credentials.js'
+import { LICENSE_HEADER, parseGpuBearer } from '../protocol/index.js'
+
+export type Principal =
+  | { readonly kind: 'pc' }
+  | { readonly kind: 'admin' }
+  | { readonly kind: 'gpu'; readonly gpuId: string }
+  | { readonly kind: 'anonymous' }
+
+export interface HttpAuthConfig {
+  readonly apiSecret: string | null
+  readonly adminToken: string | null
+  readonly credentials: Credentials
+}
+
+export interface HttpAuth {
+  /** Works out who is calling; a wrong token is a 401 at once. */
+  readonly identify: RequestHandler
+  /** The user API: PCs and admins (anyone, when no API_SECRET is set); never a GPU. */
+  readonly users: RequestHandler
+  /** The bridge file endpoints: GPUs and admins (anyone, when no GPU secret is configured). */
+  readonly gpus: RequestHandler
+  principal(req: Request): Principal
+  /** The owner this request speaks for: `license_key` from the header or the query. */
+  licenseOf(req: Request): string | null
+  /** Throws the same 404 as an unknown task when this request may not see a task of `owner`. */
+  assertVisible(req: Request, owner: string | null): void
+}
+
+const notFound = (): AppError => new AppError('TASK_NOT_FOUND', 404, '任务不存在，请检查任务编号')
+
+export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
+  const principals = new WeakMap<Request, Principal>()
+  const principal = (req: Request): Principal => principals.get(req) ?? { kind: 'anonymous' }
+
+  const identify: RequestHandler = (req, _res, next) => {
+    const header = req.get('authorization')
+    if (header === undefined) {
+      principals.set(req, { kind: 'anonymous' })
+      next()
+      return
+    }
+    const token = /^Bearer\s+(.+)$/i.exec(header)?.[1]?.trim()
+    const who = token === undefined ? null : resolve(token)
+    if (!who) {
+      log.warn({ path: req.path, ip: req.ip }, 'HTTP credentials refused')
+      next(
+        new AppError(
+          'UNAUTHORIZED',
+          401,
+          '身份验证失败：请检查 API 密钥（Authorization: Bearer …）',
+        ),
+      )
+      return
+    }
+    principals.set(req, who)
+    next()
+  }
+
+  const resolve = (token: string): Principal | null => {
+    if (secretMatches(token, config.adminToken)) return { kind: 'admin' }
+    const gpu = parseGpuBearer(token)
+    if (gpu) {
+      const secret = config.credentials.gpus[gpu.gpuId]
+      return secret !== undefined && secretMatches(gpu.secret, secret)
+        ? { kind: 'gpu', gpuId: gpu.gpuId }
+        : null
+    }
+    return secretMatches(token, config.apiSecret) ? { kind: 'pc' } : null
+  }
+
+  const users: RequestHandler = (req, _res, next) => {
+    const who = principal(req)
+    if (who.kind === 'gpu') {
+      next(new AppError('FORBIDDEN', 403, 'GPU 凭据只能用于文件传输接口'))
+    } else if (who.kind === 'anonymous' && config.apiSecret !== null) {
+      next(
+        new AppError(
+          'UNAUTHORIZED',
+          401,
+          '需要 API 密钥：请在请求头加入 Authorization: Bearer <密钥>',
+        ),
+      )
+    } else {
+      next()
+    }
+  }
+
+  const gpus: RequestHandler = (req, _res, next) => {
+    const who = principal(req)
+    const open = Object.keys(config.credentials.gpus).length === 0
+    if (who.kind === 'gpu' || who.kind === 'admin' || (who.kind === 'anonymous' && open)) next()
+    else next(new AppError('FORBIDDEN', 403, '此接口仅供 GPU 网桥使用'))
+  }
+
+  const licenseOf = (req: Request): string | null => {
+    const header = req.get(LICENSE_HEADER)
+    if (header !== undefined && header !== '') return header
+    const query: unknown = req.query.license_key
+    return typeof query === 'string' && query !== '' ? query : null
+  }
+
+  return {
+    identify,
+    users,
+    gpus,
+    principal,
+    licenseOf,
+    assertVisible(req, owner) {
+      if (principal(req).kind === 'admin') return
+      const license = licenseOf(req)
+      if (license !== null && license !== owner) throw notFound()
+    },
+  }
+}

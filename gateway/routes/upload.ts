@@ -1,0 +1,145 @@
+/**
+ * `POST /api/heygem/upload_file` (multipart `file`, `hash`, `ext`): streamed to disk while the
+ * md5 is computed; over the size limit it stops and the partial file is removed; a claimed hash
+ * that does not match keeps the real md5 (the GPU server's behaviour).
+ */
+import { Router, type Request } from 'express'
+import busboy from 'busboy'
+import { extname } from 'node:path'
+import type { Readable } from 'node:stream'
+import { ok } from '../http-envelope.js'
+import { assertAllowedExt, limitKey, type RouteDeps } from './deps.js'
+import { AppError, isAppError } from '../../lib/errors.js'
+import { Ext, HEYGEM_PATHS, Md5, type UploadFileData } from '../../protocol/index.js'
+
+export function uploadApi(deps: RouteDeps): Router {
+  const router = Router()
+  router.post(
+    HEYGEM_PATHS.uploadFile,
+    deps.uploadLimiter.middleware((req) => limitKey(req, deps.auth), '上传'),
+    async (req, res) => {
+      const data = await receiveUpload(req, deps)
+      ok(res, data, data.hash_matched ? '上传成功' : '文件内容与所给哈希不符，已按实际哈希保存')
+    },
+  )
+  return router
+}
+
+/** A file name may carry an extension, never a path. */
+function assertPlainName(name: string): void {
+  if (name.includes('..') || name.includes('/') || name.includes('\\') || name.includes('\0')) {
+    throw new AppError('BAD_FILENAME', 400, '文件名不能包含路径（.. / \\）')
+  }
+}
+
+interface Written {
+  readonly hash: string
+  readonly size: number
+  readonly filename: string
+  readonly truncated: () => boolean
+}
+
+function receiveUpload(req: Request, deps: RouteDeps): Promise<UploadFileData> {
+  return new Promise((resolve, reject) => {
+    let parser: busboy.Busboy
+    try {
+      parser = busboy({
+        headers: req.headers,
+        limits: { files: 1, fields: 10, fileSize: deps.uploadMaxBytes },
+      })
+    } catch (err) {
+      reject(
+        new AppError('BAD_UPLOAD', 400, '上传必须是 multipart/form-data，字段 file、hash、ext', {
+          cause: err,
+        }),
+      )
+      return
+    }
+    const fields: Record<string, string> = {}
+    let fileStream: Readable | null = null
+    let stored: Promise<Written> | null = null
+    // A client that goes away mid-upload: stop writing, and the partial file is removed.
+    req.once('close', () => {
+      if (req.complete) return
+      fileStream?.destroy(new Error('upload aborted by the client'))
+      reject(new AppError('UPLOAD_ABORTED', 400, '上传中断，请重新上传'))
+    })
+    parser.on('field', (name, value) => {
+      fields[name] = value
+    })
+    parser.on('file', (name, stream, info) => {
+      if (name !== 'file' || stored) {
+        stream.resume()
+        return
+      }
+      fileStream = stream
+      let truncated = false
+      stream.on('limit', () => {
+        truncated = true
+      })
+      stored = deps.pool.write(stream).then((written) => ({
+        ...written,
+        filename: info.filename ?? '',
+        truncated: () => truncated,
+      }))
+      stored.catch(() => undefined)
+    })
+    parser.on('error', (err) => {
+      reject(new AppError('BAD_UPLOAD', 400, '上传内容无法解析', { cause: err }))
+    })
+    parser.on('close', () => {
+      if (!stored) {
+        reject(new AppError('VALIDATION_FAILED', 400, '请求参数有误：缺少文件字段 file'))
+        return
+      }
+      stored.then(
+        (written) => {
+          try {
+            resolve(accept(written, fields, deps))
+          } catch (err) {
+            // Rejected after it was written: the bytes may not stay in the pool.
+            deps.pool.discardUnrecorded(written.hash).catch(() => undefined)
+            reject(
+              isAppError(err)
+                ? err
+                : new AppError('UPLOAD_FAILED', 500, '文件保存失败，请重试', { cause: err }),
+            )
+          }
+        },
+        (err: unknown) => {
+          reject(new AppError('UPLOAD_FAILED', 500, '文件保存失败，请重试', { cause: err }))
+        },
+      )
+    })
+    req.pipe(parser)
+  })
+}
+
+/** Check what came with the bytes; record the file when it is acceptable. */
+function accept(written: Written, fields: Record<string, string>, deps: RouteDeps): UploadFileData {
+  if (written.truncated()) {
+    throw new AppError(
+      'FILE_TOO_LARGE',
+      413,
+      `文件超过大小上限（${String(deps.uploadMaxBytes)} 字节）`,
+    )
+  }
+  assertPlainName(written.filename)
+  const claimed = fields.hash === undefined ? null : Md5.safeParse(fields.hash)
+  if (claimed && !claimed.success) {
+    throw new AppError('VALIDATION_FAILED', 400, '请求参数有误：hash（必须是 32 位十六进制 md5）')
+  }
+  if (fields.ext !== undefined) assertPlainName(fields.ext)
+  const ext = Ext.safeParse(fields.ext ?? extname(written.filename))
+  if (!ext.success) {
+    throw new AppError('VALIDATION_FAILED', 400, '请求参数有误：ext（文件扩展名无效）')
+  }
+  assertAllowedExt(ext.data, deps.allowedExts)
+  deps.pool.record({ hash: written.hash, ext: ext.data, size: written.size }, deps.now())
+  return {
+    hash: written.hash,
+    ext: ext.data,
+    size: written.size,
+    hash_matched: claimed === null || claimed.data === written.hash,
+  }
+}
