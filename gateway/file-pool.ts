@@ -18,6 +18,14 @@ export interface StoredFile extends FileRef {
   readonly hashMatched: boolean
 }
 
+/** Bytes hashed into a temporary file, waiting to be committed to the pool or discarded. */
+export interface Staged {
+  readonly hash: string
+  readonly size: number
+  commit(): Promise<void>
+  discard(): Promise<void>
+}
+
 export class FilePool {
   readonly #db: Db
   readonly #root: string
@@ -61,26 +69,32 @@ export class FilePool {
   }
 
   /**
-   * Stream `source` into the pool; resolves with its real hash once the file is in place. The file
-   * is indexed only by `record`, so a caller can reject it (size limit) before anyone sees it.
+   * Stream `source` into a temporary file while hashing it. Nothing is in the pool until the
+   * caller commits (after checking what came with the bytes); a discarded file leaves no trace.
    */
-  async write(source: Readable): Promise<{ hash: string; size: number }> {
+  async stage(source: Readable): Promise<Staged> {
     const tmpPath = join(this.#tmp, randomUUID())
     const tap = new Md5Tap()
     try {
       await pipeline(source, tap, createWriteStream(tmpPath))
-      const { hash, size } = tap.result()
-      await mkdir(join(this.#root, hash.slice(0, 2)), { recursive: true })
-      await rename(tmpPath, this.pathOf(hash))
-      return { hash, size }
-    } finally {
+    } catch (err) {
       await rm(tmpPath, { force: true })
+      throw err
     }
-  }
-
-  /** Remove a written file that was rejected before `record` (it may not be left behind). */
-  async discardUnrecorded(hash: string): Promise<void> {
-    if (!this.get(hash)) await rm(this.pathOf(hash), { force: true })
+    const { hash, size } = tap.result()
+    return {
+      hash,
+      size,
+      commit: async () => {
+        try {
+          await mkdir(join(this.#root, hash.slice(0, 2)), { recursive: true })
+          await rename(tmpPath, this.pathOf(hash))
+        } finally {
+          await rm(tmpPath, { force: true })
+        }
+      },
+      discard: () => rm(tmpPath, { force: true }),
+    }
   }
 
   record(file: FileRef, now: number): void {
@@ -125,7 +139,9 @@ export class FilePool {
     claimedHash: string | null,
     now: number,
   ): Promise<StoredFile> {
-    const { hash, size } = await this.write(source)
+    const staged = await this.stage(source)
+    await staged.commit()
+    const { hash, size } = staged
     this.record({ hash, ext, size }, now)
     return { hash, ext, size, hashMatched: claimedHash === null || claimedHash === hash }
   }

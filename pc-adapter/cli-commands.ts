@@ -25,7 +25,7 @@ export const USAGE = `gpu-relay — 通过 gpu-relay 网关提交 HeyGem 数字�
   gpu-relay submit --audio <音频.wav> --video <视频.mp4> --license <授权码> [--out <结果.mp4>]
                    [--server <地址>] [--secret <密钥>] [--poll-ms <毫秒>]
       计算校验值、只上传服务器上没有的文件、提交任务、显示进度，完成后下载结果
-  gpu-relay status <任务编号> [--server <地址>] [--secret <密钥>]
+  gpu-relay status <任务编号> [--license <授权码>] [--server <地址>] [--secret <密钥>]
       查看任务状态（状态、进度、排队位置、预计时间、结果或错误）
   gpu-relay --help
       显示本帮助
@@ -33,6 +33,7 @@ export const USAGE = `gpu-relay — 通过 gpu-relay 网关提交 HeyGem 数字�
 选项：
   --server   网关地址；默认取环境变量 GPU_RELAY_URL、HEYGEM_SERVER_URL，否则 ${DEFAULT_SERVER_URL}
   --secret   访问密钥（Authorization: Bearer）；默认取环境变量 HEYGEM_API_SECRET
+  --license  授权码；查看状态时带上，只能看到自己的任务
   --out      结果视频保存路径；默认为当前目录下的 <任务编号>.mp4
   --poll-ms  查询进度的间隔，默认 1000 毫秒
 
@@ -42,6 +43,7 @@ export const USAGE = `gpu-relay — 通过 gpu-relay 网关提交 HeyGem 数字�
 const COMMON = {
   server: { type: 'string' },
   secret: { type: 'string' },
+  license: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -49,7 +51,6 @@ const SUBMIT_OPTIONS = {
   ...COMMON,
   audio: { type: 'string' },
   video: { type: 'string' },
-  license: { type: 'string' },
   out: { type: 'string' },
   'poll-ms': { type: 'string' },
 } as const
@@ -165,7 +166,10 @@ function parse<O extends typeof COMMON | typeof SUBMIT_OPTIONS>(
   }
 }
 
-function makeClient(values: { server?: string; secret?: string }, io: CliIo): RelayClient {
+function makeClient(
+  values: { server?: string; secret?: string; license?: string },
+  io: CliIo,
+): RelayClient {
   const baseUrl =
     values.server ?? nonEmpty(io.env.GPU_RELAY_URL) ?? nonEmpty(io.env.HEYGEM_SERVER_URL)
   const secret = values.secret ?? nonEmpty(io.env.HEYGEM_API_SECRET)
@@ -173,6 +177,7 @@ function makeClient(values: { server?: string; secret?: string }, io: CliIo): Re
     return new RelayClient({
       baseUrl: baseUrl ?? DEFAULT_SERVER_URL,
       ...(secret === undefined ? {} : { secret }),
+      ...(values.license === undefined ? {} : { licenseKey: values.license }),
     })
   } catch {
     throw new UsageError(`服务器地址无效：${baseUrl ?? DEFAULT_SERVER_URL}`)

@@ -19,6 +19,7 @@ import {
   type JsonRequest,
 } from '../lib/http-client.js'
 import {
+  LICENSE_HEADER,
   CheckFilesData,
   HEYGEM_PATHS,
   HealthReply,
@@ -35,6 +36,8 @@ export interface RelayClientOptions {
   readonly baseUrl: string
   /** Sent as `Authorization: Bearer <secret>` (the PC app's HEYGEM_API_SECRET). */
   readonly secret?: string
+  /** Sent as `X-License-Key`: this client sees only its owner's tasks. */
+  readonly licenseKey?: string
   /** Timeout of each JSON request; default 30 s. */
   readonly timeoutMs?: number
   /** Timeout of a whole upload or download; default 30 min. */
@@ -61,10 +64,14 @@ export class RelayClient {
       throw new TypeError(`服务器地址必须以 http:// 或 https:// 开头：${options.baseUrl}`)
     }
     this.baseUrl = options.baseUrl.replace(/\/+$/, '')
-    this.#headers =
-      options.secret === undefined || options.secret === ''
+    this.#headers = {
+      ...(options.secret === undefined || options.secret === ''
         ? {}
-        : { authorization: `Bearer ${options.secret}` }
+        : { authorization: `Bearer ${options.secret}` }),
+      ...(options.licenseKey === undefined || options.licenseKey === ''
+        ? {}
+        : { [LICENSE_HEADER]: options.licenseKey }),
+    }
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS
     this.#transferTimeoutMs = options.transferTimeoutMs ?? DEFAULT_TRANSFER_TIMEOUT_MS
   }

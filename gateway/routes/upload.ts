@@ -9,6 +9,7 @@ import { extname } from 'node:path'
 import type { Readable } from 'node:stream'
 import { ok } from '../http-envelope.js'
 import { assertAllowedExt, limitKey, type RouteDeps } from './deps.js'
+import type { Staged } from '../file-pool.js'
 import { AppError, isAppError } from '../../lib/errors.js'
 import { Ext, HEYGEM_PATHS, Md5, type UploadFileData } from '../../protocol/index.js'
 
@@ -32,9 +33,7 @@ function assertPlainName(name: string): void {
   }
 }
 
-interface Written {
-  readonly hash: string
-  readonly size: number
+interface Written extends Staged {
   readonly filename: string
   readonly truncated: () => boolean
 }
@@ -45,6 +44,8 @@ function receiveUpload(req: Request, deps: RouteDeps): Promise<UploadFileData> {
     try {
       parser = busboy({
         headers: req.headers,
+        // Keep the name as sent, so a name with a path is refused rather than quietly trimmed.
+        preservePath: true,
         limits: { files: 1, fields: 10, fileSize: deps.uploadMaxBytes },
       })
     } catch (err) {
@@ -77,8 +78,8 @@ function receiveUpload(req: Request, deps: RouteDeps): Promise<UploadFileData> {
       stream.on('limit', () => {
         truncated = true
       })
-      stored = deps.pool.write(stream).then((written) => ({
-        ...written,
+      stored = deps.pool.stage(stream).then((staged) => ({
+        ...staged,
         filename: info.filename ?? '',
         truncated: () => truncated,
       }))
@@ -93,12 +94,15 @@ function receiveUpload(req: Request, deps: RouteDeps): Promise<UploadFileData> {
         return
       }
       stored.then(
-        (written) => {
+        async (written) => {
           try {
-            resolve(accept(written, fields, deps))
+            const data = accept(written, fields, deps)
+            await written.commit()
+            deps.pool.record({ hash: data.hash, ext: data.ext, size: data.size }, deps.now())
+            resolve(data)
           } catch (err) {
-            // Rejected after it was written: the bytes may not stay in the pool.
-            deps.pool.discardUnrecorded(written.hash).catch(() => undefined)
+            // Refused (or failed): the staged bytes never reach the pool.
+            await written.discard()
             reject(
               isAppError(err)
                 ? err
@@ -115,7 +119,7 @@ function receiveUpload(req: Request, deps: RouteDeps): Promise<UploadFileData> {
   })
 }
 
-/** Check what came with the bytes; record the file when it is acceptable. */
+/** Check what came with the bytes: the upload's answer, or an AppError. */
 function accept(written: Written, fields: Record<string, string>, deps: RouteDeps): UploadFileData {
   if (written.truncated()) {
     throw new AppError(
@@ -135,7 +139,6 @@ function accept(written: Written, fields: Record<string, string>, deps: RouteDep
     throw new AppError('VALIDATION_FAILED', 400, '请求参数有误：ext（文件扩展名无效）')
   }
   assertAllowedExt(ext.data, deps.allowedExts)
-  deps.pool.record({ hash: written.hash, ext: ext.data, size: written.size }, deps.now())
   return {
     hash: written.hash,
     ext: ext.data,

@@ -1,0 +1,189 @@
+/** Who sees what over HTTP: bearer secrets, owners by license key, GPU-only file endpoints. */
+import { Readable } from 'node:stream'
+import { describe, expect, it } from 'vitest'
+import { md5Buffer } from '../../lib/hash.js'
+import { requestJson, uploadMultipart } from '../../lib/http-client.js'
+import { gpuBearer } from '../../protocol/index.js'
+import { media } from '../helpers/pc.js'
+import { TEST_CREDENTIALS, TEST_SECRETS, startTestGateway } from '../helpers/relay.js'
+import { tempDir } from '../helpers/temp-dir.js'
+
+const API_SECRET = 'pc-api-secret-1'
+const ADMIN_TOKEN = 'admin-token-0123456789'
+const PC = { authorization: `Bearer ${API_SECRET}` }
+
+async function secureGateway(name: string, extra: Parameters<typeof startTestGateway>[1] = {}) {
+  const dir = await tempDir(name)
+  return startTestGateway(dir, {
+    apiSecret: API_SECRET,
+    adminToken: ADMIN_TOKEN,
+    credentials: {
+      ...TEST_CREDENTIALS,
+      gpus: { ...TEST_CREDENTIALS.gpus, 'gpu-2': 'test-gpu-2-secret' },
+    },
+    ...extra,
+  })
+}
+
+async function uploadAs(url: string, bytes: Buffer, ext: string, headers: Record<string, string>) {
+  return uploadMultipart({
+    url: `${url}/api/heygem/upload_file`,
+    source: Readable.from([bytes]),
+    size: bytes.length,
+    fields: { hash: md5Buffer(bytes), ext },
+    fileField: 'file',
+    filename: `x${ext}`,
+    headers,
+  })
+}
+
+async function submitAs(url: string, license: string) {
+  const audio = media('a')
+  const video = media('v')
+  await uploadAs(url, audio, '.wav', PC)
+  await uploadAs(url, video, '.mp4', PC)
+  const reply = await requestJson(`${url}/api/heygem/task/submit`, {
+    headers: PC,
+    body: {
+      audio_hash: md5Buffer(audio),
+      audio_ext: '.wav',
+      video_hash: md5Buffer(video),
+      video_ext: '.mp4',
+      license_key: license,
+    },
+  })
+  return { id: (reply.body as { data: { task_id: string } }).data.task_id, audio: md5Buffer(audio) }
+}
+
+const get = (url: string, headers: Record<string, string> = {}) => requestJson(url, { headers })
+
+describe('HTTP authentication', () => {
+  it('requires the API secret on the user API, keeps health open, and refuses a wrong token', async () => {
+    const gw = await secureGateway('auth')
+    expect((await get(`${gw.url}/api/heygem/health`)).status).toBe(200)
+    const missing = await get(`${gw.url}/api/heygem/queue`)
+    expect(missing.status).toBe(401)
+    expect(missing.body).toMatchObject({ code: 401, data: { error: 'UNAUTHORIZED' } })
+    expect(
+      (await get(`${gw.url}/api/heygem/queue`, { authorization: 'Bearer wrong-secret' })).status,
+    ).toBe(401)
+    expect((await get(`${gw.url}/api/heygem/queue`, PC)).status).toBe(200)
+  })
+
+  it('keeps GPU credentials to the file endpoints, and PC credentials away from them', async () => {
+    const gw = await secureGateway('gpu-scope')
+    const gpu1 = { authorization: `Bearer ${gpuBearer('gpu-1', TEST_SECRETS.gpu)}` }
+    expect((await get(`${gw.url}/api/heygem/queue`, gpu1)).status).toBe(403)
+    const { id } = await submitAs(gw.url, 'K')
+    expect((await get(`${gw.url}/api/heygem/task/status?task_id=${id}`, gpu1)).status).toBe(403)
+    expect((await get(`${gw.url}/api/relay/files/${'a'.repeat(32)}`, PC)).status).toBe(403)
+    const forged = { authorization: `Bearer ${gpuBearer('gpu-1', 'not-its-secret')}` }
+    expect((await get(`${gw.url}/api/relay/files/${'a'.repeat(32)}`, forged)).status).toBe(401)
+  })
+
+  it('serves a GPU only the inputs of tasks assigned to it, and takes results only for its own task', async () => {
+    const gw = await secureGateway('gpu-files')
+    const { id, audio } = await submitAs(gw.url, 'K') // queued for gpu-1
+    const gpu1 = { authorization: `Bearer ${gpuBearer('gpu-1', TEST_SECRETS.gpu)}` }
+    const gpu2 = { authorization: `Bearer ${gpuBearer('gpu-2', 'test-gpu-2-secret')}` }
+    expect((await fetch(`${gw.url}/api/relay/files/${audio}`, { headers: gpu1 })).status).toBe(200)
+    expect((await fetch(`${gw.url}/api/relay/files/${audio}`, { headers: gpu2 })).status).toBe(404)
+    const forged = await fetch(`${gw.url}/api/relay/tasks/${id}/result?attempt=1`, {
+      method: 'POST',
+      headers: gpu2,
+      body: Buffer.from('not a video'),
+    })
+    expect(forged.status).toBe(404)
+    expect(gw.store.get(id)?.state).toBe('queued')
+  })
+})
+
+describe('tenant isolation by license key', () => {
+  it('shows an owner only their own tasks; another key gets 404; the bare task id still works; the admin sees all', async () => {
+    const gw = await secureGateway('isolation')
+    const alice = await submitAs(gw.url, 'ALICE')
+    const bob = await submitAs(gw.url, 'BOB')
+    const as = (key: string) => ({ ...PC, 'x-license-key': key })
+    const paths = (id: string) => [
+      `/api/heygem/task/status?task_id=${id}`,
+      `/api/heygem/progress?task_id=${id}`,
+      `/api/heygem/download?task_id=${id}`,
+    ]
+    for (const path of paths(alice.id)) {
+      const foreign = await get(`${gw.url}${path}`, as('BOB'))
+      expect(foreign.status).toBe(404)
+      expect(foreign.body).toMatchObject({ data: { error: 'TASK_NOT_FOUND' } })
+      expect((await get(`${gw.url}${path}&license_key=BOB`, PC)).status).toBe(404)
+    }
+    expect(
+      (await get(`${gw.url}/api/heygem/task/status?task_id=${alice.id}`, as('ALICE'))).status,
+    ).toBe(200)
+    // The unchanged PC app: secret + task id only.
+    expect((await get(`${gw.url}/api/heygem/progress?task_id=${alice.id}`, PC)).status).toBe(200)
+    const cancel = await requestJson(`${gw.url}/api/heygem/task/cancel`, {
+      headers: as('BOB'),
+      body: { task_id: alice.id },
+    })
+    expect(cancel.status).toBe(404)
+    expect(gw.store.get(alice.id)?.state).toBe('queued')
+
+    const history = await get(`${gw.url}/api/heygem/task/history`, as('BOB'))
+    const ids = (history.body as { data: { tasks: { task_id: string }[] } }).data.tasks.map(
+      (t) => t.task_id,
+    )
+    expect(ids).toEqual([bob.id])
+    const admin = { authorization: `Bearer ${ADMIN_TOKEN}` }
+    expect(
+      (await get(`${gw.url}/api/heygem/task/status?task_id=${alice.id}&license_key=BOB`, admin))
+        .status,
+    ).toBe(200)
+    const all = await get(`${gw.url}/api/heygem/task/history`, admin)
+    expect((all.body as { data: { tasks: unknown[] } }).data.tasks).toHaveLength(2)
+  })
+
+  it('issues task ids with 122 random bits (UUID v4)', async () => {
+    const gw = await secureGateway('ids')
+    const { id } = await submitAs(gw.url, 'K')
+    expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+  })
+})
+
+describe('limits', () => {
+  it('rate-limits submits per license key with 429 and Retry-After', async () => {
+    const gw = await secureGateway('rate', {
+      rateLimits: { submitsPerMinute: 2, uploadsPerMinute: 100 },
+    })
+    await submitAs(gw.url, 'BUSY')
+    await submitAs(gw.url, 'BUSY')
+    const audio = media('a')
+    await uploadAs(gw.url, audio, '.wav', PC)
+    const third = await fetch(`${gw.url}/api/heygem/task/submit`, {
+      method: 'POST',
+      headers: { ...PC, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        audio_hash: md5Buffer(audio),
+        audio_ext: '.wav',
+        video_hash: md5Buffer(audio),
+        video_ext: '.mp4',
+        license_key: 'BUSY',
+      }),
+    })
+    expect(third.status).toBe(429)
+    expect(Number(third.headers.get('retry-after'))).toBeGreaterThan(0)
+    // Another owner is not held up.
+    expect((await submitAs(gw.url, 'CALM')).id).toBeTruthy()
+  })
+
+  it('stops an upload over the size limit while streaming, and leaves no file', async () => {
+    const gw = await secureGateway('upload-limit', { uploadMaxBytes: 10_000 })
+    const big = Buffer.alloc(50_000, 7)
+    const reply = await uploadAs(gw.url, big, '.wav', PC)
+    expect(reply.status).toBe(413)
+    expect(reply.body).toMatchObject({ data: { error: 'FILE_TOO_LARGE' } })
+    const check = await requestJson(`${gw.url}/api/heygem/check_files`, {
+      headers: PC,
+      body: { files: [{ hash: md5Buffer(big), ext: '.wav' }] },
+    })
+    expect(check.body).toMatchObject({ data: { [md5Buffer(big)]: false } })
+  })
+})
