@@ -114,6 +114,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       MAX_ATTEMPTS: '100',
       GPU_SECRETS: `gpu-1:${GPU_SECRET}`,
       API_SECRET: API_SECRET,
+      // One PC submitting hundreds of tasks in a minute: not what the limits are for here.
+      RATE_LIMIT_SUBMITS_PER_MIN: '100000',
+      RATE_LIMIT_UPLOADS_PER_MIN: '100000',
     },
     'gateway listening',
   )
