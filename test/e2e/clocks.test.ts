@@ -2,7 +2,15 @@ import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { publish } from '../../lib/mqtt.js'
-import { call, media, submitTask, taskStatus, upload } from '../helpers/pc.js'
+import {
+  call,
+  finalStatus,
+  media,
+  submitFresh,
+  submitTask,
+  taskStatus,
+  upload,
+} from '../helpers/pc.js'
 import {
   startTestBridge,
   startTestGateway,
@@ -11,16 +19,6 @@ import {
 } from '../helpers/relay.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
-
-async function finalStatus(url: string, id: string, timeoutMs = 20_000) {
-  return waitFor(
-    async () => {
-      const s = await taskStatus(url, id)
-      return ['done', 'error', 'cancelled', 'expired'].includes(String(s.status)) ? s : null
-    },
-    { what: 'a final state', timeoutMs },
-  )
-}
 
 describe('the four clocks', () => {
   it('expires a task not started within the queue TTL, and never runs it even if its message arrives later', async () => {
@@ -56,16 +54,7 @@ describe('the four clocks', () => {
     const gateway = await startTestGateway(dir, { execTimeoutMs: 800, maxAttempts: 2 })
     const gpu = await startTestGpu(dir, 60_000)
     await startTestBridge(dir, gateway, gpu)
-    const id = String(
-      (
-        await submitTask(
-          gateway.url,
-          await upload(gateway.url, media('a'), '.wav'),
-          await upload(gateway.url, media('v'), '.mp4'),
-          'K',
-        )
-      ).data.task_id,
-    )
+    const id = await submitFresh(gateway.url)
     const final = await finalStatus(gateway.url, id)
     expect(final.status).toBe('error')
     expect(String(final.error_msg)).toContain('执行超时')
@@ -78,16 +67,7 @@ describe('the four clocks', () => {
     const gpu = await startTestGpu(dir, 600)
     gpu.hangNext(20) // the service's one slot is stuck, as with the real hang
     await startTestBridge(dir, gateway, gpu)
-    const id = String(
-      (
-        await submitTask(
-          gateway.url,
-          await upload(gateway.url, media('a'), '.wav'),
-          await upload(gateway.url, media('v'), '.mp4'),
-          'K',
-        )
-      ).data.task_id,
-    )
+    const id = await submitFresh(gateway.url)
     const final = await finalStatus(gateway.url, id)
     expect(final.status).toBe('error')
     expect(String(final.error_msg)).toContain('没有变化')

@@ -7,7 +7,7 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { publish } from '../../lib/mqtt.js'
 import { fakeResultBytes } from '../fakes/result-bytes.js'
 import { freePort, startChildBridge, startChildGateway } from '../helpers/child-process.js'
-import { download, media, submitTask, taskStatus, upload } from '../helpers/pc.js'
+import { download, media, submitFresh, submitTask, taskStatus, upload } from '../helpers/pc.js'
 import {
   startTestBridge,
   startTestGateway,
@@ -81,16 +81,7 @@ describe('crash and fault recovery', () => {
       BRIDGE_DATA_DIR: join(dir, 'bridge'),
     }
     const bridge = await startChildBridge(bridgeEnv)
-    const id = String(
-      (
-        await submitTask(
-          gateway.url,
-          await upload(gateway.url, media('a'), '.wav'),
-          await upload(gateway.url, media('v'), '.mp4'),
-          'K',
-        )
-      ).data.task_id,
-    )
+    const id = await submitFresh(gateway.url)
     await waitFor(async () => Number((await taskStatus(gateway.url, id)).progress) > 15, {
       what: 'the job under way',
       timeoutMs: 15_000,
@@ -109,16 +100,7 @@ describe('crash and fault recovery', () => {
     const proxy = await startTcpProxy(Number(new URL(gateway.mqttUrl).port))
     onTestFinished(() => proxy.close())
     await startTestBridge(dir, { url: gateway.url, mqttUrl: proxy.url('mqtt') }, gpu)
-    const id = String(
-      (
-        await submitTask(
-          gateway.url,
-          await upload(gateway.url, media('a'), '.wav'),
-          await upload(gateway.url, media('v'), '.mp4'),
-          'K',
-        )
-      ).data.task_id,
-    )
+    const id = await submitFresh(gateway.url)
     await waitFor(async () => Number((await taskStatus(gateway.url, id)).progress) > 10, {
       what: 'under way',
     })
@@ -141,16 +123,7 @@ describe('crash and fault recovery', () => {
     const gateway = await startTestGateway(dir, { maxAttempts: 2 })
     const gpu = await startTestGpu(dir, 2_000)
     await startTestBridge(dir, gateway, gpu)
-    const id = String(
-      (
-        await submitTask(
-          gateway.url,
-          await upload(gateway.url, media('a'), '.wav'),
-          await upload(gateway.url, media('v'), '.mp4'),
-          'K',
-        )
-      ).data.task_id,
-    )
+    const id = await submitFresh(gateway.url)
     for (let n = 1; n <= 2; n++) {
       await waitFor(() => gpu.stats.submissions.length === n, { what: `submission ${String(n)}` })
       await gpu.restart()
@@ -178,16 +151,7 @@ describe('crash and fault recovery', () => {
     })
     await spy.subscribeAsync('relay/gpus/gpu-1/tasks', { qos: 1 })
     await startTestBridge(dir, gateway, gpu)
-    const id = String(
-      (
-        await submitTask(
-          gateway.url,
-          await upload(gateway.url, media('a'), '.wav'),
-          await upload(gateway.url, media('v'), '.mp4'),
-          'K',
-        )
-      ).data.task_id,
-    )
+    const id = await submitFresh(gateway.url)
     await waitFor(() => gpu.stats.submissions.length === 1, { what: 'attempt 1 on the GPU' })
     await gpu.restart() // attempt 1 is lost: attempt 2 follows
     await allDone(gateway.url, [id])

@@ -97,20 +97,6 @@ export async function startChildBroker(
   return { child, url: String(line.url) }
 }
 
-/** A port free right now (bound and released), for a process that must come back on it. */
-export async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net')
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
-}
-
 export interface ChildGateway {
   readonly child: ChildHandle
   readonly url: string
@@ -157,3 +143,5 @@ export async function startChildBridge(env: Record<string, string>): Promise<Chi
   await child.waitForLine((l) => l.msg === 'connected', 'bridge connected')
   return child
 }
+
+export { freePort } from './free-port.js'

@@ -6,6 +6,7 @@ import { Readable } from 'node:stream'
 import { randomBytes } from 'node:crypto'
 import { md5Buffer } from '../../lib/hash.js'
 import { requestJson, uploadMultipart } from '../../lib/http-client.js'
+import { waitFor } from './wait-for.js'
 
 export interface Envelope {
   readonly code: number
@@ -81,4 +82,26 @@ export async function download(
 ): Promise<{ status: number; bytes: Buffer }> {
   const res = await fetch(`${baseUrl}/api/heygem/download?task_id=${taskId}`)
   return { status: res.status, bytes: Buffer.from(await res.arrayBuffer()) }
+}
+
+/** Upload a fresh audio and video and submit them: the new task's id. */
+export async function submitFresh(baseUrl: string, licenseKey = 'K'): Promise<string> {
+  const audio = await upload(baseUrl, media('a'), '.wav')
+  const video = await upload(baseUrl, media('v'), '.mp4')
+  return String((await submitTask(baseUrl, audio, video, licenseKey)).data.task_id)
+}
+
+/** Wait until a task reaches a final state; resolves with its status. */
+export async function finalStatus(
+  baseUrl: string,
+  taskId: string,
+  timeoutMs = 20_000,
+): Promise<Record<string, unknown>> {
+  return waitFor(
+    async () => {
+      const s = await taskStatus(baseUrl, taskId)
+      return ['done', 'error', 'cancelled', 'expired'].includes(String(s.status)) ? s : null
+    },
+    { what: `task ${taskId} final`, timeoutMs },
+  )
 }
