@@ -1,11 +1,14 @@
 /**
  * Who may connect, publish and subscribe (issue: only the right party in). Roles:
- * - the gateway (`gateway`): everything under the topic root;
+ * - the gateway (`gateway`, its own client id): everything under the topic root;
  * - a GPU (`{gpuId}`, client id `gpu-relay-bridge-{gpuId}`): subscribe to its own tasks, control
  *   and state (to put its state back after a stale will), publish its own state and events;
- * - the admin (`admin`, for MQTT Explorer): subscribe to the root and `$SYS`, publish nothing;
+ * - the admin (`admin`, for MQTT Explorer, clean sessions only): subscribe to the root and `$SYS`,
+ *   publish nothing;
  * - anonymous: refused, unless the development flag allows it (then unrestricted).
- * Secrets are compared in constant time and never logged; refusals are logged.
+ * Client ids of the gateway and of bridges belong to those logins alone, so no one can take over
+ * their persistent sessions. A will is checked at CONNECT, like a publish. Secrets are compared in
+ * constant time and never logged; refusals are logged.
  */
 import type { AedesOptions, AuthenticateError, Client, PublishPacket, Subscription } from 'aedes'
 import type { Logger } from 'pino'
@@ -19,6 +22,8 @@ export interface BrokerAuthConfig {
   readonly topicRoot: string
   /** A PUBLISH larger than this is refused (and its connection closed). */
   readonly maxPayloadBytes: number
+  /** The gateway's MQTT client id: reserved for the gateway login. */
+  readonly gatewayClientId: string
 }
 
 type Role =
@@ -28,8 +33,10 @@ type Role =
   | { readonly kind: 'anonymous' }
 
 type Hooks = Required<
-  Pick<AedesOptions, 'authenticate' | 'authorizePublish' | 'authorizeSubscribe'>
+  Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizePublish' | 'authorizeSubscribe'>
 >
+
+const BRIDGE_PREFIX = bridgeClientId('')
 
 /** CONNACK 4 (bad user name or password) or 5 (not authorized), MQTT 3.1.1 §3.2.2.3. */
 function refused(code: 4 | 5, message: string): AuthenticateError {
@@ -46,6 +53,10 @@ export function brokerAuth(config: BrokerAuthConfig, log: Logger): Hooks {
   const root = `${config.topicRoot}/`
   const { credentials } = config
 
+  /** A GPU's secret; own properties only (a user name like `__proto__` is just unknown). */
+  const gpuSecret = (gpuId: string): string | null =>
+    Object.hasOwn(credentials.gpus, gpuId) ? (credentials.gpus[gpuId] ?? null) : null
+
   const roleOf = (username: string | undefined, password: Buffer | undefined): Role | null => {
     if (username === undefined) return config.allowAnonymous ? { kind: 'anonymous' } : null
     if (username === GATEWAY_USERNAME) {
@@ -54,19 +65,16 @@ export function brokerAuth(config: BrokerAuthConfig, log: Logger): Hooks {
     if (username === ADMIN_USERNAME) {
       return secretMatches(password, credentials.admin) ? { kind: 'admin' } : null
     }
-    const secret = credentials.gpus[username]
-    return secret !== undefined && secretMatches(password, secret)
-      ? { kind: 'gpu', gpuId: username }
-      : null
+    return secretMatches(password, gpuSecret(username)) ? { kind: 'gpu', gpuId: username } : null
   }
 
-  /** A will published after the broker restarted has no client: judge it by its client id. */
-  const roleOfWill = (packet: PublishPacket & { clientId?: unknown }): Role | null => {
-    if (typeof packet.clientId !== 'string') return null
-    for (const gpuId of Object.keys(credentials.gpus)) {
-      if (bridgeClientId(gpuId) === packet.clientId) return { kind: 'gpu', gpuId }
+  /** The one login each reserved client id belongs to; null for any other id. */
+  const ownerOfClientId = (clientId: string): Role | null => {
+    if (clientId === config.gatewayClientId) return { kind: 'gateway' }
+    if (clientId.startsWith(BRIDGE_PREFIX)) {
+      return { kind: 'gpu', gpuId: clientId.slice(BRIDGE_PREFIX.length) }
     }
-    return config.allowAnonymous ? { kind: 'anonymous' } : null
+    return null
   }
 
   const mayPublish = (role: Role, topic: string): boolean => {
@@ -89,11 +97,7 @@ export function brokerAuth(config: BrokerAuthConfig, log: Logger): Hooks {
       case 'gateway':
         return filter.startsWith(root)
       case 'admin':
-        return (
-          filter === `${config.topicRoot}/#` ||
-          filter.startsWith(root) ||
-          filter.startsWith('$SYS/')
-        )
+        return filter.startsWith(root) || filter.startsWith('$SYS/')
       case 'gpu':
         return [
           topics.gpuTasks(role.gpuId),
@@ -104,6 +108,17 @@ export function brokerAuth(config: BrokerAuthConfig, log: Logger): Hooks {
   }
 
   return {
+    // A will is a publish made later on the client's behalf: refuse a bad one before it is stored.
+    preConnect(client, packet, done) {
+      const role = roleOf(packet.username, packet.password)
+      if (packet.will && (!role || !mayPublish(role, packet.will.topic))) {
+        log.warn({ clientId: client.id, topic: packet.will.topic }, 'MQTT will refused')
+        done(new Error('will not authorized'), false)
+        return
+      }
+      done(null, true)
+    },
+
     authenticate(client, username, password, done) {
       const role = roleOf(username, password)
       if (!role) {
@@ -111,41 +126,44 @@ export function brokerAuth(config: BrokerAuthConfig, log: Logger): Hooks {
         done(refused(username === undefined ? 5 : 4, 'bad user name or password'), false)
         return
       }
-      // A GPU credential only ever speaks as that GPU's bridge, and no one else may take over a
-      // bridge's (persistent) session.
-      const bridgeId = role.kind === 'gpu' ? bridgeClientId(role.gpuId) : null
-      if (
-        (bridgeId !== null && client.id !== bridgeId) ||
-        (bridgeId === null &&
-          client.id.startsWith('gpu-relay-bridge-') &&
-          role.kind !== 'anonymous')
-      ) {
+      const owner = ownerOfClientId(client.id)
+      const ownsId =
+        owner === null ||
+        role.kind === 'anonymous' ||
+        (owner.kind === 'gateway' && role.kind === 'gateway') ||
+        (owner.kind === 'gpu' && role.kind === 'gpu' && owner.gpuId === role.gpuId)
+      const gpuOnOtherId = role.kind === 'gpu' && client.id !== bridgeClientId(role.gpuId)
+      if (!ownsId || gpuOnOtherId) {
         log.warn({ clientId: client.id, username }, 'MQTT client id not allowed for this login')
         done(refused(5, 'client id not allowed'), false)
+        return
+      }
+      if (role.kind === 'admin' && !client.clean) {
+        // A read-only viewer keeps no session: nothing should pile up for it while it is away.
+        log.warn({ clientId: client.id }, 'MQTT admin refused: clean sessions only')
+        done(refused(5, 'admin sessions must be clean'), false)
         return
       }
       roles.set(client, role)
       done(null, true)
     },
 
-    authorizePublish(client, packet, done) {
-      const role = client ? roles.get(client) : roleOfWill(packet)
-      if (
-        client === null &&
-        role === null &&
-        typeof (packet as { clientId?: unknown }).clientId !== 'string'
-      ) {
-        done(null) // the broker's own messages ($SYS heartbeats)
+    authorizePublish(client, packet: PublishPacket & { clientId?: unknown }, done) {
+      // Without a client: the broker's own messages ($SYS), or the will of a client that was
+      // connected when a previous broker died (checked at its CONNECT; its login may be gone).
+      const role = client ? roles.get(client) : null
+      if (!client) {
+        done(null)
         return
       }
       if (!role || !mayPublish(role, packet.topic)) {
-        log.warn({ clientId: client?.id ?? null, topic: packet.topic }, 'MQTT publish refused')
+        log.warn({ clientId: client.id, topic: packet.topic }, 'MQTT publish refused')
         done(new Error('publish not authorized'))
         return
       }
       if (packet.payload.length > config.maxPayloadBytes) {
         log.warn(
-          { clientId: client?.id ?? null, topic: packet.topic, bytes: packet.payload.length },
+          { clientId: client.id, topic: packet.topic, bytes: packet.payload.length },
           'MQTT payload too large',
         )
         done(new Error('payload too large'))

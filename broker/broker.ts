@@ -9,6 +9,7 @@ import { Aedes } from 'aedes'
 import type { Logger } from 'pino'
 import { brokerAuth, type BrokerAuthConfig } from './auth.js'
 import { listenTcp, listenTls, listenWebSocket, type TlsFiles } from './listeners.js'
+import { guardPacketSize } from './packet-guard.js'
 import { SqlitePersistence } from './sqlite-persistence.js'
 import { Closer } from '../lib/lifecycle.js'
 
@@ -86,11 +87,17 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     aedes.on('keepaliveTimeout', (client) =>
       log.info({ clientId: client.id }, 'client keep-alive expired'),
     )
+    // aedes reports some failures (a will it could not publish) as 'error': log, never crash.
+    // (Aedes' types leave the plain EventEmitter 'error' event out.)
+    const emitter: import('node:events').EventEmitter = aedes
+    emitter.on('error', (err: unknown) => log.error({ err }, 'broker error'))
+    const maxPayload = config.auth?.maxPayloadBytes ?? null
     const handle = (
       stream: import('node:stream').Duplex,
       req?: import('node:http').IncomingMessage,
     ) => {
-      aedes.handle(stream, req)
+      const client = aedes.handle(stream, req)
+      if (maxPayload !== null) guardPacketSize(client, maxPayload, log)
     }
     const host = urlHost(config.host)
 
@@ -112,7 +119,8 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
 
     let wsUrl: string | null = null
     if (config.wsPort !== null) {
-      const ws = await listenWebSocket(handle, tlsFiles, config.wsPort, config.host, log)
+      const wsMax = maxPayload === null ? null : maxPayload + 64 * 1024
+      const ws = await listenWebSocket(handle, tlsFiles, config.wsPort, config.host, wsMax, log)
       closer.add(() => ws.close())
       wsUrl = `${tlsFiles ? 'wss' : 'ws'}://${host}:${String(ws.port)}`
     }

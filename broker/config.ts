@@ -20,6 +20,8 @@ export const BrokerEnv = z.object({
   MQTT_TOPIC_ROOT: env.str(DEFAULT_TOPIC_ROOT),
   MQTT_ALLOW_ANONYMOUS: env.bool(false),
   MQTT_MAX_PAYLOAD_BYTES: env.int(256 * 1024, 1024),
+  /** The gateway's client id, reserved for the gateway login. */
+  GATEWAY_MQTT_CLIENT_ID: env.str('gpu-relay-gateway'),
   LOG_LEVEL: env.logLevel(),
 })
 
@@ -43,6 +45,7 @@ export function brokerConfigFromEnv(
       allowAnonymous: e.MQTT_ALLOW_ANONYMOUS,
       topicRoot: e.MQTT_TOPIC_ROOT,
       maxPayloadBytes: e.MQTT_MAX_PAYLOAD_BYTES,
+      gatewayClientId: e.GATEWAY_MQTT_CLIENT_ID,
     },
     logLevel: e.LOG_LEVEL,
   })

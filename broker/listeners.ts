@@ -79,6 +79,8 @@ export async function listenWebSocket(
   tls: TlsFiles | null,
   port: number,
   host: string,
+  /** Largest WebSocket message accepted (null: the ws default). */
+  maxPayload: number | null,
   log: Logger,
 ): Promise<Listening> {
   const reply = (_req: IncomingMessage, res: import('node:http').ServerResponse): void => {
@@ -87,7 +89,7 @@ export async function listenWebSocket(
   const http = tls
     ? createHttpsServer({ cert: tls.cert, key: tls.key }, reply)
     : createHttpServer(reply)
-  const wss = new WebSocketServer({ server: http })
+  const wss = new WebSocketServer({ server: http, ...(maxPayload === null ? {} : { maxPayload }) })
   wss.on('connection', (socket, req) => {
     const stream = createWebSocketStream(socket)
     stream.on('error', (err) => log.debug({ err }, 'websocket stream error'))

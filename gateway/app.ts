@@ -19,12 +19,16 @@ export function createApp(deps: AppDeps): Express {
   const app = express()
   app.disable('x-powered-by')
   app.set('query parser', 'simple')
+  // Paths are matched exactly as written: /API/heygem/… is not /api/heygem/… (nor does it slip
+  // past the guard below, which also compares in lower case).
+  app.set('case sensitive routing', true)
   app.use(healthApi(deps.views)) // open: no credentials, before anything can refuse
   app.use(express.json({ limit: deps.jsonBodyLimit }))
   app.use(deps.auth.identify)
   const guard: RequestHandler = (req, res, next) => {
-    if (req.path.startsWith('/api/relay/')) deps.auth.gpus(req, res, next)
-    else if (req.path.startsWith('/api/heygem/')) deps.auth.users(req, res, next)
+    const path = req.path.toLowerCase()
+    if (path.startsWith('/api/relay/')) deps.auth.gpus(req, res, next)
+    else if (path.startsWith('/api/')) deps.auth.users(req, res, next)
     else next()
   }
   app.use(guard)

@@ -67,6 +67,7 @@ export interface EmbeddedBrokerSettings {
     readonly allowAnonymous: boolean
     readonly topicRoot: string
     readonly maxPayloadBytes: number
+    readonly gatewayClientId: string
   } | null
 }
 

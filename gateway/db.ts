@@ -72,6 +72,13 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE files ADD COLUMN last_used_at INTEGER;
   UPDATE files SET last_used_at = created_at;
   `,
+  // One request key per owner, tasks without an owner sharing one namespace (NULL is not equal
+  // to NULL in a unique index).
+  `
+  DROP INDEX tasks_by_request;
+  CREATE UNIQUE INDEX tasks_by_request ON tasks (COALESCE(owner, ''), request_key)
+    WHERE request_key IS NOT NULL;
+  `,
 ]
 
 export function openDb(path: string): Db {

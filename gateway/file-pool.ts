@@ -116,21 +116,27 @@ export class FilePool {
    * purged tasks, their results, uploads never submitted). Returns how many went.
    */
   async sweep(cutoff: number): Promise<number> {
-    const stale = this.#db
-      .prepare<[number], { hash: string }>(
-        `SELECT hash FROM files WHERE COALESCE(last_used_at, created_at) <= ?
+    const unused = `COALESCE(last_used_at, created_at) <= ?
            AND hash NOT IN (SELECT audio_hash FROM tasks)
            AND hash NOT IN (SELECT video_hash FROM tasks)
-           AND hash NOT IN (SELECT result_hash FROM tasks WHERE result_hash IS NOT NULL)
-         LIMIT 1000`,
-      )
+           AND hash NOT IN (SELECT result_hash FROM tasks WHERE result_hash IS NOT NULL)`
+    const stale = this.#db
+      .prepare<[number], { hash: string }>(`SELECT hash FROM files WHERE ${unused} LIMIT 1000`)
       .all(cutoff)
+    let removed = 0
     for (const { hash } of stale) {
-      this.#db.prepare('DELETE FROM files WHERE hash = ?').run(hash)
+      // Checked again as it goes: a submit may have taken the file up since the SELECT, and one
+      // that comes after this DELETE finds no file and says so.
+      const gone = this.#db
+        .prepare(`DELETE FROM files WHERE hash = ? AND ${unused}`)
+        .run(hash, cutoff).changes
+      if (gone === 0) continue
       await rm(this.pathOf(hash), { force: true })
+      removed++
     }
-    return stale.length
+    return removed
   }
+
 
   /** `write` then `record`. */
   async store(

@@ -79,6 +79,7 @@ export async function startGateway(
             allowAnonymous: config.mqttAllowAnonymous,
             topicRoot: config.topicRoot,
             maxPayloadBytes: config.mqttMaxPayloadBytes,
+            gatewayClientId: config.mqttClientId,
           },
         },
         { log: deps.log },

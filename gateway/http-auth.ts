@@ -73,10 +73,9 @@ export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
     if (secretMatches(token, config.adminToken)) return { kind: 'admin' }
     const gpu = parseGpuBearer(token)
     if (gpu) {
-      const secret = config.credentials.gpus[gpu.gpuId]
-      return secret !== undefined && secretMatches(gpu.secret, secret)
-        ? { kind: 'gpu', gpuId: gpu.gpuId }
-        : null
+      const gpus = config.credentials.gpus
+      const secret = Object.hasOwn(gpus, gpu.gpuId) ? (gpus[gpu.gpuId] ?? null) : null
+      return secretMatches(gpu.secret, secret) ? { kind: 'gpu', gpuId: gpu.gpuId } : null
     }
     return secretMatches(token, config.apiSecret) ? { kind: 'pc' } : null
   }

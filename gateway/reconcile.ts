@@ -59,3 +59,23 @@ export function reconcileBirth(
   log.info({ gpuId, held: holding.length, republished, requeued, moved }, 'backlog flushed')
   dispatcher.queueChanged()
 }
+
+/**
+ * A GPU went offline (will, shutdown or missed heartbeats): its queued, unclaimed work moves to
+ * the least-loaded GPU still online (DESIGN §10). The claim keeps this safe: a late message for
+ * the old GPU is refused as `reassigned`. With no GPU online the work stays where it is.
+ */
+export function moveQueuedFrom(deps: ReconcileDeps, gpuId: string): number {
+  const { store, registry, dispatcher, log, now } = deps
+  if (registry.online().length === 0) return 0
+  const target = registry.pick((id) => store.loadOf(id))
+  if (target === gpuId) return 0
+  const moved = store.reassignQueued([gpuId], target, now())
+  if (moved > 0) {
+    for (const task of store.queuedFor(target)) {
+      if (task.published_attempt < task.attempt) dispatcher.publishTask(task, 'moved from offline GPU')
+    }
+    log.info({ from: gpuId, to: target, moved }, 'queued work moved to an online GPU')
+  }
+  return moved
+}

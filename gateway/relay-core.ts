@@ -13,7 +13,7 @@ import type { Db } from './db.js'
 import { Dispatcher } from './dispatcher.js'
 import type { FilePool } from './file-pool.js'
 import { GpuRegistry } from './gpu-registry.js'
-import { reconcileBirth } from './reconcile.js'
+import { moveQueuedFrom, reconcileBirth } from './reconcile.js'
 import { TaskActions } from './task-actions.js'
 import { TaskHousekeeping } from './task-housekeeping.js'
 import { TaskService } from './task-service.js'
@@ -56,7 +56,12 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
         reconcileBirth({ store, registry, dispatcher, log, now }, gpuId, holding, epoch)
     },
     onPresumedOnline: (gpuId) => late.dispatcher?.requestRebirth(gpuId),
-    onOffline: () => late.dispatcher?.queueChanged(),
+    onOffline: (gpuId) => {
+      const dispatcher = late.dispatcher
+      if (!dispatcher) return
+      moveQueuedFrom({ store, registry, dispatcher, log, now }, gpuId)
+      dispatcher.queueChanged()
+    },
   })
   const dispatcher = new Dispatcher({
     store,

@@ -55,17 +55,19 @@ export class TaskActions {
 
   async submit(input: SubmitInput): Promise<Submitted> {
     const { store, housekeeping, registry, dispatcher, admin, views, log, now } = this.#d
-    if (input.requestKey !== null) {
-      const earlier = housekeeping.byRequestKey(input.owner, input.requestKey)
-      if (earlier) return { ...views.view(earlier), repeated: true, cacheHit: false }
-    }
+    const repeat = this.#repeated(input)
+    if (repeat) return repeat
     const audio = await this.#inputFile(input.audio, '音频')
     const video = await this.#inputFile(input.video, '视频')
-    const at = now()
     const cached = housekeeping.doneWithInputs(audio.hash, video.hash, NO_OPTIONS)
     const cachedResult = cached?.result_hash ?? null
     const hit =
       cached && cachedResult !== null && (await this.#d.pool.has(cachedResult)) ? cached : null
+    // From here to the insert nothing awaits, so two submits with one key cannot both get past
+    // this check: the second finds the first's row.
+    const raced = this.#repeated(input)
+    if (raced) return raced
+    const at = now()
     const gpuId = registry.pick((id) => store.loadOf(id))
     let row = store.insert({
       id: randomUUID(),
@@ -99,6 +101,17 @@ export class TaskActions {
     }
     admin.task(row)
     return { ...views.view(row), repeated: false, cacheHit: hit !== null }
+  }
+
+  /** The task an earlier submit with the same key made; a key reused for other files is a 409. */
+  #repeated(input: SubmitInput): Submitted | null {
+    if (input.requestKey === null) return null
+    const earlier = this.#d.housekeeping.byRequestKey(input.owner, input.requestKey)
+    if (!earlier) return null
+    if (earlier.audio_hash !== input.audio.hash || earlier.video_hash !== input.video.hash) {
+      throw new AppError('IDEMPOTENCY_CONFLICT', 409, '这个请求编号已用于另一组文件，请换一个编号')
+    }
+    return { ...this.#d.views.view(earlier), repeated: true, cacheHit: false }
   }
 
   /** Cancel a queued or running task; the bridge stops following it. */

@@ -51,7 +51,7 @@ export class TaskHousekeeping {
   byRequestKey(owner: string | null, key: string): TaskRow | undefined {
     return this.#db
       .prepare<[string | null, string], TaskRow>(
-        'SELECT * FROM tasks WHERE owner IS ? AND request_key = ?',
+        `SELECT * FROM tasks WHERE COALESCE(owner, '') = COALESCE(?, '') AND request_key = ?`,
       )
       .get(owner, key)
   }

@@ -98,7 +98,9 @@ export function secretMatches(
   presented: string | Buffer | undefined,
   expected: string | null,
 ): boolean {
-  if (presented === undefined || expected === null) return false
+  // Anything else (undefined, or a value a bad lookup produced) never matches.
+  if (typeof expected !== 'string') return false
+  if (typeof presented !== 'string' && !Buffer.isBuffer(presented)) return false
   // Hash both first: timingSafeEqual needs equal lengths, and lengths must not leak either.
   const a = createHash('sha256').update(presented).digest()
   const b = createHash('sha256').update(expected).digest()

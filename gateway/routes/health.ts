@@ -4,7 +4,7 @@ import type { TaskService } from '../task-service.js'
 import { HEYGEM_PATHS } from '../../protocol/index.js'
 
 export function healthApi(views: TaskService): Router {
-  const router = Router()
+  const router = Router({ caseSensitive: true })
   router.get(HEYGEM_PATHS.health, (_req, res) => {
     const q = views.queue()
     // The relay is up even when the GPU is not: the PC app no longer fails here.

@@ -19,7 +19,7 @@ import {
 
 export function heygemApi(deps: RouteDeps): Router {
   const { views, actions, pool, auth } = deps
-  const router = Router()
+  const router = Router({ caseSensitive: true })
 
   router.get(HEYGEM_PATHS.queue, (_req, res) => {
     ok(res, queueInfo(views.queue()))

@@ -12,7 +12,7 @@ import { Attempt, Ext, Md5, TaskId, type FileRef } from '../../protocol/index.js
 
 export function relayApi(deps: RouteDeps): Router {
   const { pool, store, log, auth } = deps
-  const router = Router()
+  const router = Router({ caseSensitive: true })
 
   router.get('/api/relay/files/:hash', async (req, res, next) => {
     const { hash } = validate(z.object({ hash: Md5 }), req.params, 'hash')

@@ -26,7 +26,7 @@ const HistoryQuery = z
 
 export function taskApi(deps: RouteDeps): Router {
   const { views, actions, auth } = deps
-  const router = Router()
+  const router = Router({ caseSensitive: true })
 
   router.post(
     TASK_PATHS.submit,

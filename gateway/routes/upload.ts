@@ -3,7 +3,7 @@
  * md5 is computed; over the size limit it stops and the partial file is removed; a claimed hash
  * that does not match keeps the real md5 (the GPU server's behaviour).
  */
-import { Router, type Request } from 'express'
+import { Router, type Request, type Response } from 'express'
 import busboy from 'busboy'
 import { extname } from 'node:path'
 import type { Readable } from 'node:stream'
@@ -14,12 +14,12 @@ import { AppError, isAppError } from '../../lib/errors.js'
 import { Ext, HEYGEM_PATHS, Md5, type UploadFileData } from '../../protocol/index.js'
 
 export function uploadApi(deps: RouteDeps): Router {
-  const router = Router()
+  const router = Router({ caseSensitive: true })
   router.post(
     HEYGEM_PATHS.uploadFile,
     deps.uploadLimiter.middleware((req) => limitKey(req, deps.auth), '上传'),
     async (req, res) => {
-      const data = await receiveUpload(req, deps)
+      const data = await receiveUpload(req, res, deps)
       ok(res, data, data.hash_matched ? '上传成功' : '文件内容与所给哈希不符，已按实际哈希保存')
     },
   )
@@ -38,7 +38,10 @@ interface Written extends Staged {
   readonly truncated: () => boolean
 }
 
-function receiveUpload(req: Request, deps: RouteDeps): Promise<UploadFileData> {
+/** Past the size limit a client may send this much more before the connection is cut. */
+const GRACE_BYTES = 1024 * 1024
+
+function receiveUpload(req: Request, res: Response, deps: RouteDeps): Promise<UploadFileData> {
   return new Promise((resolve, reject) => {
     let parser: busboy.Busboy
     try {
@@ -113,6 +116,24 @@ function receiveUpload(req: Request, deps: RouteDeps): Promise<UploadFileData> {
         (err: unknown) => {
           reject(new AppError('UPLOAD_FAILED', 500, '文件保存失败，请重试', { cause: err }))
         },
+      )
+    })
+    // busboy stops storing at the limit but would read the rest of the body, however long:
+    // a little over the limit, answer 413 and close the connection instead.
+    let received = 0
+    req.on('data', (chunk: Buffer) => {
+      received += chunk.length
+      if (received <= deps.uploadMaxBytes + GRACE_BYTES || req.readableEnded) return
+      req.unpipe(parser)
+      fileStream?.destroy(new Error('upload over the size limit'))
+      res.set('Connection', 'close')
+      res.once('finish', () => req.destroy())
+      reject(
+        new AppError(
+          'FILE_TOO_LARGE',
+          413,
+          `文件超过大小上限（${String(deps.uploadMaxBytes)} 字节）`,
+        ),
       )
     })
     req.pipe(parser)

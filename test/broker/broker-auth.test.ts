@@ -31,6 +31,7 @@ async function broker(allowAnonymous = false, maxPayloadBytes = 4096) {
         allowAnonymous,
         topicRoot: 'relay',
         maxPayloadBytes,
+        gatewayClientId: 'gpu-relay-gateway',
       },
     },
     { log },
@@ -93,6 +94,45 @@ describe('MQTT logins', () => {
     await login(b.url, 'gateway', SECRETS.gateway, 'gw')
     await login(b.url, 'admin', SECRETS.admin, 'explorer')
     await login(b.url, 'gpu-1', SECRETS.gpu1, bridgeClientId('gpu-1'))
+  })
+
+  it('treats odd user names (__proto__, constructor) as unknown, without falling over', async () => {
+    const b = await broker()
+    for (const username of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      expect(
+        (await tryConnect(b.url, { clientId: `odd-${username}`, username, password: 'x' })).code,
+      ).toBe(4)
+    }
+    await login(b.url, 'gateway', SECRETS.gateway, 'still-up')
+  })
+
+  it('keeps the gateway client id for the gateway, and admins to clean sessions', async () => {
+    const b = await broker()
+    const asGateway = { username: 'admin', password: SECRETS.admin, clientId: 'gpu-relay-gateway' }
+    expect((await tryConnect(b.url, asGateway)).code).toBe(5)
+    const keeper = {
+      username: 'admin',
+      password: SECRETS.admin,
+      clientId: 'explorer',
+      clean: false,
+    }
+    expect((await tryConnect(b.url, keeper)).code).toBe(5)
+    await login(b.url, 'gateway', SECRETS.gateway, 'gpu-relay-gateway')
+  })
+
+  it('drops a client that starts sending an oversized packet before it has even logged in', async () => {
+    const b = await broker()
+    const { connect } = await import('node:net')
+    const socket = connect(Number(new URL(b.url).port), '127.0.0.1')
+    onTestFinished(() => {
+      socket.destroy()
+    })
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+    socket.on('error', () => undefined)
+    // CONNECT fixed header announcing 200 MB, then 1 MB of it.
+    socket.write(Buffer.from([0x10, 0x80, 0x80, 0xe8, 0x5f]))
+    for (let i = 0; i < 16; i++) socket.write(Buffer.alloc(64 * 1024))
+    await closed
   })
 
   it('lets anonymous clients in only with the development flag', async () => {
@@ -178,7 +218,7 @@ describe('MQTT topic rights', () => {
     const seen: string[] = []
     gateway.on('message', (topic, payload) => seen.push(`${topic} ${payload.toString()}`))
     await gateway.subscribeAsync('relay/gpus/+/state', { qos: 1 })
-    const { client } = await tryConnect(b.url, {
+    const { code, client } = await tryConnect(b.url, {
       username: 'gpu-1',
       password: SECRETS.gpu1,
       clientId: bridgeClientId('gpu-1'),
@@ -189,7 +229,8 @@ describe('MQTT topic rights', () => {
         retain: true,
       },
     })
-    await endClient(client, true) // dies without DISCONNECT: the broker weighs its will
+    expect(code).not.toBe(0) // refused at CONNECT, before the will is stored
+    await endClient(client, true)
     // A will it may send arrives; the forged one never did (checked once a later message is in).
     await publish(gateway, 'relay/gpus/gpu-1/state', '{"marker":1}', { qos: 1 })
     await waitFor(() => seen.some((s) => s.includes('marker')), { what: 'the marker' })

@@ -39,6 +39,7 @@ describe('MQTT over TLS', () => {
           allowAnonymous: false,
           topicRoot: 'relay',
           maxPayloadBytes: 4096,
+          gatewayClientId: 'gpu-relay-gateway',
         },
       },
       { log },

@@ -187,3 +187,44 @@ describe('limits', () => {
     expect(check.body).toMatchObject({ data: { [md5Buffer(big)]: false } })
   })
 })
+
+describe('an endless upload', () => {
+  it('is cut off soon after the size limit, with 413, not read to its end', async () => {
+    const gw = await secureGateway('endless-upload', { uploadMaxBytes: 10_000 })
+    const { request } = await import('node:http')
+    let sent = 0
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${gw.url}/api/heygem/upload_file`, {
+        method: 'POST',
+        headers: {
+          ...PC,
+          'content-type': 'multipart/form-data; boundary=b',
+          'transfer-encoding': 'chunked',
+        },
+      })
+      req.on('response', (res) => {
+        res.resume()
+        resolve(res.statusCode ?? 0)
+        req.destroy()
+      })
+      req.on('error', () => {
+        /* the server closes the connection after answering */
+      })
+      req.write('--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n')
+      const chunk = Buffer.alloc(64 * 1024)
+      const pump = (): void => {
+        while (sent < 200 * 1024 * 1024) {
+          sent += chunk.length
+          if (!req.write(chunk)) {
+            req.once('drain', pump)
+            return
+          }
+        }
+        reject(new Error('the server read 200 MB without answering'))
+      }
+      pump()
+    })
+    expect(status).toBe(413)
+    expect(sent).toBeLessThan(20 * 1024 * 1024)
+  })
+})

@@ -62,3 +62,30 @@ describe('idempotent submit', () => {
     expect(gpu.stats.submissions).toHaveLength(1)
   })
 })
+
+describe('idempotent submit under pressure', () => {
+  it('creates one task for concurrent repeats of one key, and refuses the key for other files', async () => {
+    const dir = await tempDir('idempotent-race')
+    const gateway = await startTestGateway(dir)
+    const audio = await upload(gateway.url, media('a'), '.wav')
+    const video = await upload(gateway.url, media('v'), '.mp4')
+    const body = {
+      audio_hash: audio,
+      audio_ext: '.wav',
+      video_hash: video,
+      video_ext: '.mp4',
+      request_id: 'same',
+    }
+    // The unchanged PC app sends no license key: those tasks share one key space.
+    const replies = await Promise.all(
+      Array.from({ length: 5 }, () => call(gateway.url, '/api/heygem/submit', body)),
+    )
+    expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 200, 200])
+    expect(new Set(replies.map((r) => String(r.env.data.task_id))).size).toBe(1)
+    expect(gateway.store.all()).toHaveLength(1)
+    const other = await upload(gateway.url, media('b'), '.wav')
+    const reused = await call(gateway.url, '/api/heygem/submit', { ...body, audio_hash: other })
+    expect(reused.status).toBe(409)
+    expect(reused.env.data).toEqual({ error: 'IDEMPOTENCY_CONFLICT' })
+  })
+})
