@@ -101,9 +101,12 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     }
     const host = urlHost(config.host)
 
-    const tcp = await listenTcp(handle, config.port, config.host)
+    // With TLS configured, plain MQTT stays on the loopback interface: for the embedded gateway
+    // and local tools only, never secrets in clear over a network.
+    const plainHost = config.tls ? '127.0.0.1' : config.host
+    const tcp = await listenTcp(handle, config.port, plainHost)
     closer.add(() => tcp.close())
-    const url = `mqtt://${host}:${String(tcp.port)}`
+    const url = `mqtt://${urlHost(plainHost)}:${String(tcp.port)}`
 
     let tlsFiles: TlsFiles | null = null
     let tlsUrl: string | null = null

@@ -30,7 +30,10 @@ export function guardPacketSize(
   parser.parse = (buf: Buffer) => {
     const result = parse(buf)
     if ((parser._list?.length ?? 0) > limit) {
-      log.warn({ clientId: client.id, limit }, 'MQTT packet over the size limit; connection dropped')
+      log.warn(
+        { clientId: client.id, limit },
+        'MQTT packet over the size limit; connection dropped',
+      )
       client.conn.destroy()
     }
     return result

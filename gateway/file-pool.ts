@@ -137,7 +137,6 @@ export class FilePool {
     return removed
   }
 
-
   /** `write` then `record`. */
   async store(
     source: Readable,

@@ -73,7 +73,8 @@ export function moveQueuedFrom(deps: ReconcileDeps, gpuId: string): number {
   const moved = store.reassignQueued([gpuId], target, now())
   if (moved > 0) {
     for (const task of store.queuedFor(target)) {
-      if (task.published_attempt < task.attempt) dispatcher.publishTask(task, 'moved from offline GPU')
+      if (task.published_attempt < task.attempt)
+        dispatcher.publishTask(task, 'moved from offline GPU')
     }
     log.info({ from: gpuId, to: target, moved }, 'queued work moved to an online GPU')
   }

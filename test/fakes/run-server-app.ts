@@ -28,6 +28,8 @@ export interface FakeRunServerAppDeps {
   readonly log: Logger
   readonly onUpload: (upload: UploadFileData) => void
   readonly onSubmit: (taskId: string, body: GpuSubmitRequest) => void
+  /** A client asked about a job it knows: its progress, or its result. */
+  readonly onAsk?: (taskId: string, what: 'progress' | 'download') => void
 }
 
 export function downloadUrl(taskId: string): string {
@@ -104,6 +106,7 @@ export function createFakeRunServerApp(deps: FakeRunServerAppDeps): Express {
     const taskId = taskIdOf(req)
     const job = jobs.describe(taskId)
     if (!job) throw taskNotFound(taskId)
+    deps.onAsk?.(taskId, 'progress')
     const data: ProgressData = describeJob(job, deps.durationMs, downloadUrl)
     res.json({ code: 0, msg: 'ok', data })
   })
@@ -115,6 +118,7 @@ export function createFakeRunServerApp(deps: FakeRunServerAppDeps): Express {
     if (describeJob(job, deps.durationMs, downloadUrl).status !== 'done') {
       throw new AppError('TASK_NOT_DONE', 400, '任务尚未完成')
     }
+    deps.onAsk?.(taskId, 'download')
     res.status(200)
     res.type('video/mp4')
     res.attachment(`${taskId}.mp4`)

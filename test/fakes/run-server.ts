@@ -47,6 +47,12 @@ export interface FakeRunServerStats {
   readonly completed: readonly string[]
   /** The most jobs ever running at once: 1 for a faithful GPU service. */
   readonly maxConcurrent: number
+  /** Task ids someone asked about (progress or download) after submitting them. */
+  readonly asked: ReadonlySet<string>
+  /** Task ids whose result was downloaded. */
+  readonly downloaded: ReadonlySet<string>
+  /** Task ids a restart forgot before their result was downloaded: work lost with the service. */
+  readonly forgotten: readonly string[]
 }
 
 export interface FakeRunServer {
@@ -69,6 +75,9 @@ interface MutableStats {
   uploads: { hash: string; size: number }[]
   completed: string[]
   maxConcurrent: number
+  asked: Set<string>
+  downloaded: Set<string>
+  forgotten: string[]
 }
 
 function checkOptions(options: FakeRunServerOptions): void {
@@ -91,7 +100,16 @@ export async function startFakeRunServer(options: FakeRunServerOptions): Promise
   const clock = options.clock ?? (() => performance.now())
   const log = options.log ?? silentLogger()
   const pool = await FakeFilePool.open(options.dir)
-  const stats: MutableStats = { submissions: [], uploads: [], completed: [], maxConcurrent: 0 }
+  const stats: MutableStats = {
+    submissions: [],
+    uploads: [],
+    completed: [],
+    maxConcurrent: 0,
+    asked: new Set(),
+    downloaded: new Set(),
+    forgotten: [],
+  }
+  let sinceRestart: string[] = []
   const faults: JobFault[] = []
   let running = 0
 
@@ -120,13 +138,19 @@ export async function startFakeRunServer(options: FakeRunServerOptions): Promise
       log,
       onUpload: (upload: UploadFileData) =>
         stats.uploads.push({ hash: upload.hash, size: upload.size }),
-      onSubmit: (taskId: string, body: GpuSubmitRequest) =>
+      onSubmit: (taskId: string, body: GpuSubmitRequest) => {
+        sinceRestart.push(taskId)
         stats.submissions.push({
           taskId,
           audioHash: body.audio_hash,
           videoHash: body.video_hash,
           at: Date.now(),
-        }),
+        })
+      },
+      onAsk: (taskId, what) => {
+        stats.asked.add(taskId)
+        if (what === 'download') stats.downloaded.add(taskId)
+      },
     })
     const server = createServer(app)
     await listen(server, host, port)
@@ -162,6 +186,8 @@ export async function startFakeRunServer(options: FakeRunServerOptions): Promise
     async restart(): Promise<void> {
       if (closing) throw new Error('fake run_server is closed')
       await stop()
+      stats.forgotten.push(...sinceRestart.filter((id) => !stats.downloaded.has(id)))
+      sinceRestart = []
       // The down time of a restart: clients see their connections close before the port answers
       // again (an instant re-listen would race with keep-alive sockets still thought alive).
       await delay(RESTART_DOWN_MS)
