@@ -38,6 +38,7 @@ export class Clocks {
 
   constructor(deps: ClocksDeps) {
     this.#d = deps
+    deps.housekeeping.restartStallClocks(deps.now())
   }
 
   tick(): void {

@@ -91,6 +91,14 @@ export class TaskHousekeeping {
       .all(now - execTimeoutMs)
   }
 
+  /**
+   * At start-up: progress could not arrive while the gateway was down, so the stall clock of
+   * running tasks starts again now rather than counting the outage as a hang.
+   */
+  restartStallClocks(now: number): void {
+    this.#db.prepare(`UPDATE tasks SET progress_at = ? WHERE state = 'processing'`).run(now)
+  }
+
   /** Progress (value or stage) unchanged for the stall timeout: the known HeyGem hang. */
   stalled(now: number, stallTimeoutMs: number): TaskRow[] {
     return this.#db
