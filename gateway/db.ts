@@ -79,6 +79,8 @@ const MIGRATIONS: readonly string[] = [
   CREATE UNIQUE INDEX tasks_by_request ON tasks (COALESCE(owner, ''), request_key)
     WHERE request_key IS NOT NULL;
   `,
+  // The run-time estimate reads the latest finished tasks on every status request.
+  `CREATE INDEX tasks_by_finish ON tasks (state, finished_at);`,
 ]
 
 export function openDb(path: string): Db {

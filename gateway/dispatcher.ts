@@ -88,10 +88,6 @@ export class Dispatcher {
     this.#d.admin.queueChanged()
   }
 
-  onGpuOffline(_gpuId: string): void {
-    this.#d.admin.queueChanged()
-  }
-
   queueChanged(): void {
     this.#d.admin.queueChanged()
   }

@@ -3,6 +3,10 @@
  * the boot time is the configured one; run time is the mean of recent successful runs, else the
  * configured one.
  */
+import { humanDuration } from '../lib/words.js'
+
+export { humanDuration }
+
 export interface EstimateInput {
   /** 1-based place among queued tasks. */
   readonly position: number
@@ -23,14 +27,6 @@ export function etaSeconds(input: EstimateInput): number {
   const capacity = Math.max(1, input.onlineCapacity)
   const slotsBusy = input.processing + ahead
   return Math.round(Math.floor(slotsBusy / capacity) * input.runS)
-}
-
-/** "约 2 分钟" / "约 40 秒" */
-export function humanDuration(seconds: number): string {
-  if (seconds < 60) return `约 ${Math.max(1, Math.round(seconds))} 秒`
-  const minutes = Math.round(seconds / 60)
-  if (minutes < 120) return `约 ${minutes} 分钟`
-  return `约 ${Math.round(minutes / 6) / 10} 小时`
 }
 
 /** What a user is told while a task waits. */

@@ -4,7 +4,7 @@
  * hash is always complete; a claimed hash that does not match is stored under the real one.
  */
 import { randomUUID } from 'node:crypto'
-import { createReadStream, createWriteStream, type ReadStream } from 'node:fs'
+import { createWriteStream } from 'node:fs'
 import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Readable } from 'node:stream'
@@ -12,11 +12,6 @@ import { pipeline } from 'node:stream/promises'
 import type { Db } from './db.js'
 import { Md5Tap } from '../lib/hash.js'
 import type { FileRef } from '../protocol/index.js'
-
-export interface StoredFile extends FileRef {
-  /** false when the caller claimed a hash and the bytes had another. */
-  readonly hashMatched: boolean
-}
 
 /** Bytes hashed into a temporary file, waiting to be committed to the pool or discarded. */
 export interface Staged {
@@ -137,21 +132,12 @@ export class FilePool {
     return removed
   }
 
-  /** `write` then `record`. */
-  async store(
-    source: Readable,
-    ext: string,
-    claimedHash: string | null,
-    now: number,
-  ): Promise<StoredFile> {
+  /** `stage`, `commit` and `record`: for bytes that need no checks (results from a GPU). */
+  async store(source: Readable, ext: string, now: number): Promise<FileRef> {
     const staged = await this.stage(source)
     await staged.commit()
-    const { hash, size } = staged
-    this.record({ hash, ext, size }, now)
-    return { hash, ext, size, hashMatched: claimedHash === null || claimedHash === hash }
-  }
-
-  read(hash: string): ReadStream {
-    return createReadStream(this.pathOf(hash))
+    const file = { hash: staged.hash, ext, size: staged.size }
+    this.record(file, now)
+    return file
   }
 }

@@ -159,7 +159,7 @@ export async function startGateway(
     closer.add(() => {
       stopping = true // runs first: no more MQTT work while the rest shuts down
     })
-    log.info({ url, mqttUrl, mqttWsUrl }, 'gateway listening')
+    log.info({ url, mqttUrl, mqttTlsUrl, mqttWsUrl }, 'gateway listening')
     return { url, mqttUrl, mqttWsUrl, mqttTlsUrl, store: core.store, close: () => closer.close() }
   } catch (err) {
     await closer.close().catch(() => undefined)

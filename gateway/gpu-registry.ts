@@ -86,7 +86,6 @@ export class GpuRegistry {
     return this.#gpus.get(id)
   }
 
-  /** Apply a `relay/gpus/{id}/state` message. */
   /**
    * Apply a `relay/gpus/{id}/state` message. `retained`: a stored copy the broker replayed, not
    * the bridge speaking now. Only a live birth is reconciled; a GPU seen online any other way

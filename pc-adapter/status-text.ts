@@ -1,5 +1,8 @@
 /** The Chinese words the PC side shows for a task: one status line, and the parts it is made of. */
+import { humanDuration } from '../lib/words.js'
 import type { TaskState, TaskStatusData } from '../protocol/index.js'
+
+export { humanDuration }
 
 export const STATE_NAMES: Readonly<Record<TaskState, string>> = {
   queued: '排队中',
@@ -8,14 +11,6 @@ export const STATE_NAMES: Readonly<Record<TaskState, string>> = {
   error: '失败',
   cancelled: '已取消',
   expired: '已过期',
-}
-
-/** "约 40 秒" / "约 2 分钟" / "约 1.5 小时" */
-export function humanDuration(seconds: number): string {
-  if (seconds < 60) return `约 ${Math.max(1, Math.round(seconds))} 秒`
-  const minutes = Math.round(seconds / 60)
-  if (minutes < 120) return `约 ${minutes} 分钟`
-  return `约 ${Math.round(minutes / 6) / 10} 小时`
 }
 
 /** "512 字节" / "3.4 KB" / "12.0 MB" */

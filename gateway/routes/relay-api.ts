@@ -48,12 +48,8 @@ export function relayApi(deps: RouteDeps): Router {
         `任务当前状态为 ${task.state}（第 ${String(task.attempt)} 次尝试），不接收此结果`,
       )
     }
-    const stored = await pool.store(req, query.ext, null, deps.now())
-    const data: FileRef = { hash: stored.hash, ext: stored.ext, size: stored.size }
-    log.info(
-      { taskId, attempt: query.attempt, hash: stored.hash, bytes: stored.size },
-      'result stored',
-    )
+    const data: FileRef = await pool.store(req, query.ext, deps.now())
+    log.info({ taskId, attempt: query.attempt, hash: data.hash, bytes: data.size }, 'result stored')
     ok(res, data)
   })
 
