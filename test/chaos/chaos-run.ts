@@ -15,6 +15,7 @@ import { md5Buffer } from '../../lib/hash.js'
 import { requestJson, uploadMultipart } from '../../lib/http-client.js'
 import { fakeResultBytes } from '../fakes/result-bytes.js'
 import { startFakeRunServer } from '../fakes/run-server.js'
+import { TERMINAL_STATES } from '../../protocol/index.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
 import { Proc, freePort } from './processes.js'
 
@@ -52,7 +53,7 @@ const RESULT_SIZE = 4096
 const GPU_SECRET = 'chaos-gpu-1-secret'
 const API_SECRET = 'chaos-api-secret'
 const AUTH = { authorization: `Bearer ${API_SECRET}` }
-const TERMINAL = new Set(['done', 'error', 'cancelled', 'expired'])
+const TERMINAL: ReadonlySet<string> = new Set(TERMINAL_STATES)
 
 /** mulberry32: a small seeded PRNG, so a failing run can be repeated. */
 function prng(seed: number): () => number {

@@ -1,7 +1,7 @@
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { startBroker } from '../../broker/broker.js'
 import { QueueSnapshot, TaskSnapshot, GpuState } from '../../protocol/index.js'
-import { media, submitTask, taskStatus, upload } from '../helpers/pc.js'
+import { finalStatus, submitFresh } from '../helpers/pc.js'
 import {
   log,
   startTestBridge,
@@ -27,12 +27,8 @@ describe('what admins see in MQTT Explorer', () => {
     })
     const gpu = await startTestGpu(dir, 200)
     await startTestBridge(dir, gateway, gpu)
-    const audio = await upload(gateway.url, media('a'), '.wav')
-    const video = await upload(gateway.url, media('v'), '.mp4')
-    const id = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
-    await waitFor(async () => (await taskStatus(gateway.url, id)).status === 'done', {
-      what: 'done',
-    })
+    const id = await submitFresh(gateway.url)
+    expect((await finalStatus(gateway.url, id)).status).toBe('done')
 
     const wsUrl = gateway.mqttWsUrl ?? ''
     expect(wsUrl).toMatch(/^ws:/)
@@ -72,11 +68,7 @@ describe('a broker outside the gateway', () => {
     expect(gateway.mqttUrl).toBe(broker.url)
     const gpu = await startTestGpu(dir, 200)
     await startTestBridge(dir, gateway, gpu)
-    const audio = await upload(gateway.url, media('a'), '.wav')
-    const video = await upload(gateway.url, media('v'), '.mp4')
-    const id = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
-    await waitFor(async () => (await taskStatus(gateway.url, id)).status === 'done', {
-      what: 'done',
-    })
+    const id = await submitFresh(gateway.url)
+    expect((await finalStatus(gateway.url, id)).status).toBe('done')
   })
 })

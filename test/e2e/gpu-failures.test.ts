@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { publish } from '../../lib/mqtt.js'
-import { media, submitTask, taskStatus, upload } from '../helpers/pc.js'
+import { finalStatus, media, submitTask, taskStatus, upload } from '../helpers/pc.js'
 import {
   startTestBridge,
   startTestGateway,
@@ -10,31 +10,30 @@ import {
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
 
+/**
+ * The GPU service fails the first job with `message`; a second task with the same inputs is queued
+ * behind it. Resolves once the first has failed and the second is done (the bridge went on).
+ */
+async function failThenNext(name: string, message: string) {
+  const dir = await tempDir(name)
+  const gateway = await startTestGateway(dir)
+  const gpu = await startTestGpu(dir, 300)
+  gpu.failNext(message)
+  await startTestBridge(dir, gateway, gpu)
+  const audio = await upload(gateway.url, media('a'), '.wav')
+  const video = await upload(gateway.url, media('v'), '.mp4')
+  const failing = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
+  const next = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
+  const failed = await finalStatus(gateway.url, failing, 15_000)
+  expect(failed.status).toBe('error')
+  expect((await finalStatus(gateway.url, next, 15_000)).status).toBe('done')
+  return { failed, gpu }
+}
+
 describe('failures on the GPU side', () => {
   it('ends a task the GPU service rejects (bad input) as error with the service’s message, without retrying it', async () => {
-    const dir = await tempDir('gpu-error')
-    const gateway = await startTestGateway(dir)
-    const gpu = await startTestGpu(dir, 300)
-    gpu.failNext('未检测到人脸，请更换视频')
-    await startTestBridge(dir, gateway, gpu)
-
-    const audio = await upload(gateway.url, media('a'), '.wav')
-    const video = await upload(gateway.url, media('v'), '.mp4')
-    const failing = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
-    const next = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
-    const failed = await waitFor(
-      async () => {
-        const s = await taskStatus(gateway.url, failing)
-        return s.status === 'error' ? s : null
-      },
-      { what: 'task error', timeoutMs: 15_000 },
-    )
+    const { failed, gpu } = await failThenNext('gpu-error', '未检测到人脸，请更换视频')
     expect(failed.error_msg).toBe('未检测到人脸，请更换视频')
-    // the next task still runs
-    await waitFor(async () => (await taskStatus(gateway.url, next)).status === 'done', {
-      what: 'next task done',
-      timeoutMs: 15_000,
-    })
     expect(gpu.stats.submissions).toHaveLength(2)
   })
 
@@ -99,29 +98,10 @@ describe('failures on the GPU side', () => {
 
 describe('a GPU service error far longer than an event may carry', () => {
   it('ends the task as error with the message clipped, and the bridge goes on to the next task', async () => {
-    const dir = await tempDir('long-error')
-    const gateway = await startTestGateway(dir)
-    const gpu = await startTestGpu(dir, 300)
     const traceback = `Traceback (most recent call last):\n${'  File "x.py", line 1, in f\n'.repeat(200)}RuntimeError: CUDA out of memory`
-    gpu.failNext(traceback)
-    await startTestBridge(dir, gateway, gpu)
-    const audio = await upload(gateway.url, media('a'), '.wav')
-    const video = await upload(gateway.url, media('v'), '.mp4')
-    const failing = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
-    const next = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
-    const failed = await waitFor(
-      async () => {
-        const s = await taskStatus(gateway.url, failing)
-        return s.status === 'error' ? s : null
-      },
-      { what: 'task error', timeoutMs: 15_000 },
-    )
+    const { failed } = await failThenNext('long-error', traceback)
     const message = String(failed.error_msg)
     expect(message.length).toBeLessThanOrEqual(2000)
     expect(message.startsWith('Traceback (most recent call last):')).toBe(true)
-    await waitFor(async () => (await taskStatus(gateway.url, next)).status === 'done', {
-      what: 'next task done',
-      timeoutMs: 15_000,
-    })
   })
 })

@@ -131,20 +131,21 @@ describe('an upload cut off half-way', () => {
     const gateway = await startTestGateway(dir)
     const boundary = 'xyz'
     const head = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n`
-    await new Promise<void>((resolve) => {
-      const req = request(`${gateway.url}/api/heygem/upload_file`, {
-        method: 'POST',
-        headers: {
-          'content-type': `multipart/form-data; boundary=${boundary}`,
-          'content-length': '1000000',
-        },
-      })
-      req.on('error', () => resolve())
-      req.write(head + 'x'.repeat(5000), () => {
-        setTimeout(() => req.destroy(), 50)
-      })
+    const tmp = join(dir, 'gateway', 'files', 'tmp')
+    const req = request(`${gateway.url}/api/heygem/upload_file`, {
+      method: 'POST',
+      headers: {
+        'content-type': `multipart/form-data; boundary=${boundary}`,
+        'content-length': '1000000',
+      },
     })
-    await waitFor(async () => (await readdir(join(dir, 'gateway', 'files', 'tmp'))).length === 0, {
+    const failed = new Promise<void>((resolve) => req.on('error', () => resolve()))
+    req.write(head + 'x'.repeat(5000))
+    // The gateway has started writing the partial file; now the client goes away.
+    await waitFor(async () => (await readdir(tmp)).length > 0, { what: 'a partial upload on disk' })
+    req.destroy()
+    await failed
+    await waitFor(async () => (await readdir(tmp)).length === 0, {
       what: 'temp file removed',
     })
     const entries = (await readdir(join(dir, 'gateway', 'files'))).filter((e) => e !== 'tmp')

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { md5Buffer } from '../../lib/hash.js'
 import { requestJson, uploadMultipart } from '../../lib/http-client.js'
 import { waitFor } from './wait-for.js'
+import { TaskState, isTerminal } from '../../protocol/index.js'
 
 export interface Envelope {
   readonly code: number
@@ -100,7 +101,8 @@ export async function finalStatus(
   return waitFor(
     async () => {
       const s = await taskStatus(baseUrl, taskId)
-      return ['done', 'error', 'cancelled', 'expired'].includes(String(s.status)) ? s : null
+      const state = TaskState.safeParse(s.status)
+      return state.success && isTerminal(state.data) ? s : null
     },
     { what: `task ${taskId} final`, timeoutMs },
   )
