@@ -14,6 +14,7 @@ import type { BridgeConfig } from './config.js'
 import { GatewayFiles } from './gateway-files.js'
 import { Inbox } from './inbox.js'
 import { Presence } from './presence.js'
+import { ReadinessWatch } from './readiness.js'
 import { Runner } from './runner.js'
 import { errorMessage } from '../lib/errors.js'
 import { endClient, publish } from '../lib/mqtt.js'
@@ -51,9 +52,27 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
   const inbox = new Inbox(join(config.dataDir, 'bridge.sqlite'), (taskId) => {
     log.error({ taskId }, 'unreadable inbox row removed')
   })
-  const adapter = deps.adapter ?? runServerAdapter(config.serviceUrl)
+  const adapter =
+    deps.adapter ?? runServerAdapter({ url: config.serviceUrl, secret: config.serviceSecret })
   const topics = topicsFor(config.topicRoot)
+  let onReadiness = (): void => undefined
+  const readiness = new ReadinessWatch({
+    adapter,
+    intervalMs: config.readyPollMs,
+    log,
+    onChange: () => onReadiness(),
+  })
+  const first = await readiness.check()
+  if (first.state === 'relay') {
+    readiness.stop()
+    inbox.close()
+    throw new Error(
+      `GPU_SERVICE_URL ${config.serviceUrl} is a gpu-relay gateway (its health says relay: true), ` +
+        'not the GPU service: point it at run_server on this machine, e.g. http://127.0.0.1:8383',
+    )
+  }
   const presence = new Presence({
+    readiness: () => readiness.state,
     inbox,
     stateTopic: topics.gpuState(config.gpuId),
     capacity: config.capacity,
@@ -92,13 +111,21 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
     pollMs: config.pollMs,
     progressIntervalMs: config.progressIntervalMs,
     serviceDownMs: config.serviceDownMs,
+    onServiceUnreachable: () => readiness.suspect(),
     capacity: config.capacity,
     claimRetryMs: config.claimRetryMs,
     resendMs: config.resendMs,
     send,
     isConnected: () => client.connected,
+    isReady: () => readiness.ready,
     epoch: () => presence.epoch,
   })
+  // Tell the gateway at once (not at the next heartbeat), and claim what waited for the service.
+  onReadiness = () => {
+    if (client.connected) presence.heartbeat()
+    runner.pump()
+  }
+  readiness.start()
   let closing = false
 
   // Acknowledge a message only once it is stored (DESIGN §3.5): mqtt.js sends PUBACK after this
@@ -162,7 +189,13 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
   }, config.heartbeatMs)
 
   log.info(
-    { mqttUrl: config.mqttUrl, serviceUrl: config.serviceUrl, adapter: adapter.name },
+    {
+      mqttUrl: config.mqttUrl,
+      serviceUrl: config.serviceUrl,
+      adapter: adapter.name,
+      service: readiness.state,
+      serviceSecret: config.serviceSecret !== null,
+    },
     'bridge started',
   )
 
@@ -175,6 +208,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
       closed ??= (async () => {
         closing = true
         clearInterval(heartbeat)
+        readiness.stop()
         presence.stop()
         runner.close()
         await presence.offline()

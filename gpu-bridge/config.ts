@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { env, parseEnv } from '../lib/config.js'
+import { resolveServiceSecret } from './service-secret.js'
 import { DEFAULT_TOPIC_ROOT, GpuId } from '../protocol/index.js'
 
 /** Environment of the GPU bridge (documented in .env.example and the README). */
@@ -12,6 +13,10 @@ export const BridgeEnv = z.object({
   MQTT_KEEPALIVE_S: env.int(15, 1),
   GATEWAY_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8383'),
   GPU_SERVICE_URL: z.url({ protocol: /^https?$/ }).default('http://127.0.0.1:8383'),
+  /** run_server's `api_secret` (its config.ini), sent as `Authorization: Bearer`. */
+  GPU_SERVICE_SECRET: z.string().min(1).optional(),
+  /** Or the path to run_server's config/config.ini, to read `api_secret` from. */
+  GPU_SERVICE_CONFIG: z.string().min(1).optional(),
   BRIDGE_ADAPTER: z.enum(['run-server']).default('run-server'),
   BRIDGE_DATA_DIR: env.str('./data/bridge'),
   BRIDGE_CAPACITY: env.int(1, 1),
@@ -21,6 +26,7 @@ export const BridgeEnv = z.object({
   BRIDGE_CLAIM_RETRY_MS: env.ms(10_000),
   BRIDGE_RESEND_MS: env.ms(10_000),
   BRIDGE_SERVICE_DOWN_MS: env.ms(120_000),
+  BRIDGE_READY_POLL_MS: env.ms(3_000),
   LOG_LEVEL: env.logLevel(),
 })
 
@@ -33,6 +39,8 @@ export interface BridgeConfig {
   readonly keepaliveS: number
   readonly gatewayUrl: string
   readonly serviceUrl: string
+  /** run_server's api_secret; null: it has none. */
+  readonly serviceSecret: string | null
   readonly adapter: 'run-server'
   readonly dataDir: string
   /** Tasks run at once (the GPU service itself runs one at a time). */
@@ -48,6 +56,8 @@ export interface BridgeConfig {
   readonly resendMs: number
   /** The GPU service unreachable this long during a job → the attempt fails (retryable). */
   readonly serviceDownMs: number
+  /** How often the GPU service's readiness (health) is checked. */
+  readonly readyPollMs: number
 }
 
 export function bridgeConfigFromEnv(
@@ -62,6 +72,7 @@ export function bridgeConfigFromEnv(
     keepaliveS: e.MQTT_KEEPALIVE_S,
     gatewayUrl: e.GATEWAY_URL,
     serviceUrl: e.GPU_SERVICE_URL,
+    serviceSecret: resolveServiceSecret(e.GPU_SERVICE_SECRET, e.GPU_SERVICE_CONFIG),
     adapter: e.BRIDGE_ADAPTER,
     dataDir: e.BRIDGE_DATA_DIR,
     capacity: e.BRIDGE_CAPACITY,
@@ -71,6 +82,7 @@ export function bridgeConfigFromEnv(
     claimRetryMs: e.BRIDGE_CLAIM_RETRY_MS,
     resendMs: e.BRIDGE_RESEND_MS,
     serviceDownMs: e.BRIDGE_SERVICE_DOWN_MS,
+    readyPollMs: e.BRIDGE_READY_POLL_MS,
     logLevel: e.LOG_LEVEL,
   })
 }
@@ -83,6 +95,7 @@ export function bridgeTestConfig(
 ): BridgeConfig {
   return Object.freeze({
     secret: null,
+    serviceSecret: null,
     topicRoot: DEFAULT_TOPIC_ROOT,
     keepaliveS: 5,
     adapter: 'run-server',
@@ -93,6 +106,7 @@ export function bridgeTestConfig(
     claimRetryMs: 2_000,
     resendMs: 1_000,
     serviceDownMs: 10_000,
+    readyPollMs: 100,
     ...base,
     ...overrides,
   })

@@ -7,10 +7,11 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { GpuAdapter } from './adapters/types.js'
-import { ServiceRejected, ServiceUnreachable, SubmitUncertain } from './adapters/types.js'
+import { ServiceRejected, ServiceUnreachable } from './adapters/types.js'
 import type { GatewayFiles } from './gateway-files.js'
 import type { Inbox, InboxRow } from './inbox.js'
 import { ProgressThrottle, type ProgressUpdate } from './progress-throttle.js'
+import { TEXTS, describeFailure } from './user-text.js'
 import { errorMessage } from '../lib/errors.js'
 import { HttpError } from '../lib/http-client.js'
 import type { FileRef } from '../protocol/index.js'
@@ -24,6 +25,8 @@ export interface JobDeps {
   readonly pollMs: number
   readonly progressIntervalMs: number
   readonly serviceDownMs: number
+  /** A step could not reach the GPU service: stop claiming until its readiness is confirmed. */
+  readonly onServiceUnreachable?: () => void
   readonly progress: (update: ProgressUpdate) => void
 }
 
@@ -45,8 +48,9 @@ export async function runJob(
     if (serviceTaskId === null && row.submitStarted) {
       // We crashed between sending the submit and storing its answer: the service may be running
       // it. Never send it twice in one attempt; a new attempt is the gateway's decision.
-      return { kind: 'error', message: SUBMIT_UNKNOWN, retryable: true }
+      return { kind: 'error', message: TEXTS.submitUnknown, retryable: true }
     }
+    let cached = false
     if (serviceTaskId === null) {
       deps.progress({ progress: 0, stage: 'preparing', message: '正在把文件传到 GPU 服务器' })
       const sent = await untilServiceUp(deps, signal, () =>
@@ -54,28 +58,33 @@ export async function runJob(
       )
       jobLog.info({ sent: sent.length }, 'inputs ready on GPU service')
       inbox.markSubmitStarted(row.taskId, row.attempt)
-      serviceTaskId = await untilServiceUp(deps, signal, () => adapter.submit(row.message, signal))
+      const submitted = await untilServiceUp(deps, signal, () =>
+        adapter.submit(row.message, signal),
+      )
+      serviceTaskId = submitted.serviceTaskId
+      cached = submitted.cached
       inbox.setServiceTaskId(row.taskId, row.attempt, serviceTaskId)
-      jobLog.info({ serviceTaskId }, 'submitted to GPU service')
+      jobLog.info({ serviceTaskId, cached }, 'submitted to GPU service')
     } else {
       jobLog.info({ serviceTaskId }, 'resuming a job the GPU service already has')
     }
 
     const id = serviceTaskId
-    for (;;) {
+    // A cache hit is done at once: its result is ready to download.
+    while (!cached) {
       const status = await untilServiceUp(deps, signal, () => adapter.poll(id, signal))
       if (status.kind === 'done') break
-      if (status.kind === 'lost') {
-        return {
-          kind: 'error',
-          message: 'GPU 服务丢失了该任务（可能已重启），将重新执行',
-          retryable: true,
-        }
-      }
+      if (status.kind === 'lost') return { kind: 'error', message: TEXTS.lost, retryable: true }
       if (status.kind === 'failed') {
         return { kind: 'error', message: status.message, retryable: status.retryable }
       }
-      throttle.push({ progress: status.progress, stage: status.stage, message: status.message })
+      throttle.push({
+        progress: status.progress,
+        stage: status.stage,
+        message: status.message,
+        ...(status.currentFrame === undefined ? {} : { currentFrame: status.currentFrame }),
+        ...(status.totalFrames === undefined ? {} : { totalFrames: status.totalFrames }),
+      })
       await sleep(deps.pollMs, undefined, { signal })
     }
     throttle.flush()
@@ -83,20 +92,12 @@ export async function runJob(
     return { kind: 'done', result, elapsedMs: deps.now() - started }
   } catch (err) {
     if (signal.aborted) throw err
-    jobLog.warn({ err: errorMessage(err) }, 'job failed')
-    if (err instanceof SubmitUncertain)
-      return { kind: 'error', message: SUBMIT_UNKNOWN, retryable: true }
-    return {
-      kind: 'error',
-      message: `GPU 任务执行失败：${errorMessage(err)}`,
-      retryable: isRetryable(err),
-    }
+    jobLog.warn({ err }, 'job failed')
+    return { kind: 'error', message: describeFailure(err), retryable: isRetryable(err) }
   } finally {
     throttle.cancel()
   }
 }
-
-const SUBMIT_UNKNOWN = '无法确认 GPU 服务是否收到了任务（提交时连接中断），将作为新的一次尝试执行'
 
 /**
  * Stream the result from the GPU service to the gateway. Reading it from the service gives up
@@ -154,6 +155,7 @@ async function untilServiceUp<T>(
       return await step()
     } catch (err) {
       if (!isUnreachable(err)) throw err
+      if (err instanceof ServiceUnreachable) deps.onServiceUnreachable?.()
       const now = deps.now()
       downSince ??= now
       if (now - downSince >= limitMs) throw err

@@ -10,7 +10,13 @@ import type { Inbox } from './inbox.js'
 import { errorMessage } from '../lib/errors.js'
 import { publish } from '../lib/mqtt.js'
 import { RELAY_VERSION } from '../lib/version.js'
-import { GpuState, PROTOCOL_VERSION, encodePayload, parsePayload } from '../protocol/index.js'
+import {
+  GpuState,
+  PROTOCOL_VERSION,
+  encodePayload,
+  parsePayload,
+  type ServiceReadiness,
+} from '../protocol/index.js'
 
 export interface PresenceDeps {
   readonly inbox: Inbox
@@ -18,6 +24,8 @@ export interface PresenceDeps {
   readonly capacity: number
   readonly heartbeatMs: number
   readonly adapterName: string
+  /** The GPU service's readiness now: carried by every birth and heartbeat. */
+  readonly readiness: () => ServiceReadiness
   readonly now: () => number
   readonly log: Logger
 }
@@ -126,6 +134,8 @@ export class Presence {
       version: RELAY_VERSION,
       heartbeatMs: this.#d.heartbeatMs,
       reason,
+      ready: this.#d.readiness() === 'ready',
+      service: this.#d.readiness(),
     }
   }
 

@@ -6,6 +6,8 @@ export interface ProgressUpdate {
   readonly progress: number
   readonly stage: import('../protocol/index.js').Stage
   readonly message: string
+  readonly currentFrame?: number
+  readonly totalFrames?: number
 }
 
 export class ProgressThrottle {

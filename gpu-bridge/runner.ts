@@ -7,7 +7,7 @@ import type { Logger } from 'pino'
 import type { Inbox, InboxRow } from './inbox.js'
 import { runJob, type JobDeps, type JobOutcome } from './job.js'
 import type { ProgressUpdate } from './progress-throttle.js'
-import { errorMessage } from '../lib/errors.js'
+import { TEXTS } from './user-text.js'
 import {
   PROTOCOL_VERSION,
   TEXT_LIMITS,
@@ -24,6 +24,8 @@ export interface RunnerDeps extends Omit<JobDeps, 'progress'> {
   /** Publish a bridge event (QoS 1). */
   readonly send: (event: BridgeEvent) => void
   readonly isConnected: () => boolean
+  /** The GPU service can take work (readiness.ts): nothing is claimed while it cannot. */
+  readonly isReady: () => boolean
   /** The current connection's epoch, carried by claims. */
   readonly epoch: () => number
 }
@@ -124,9 +126,9 @@ export class Runner {
     this.pump()
   }
 
-  /** Claim while a slot is free. */
+  /** Claim while a slot is free and the GPU service is ready. */
   pump(): void {
-    if (this.#closed || !this.#d.isConnected()) return
+    if (this.#closed || !this.#d.isConnected() || !this.#d.isReady()) return
     for (;;) {
       const busy = this.#inbox.inPhase('claiming').length + this.#inbox.inPhase('running').length
       if (busy >= this.#d.capacity) return
@@ -174,6 +176,8 @@ export class Runner {
         progress: Math.min(100, Math.max(0, update.progress)),
         stage: update.stage,
         message: clip(update.message, TEXT_LIMITS.progressMessage),
+        ...(update.currentFrame === undefined ? {} : { currentFrame: update.currentFrame }),
+        ...(update.totalFrames === undefined ? {} : { totalFrames: update.totalFrames }),
       })
     }
     runJob(row, { ...this.#d, progress }, controller.signal).then(
@@ -184,7 +188,8 @@ export class Runner {
       (err: unknown) => {
         if (this.#jobs.get(row.taskId) === controller) this.#jobs.delete(row.taskId)
         if (!controller.signal.aborted) {
-          this.#finish(row, { kind: 'error', message: errorMessage(err), retryable: true })
+          this.#log.error({ err, taskId: row.taskId }, 'job crashed')
+          this.#finish(row, { kind: 'error', message: TEXTS.generic, retryable: true })
         }
       },
     )

@@ -58,6 +58,7 @@ export interface JsonRequest {
   readonly body?: unknown
   readonly headers?: Readonly<Record<string, string>>
   readonly timeoutMs?: number
+  readonly signal?: AbortSignal
 }
 
 /** Send JSON, read the envelope, return `data` parsed by `schema`. Throws HttpError otherwise. */
@@ -79,7 +80,10 @@ export async function requestJson(
   const init: RequestInit = {
     method: req.method ?? (req.body === undefined ? 'GET' : 'POST'),
     headers,
-    signal: AbortSignal.timeout(req.timeoutMs ?? 30_000),
+    signal:
+      req.signal === undefined
+        ? AbortSignal.timeout(req.timeoutMs ?? 30_000)
+        : AbortSignal.any([req.signal, AbortSignal.timeout(req.timeoutMs ?? 30_000)]),
   }
   if (req.body !== undefined) {
     headers['content-type'] = 'application/json'

@@ -27,6 +27,15 @@ export function clip(text: string, max: number): string {
 /** Most tasks a birth can list; a bridge holding more lists the oldest. */
 export const MAX_HOLDING = 10_000
 
+/**
+ * The GPU service as its bridge sees it: `ready`; `down` (connection refused: the machine is
+ * booting, or the service is loading its models with its port still closed); `loading` (it answers
+ * but is not initialized); `unauthorized` (it refuses the bridge's secret); `relay` (the URL points
+ * to a gpu-relay gateway, not a GPU service).
+ */
+export const ServiceReadiness = z.enum(['ready', 'down', 'loading', 'unauthorized', 'relay'])
+export type ServiceReadiness = z.infer<typeof ServiceReadiness>
+
 /** What a bridge holds in its inbox, reported in its birth so the gateway can reconcile (§3.3). */
 export const HoldingPhase = z.enum(['received', 'claiming', 'running', 'finished'])
 export type HoldingPhase = z.infer<typeof HoldingPhase>
@@ -60,6 +69,15 @@ export const GpuState = z.object({
   reason: z.enum(['birth', 'heartbeat', 'shutdown']).optional(),
   /** What the inbox holds; carried by births only. */
   holding: z.array(Holding).max(MAX_HOLDING).optional(),
+  /**
+   * Whether the GPU service next to the bridge can take work now. A bridge whose service is down,
+   * still loading its models, or refusing the bridge's secret is online but not ready: it claims
+   * nothing, nothing is routed to it and it is not counted in estimates. Absent: ready (bridges
+   * from before readiness existed).
+   */
+  ready: z.boolean().optional(),
+  /** Why (not) ready, for admins and the user's words. */
+  service: ServiceReadiness.optional(),
 })
 export type GpuState = z.infer<typeof GpuState>
 
@@ -135,6 +153,9 @@ export const BridgeEvent = z.discriminatedUnion('kind', [
     progress: Progress,
     stage: Stage,
     message: z.string().max(TEXT_LIMITS.progressMessage).optional(),
+    /** Frames rendered and expected, when the GPU service reports them (run_server does). */
+    currentFrame: z.number().int().min(0).optional(),
+    totalFrames: z.number().int().min(0).optional(),
   }),
   z.object({
     ...eventBase,

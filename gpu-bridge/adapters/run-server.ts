@@ -1,37 +1,64 @@
 /**
- * Adapter for the GPU machine's run_server (Flask, DESIGN §8): md5 file pool (`check_files`,
- * `upload_file`), `submit`, `progress`, `download`. Tasks live only in its memory, so after a
- * restart it answers 404 for old task ids: that is "lost", and the attempt is run again.
+ * Adapter for the GPU machine's run_server (Flask, docs/design.md §8): md5 file pool
+ * (`check_files`, `upload_file`), `submit`, `progress`, `download`, and `health` for readiness.
+ * Its replies are read leniently (protocol/run-server.ts). With `api_secret` set in its
+ * config.ini, every route but health needs `Authorization`, which the bridge sends from
+ * GPU_SERVICE_SECRET. Tasks live only in its memory, so after a restart it answers 404 for old
+ * task ids: that is "lost", and the attempt is run again.
  */
 import { Readable } from 'node:stream'
 import type { ReadableStream as WebReadableStream } from 'node:stream/web'
-import type { GpuAdapter, InputSource, JobStatus, ResultStream } from './types.js'
-import { ServiceUnreachable, SubmitUncertain } from './types.js'
+import type { z } from 'zod'
+import type {
+  GpuAdapter,
+  InputSource,
+  JobStatus,
+  Readiness,
+  ResultStream,
+  Submitted,
+} from './types.js'
+import { ServiceRejected, ServiceUnreachable, SubmitUncertain } from './types.js'
+import { engineReason, serviceReplyText } from '../user-text.js'
 import { HttpError, readEnvelope, requestJson, uploadMultipart } from '../../lib/http-client.js'
 import {
-  CheckFilesData,
-  GpuSubmitData,
   HEYGEM_PATHS,
-  ProgressData,
-  UploadFileData,
+  RunServerCheckFiles,
+  RunServerHealth,
+  RunServerProgress,
+  RunServerSubmit,
+  RunServerUpload,
+  runServerAuthHeader,
   type FileRef,
-  type GpuSubmitRequest,
+  type Stage,
   type TaskMessage,
 } from '../../protocol/index.js'
 
-export function runServerAdapter(serviceUrl: string): GpuAdapter {
-  const url = (path: string): string => new URL(path, serviceUrl).toString()
+export interface RunServerOptions {
+  readonly url: string
+  /** run_server's `api_secret` (null: it has none). */
+  readonly secret: string | null
+}
+
+/** How long one readiness probe may take. */
+const PROBE_TIMEOUT_MS = 5_000
+
+export function runServerAdapter(options: RunServerOptions): GpuAdapter {
+  const url = (path: string): string => new URL(path, options.url).toString()
+  const auth = runServerAuthHeader(options.secret)
 
   /** A JSON call; `idempotent` calls may be sent again after any connection failure. */
   async function call<T>(
     path: string,
-    schema: import('zod').ZodType<T>,
+    schema: z.ZodType<T>,
     body: unknown,
     idempotent: boolean,
   ): Promise<T> {
     const target = url(path)
     try {
-      const reply = await requestJson(target, body === undefined ? {} : { body })
+      const reply = await requestJson(target, {
+        headers: auth,
+        ...(body === undefined ? {} : { body }),
+      })
       return readEnvelope(target, reply.status, reply.body, schema)
     } catch (err) {
       if (!(err instanceof HttpError)) throw err
@@ -39,7 +66,7 @@ export function runServerAdapter(serviceUrl: string): GpuAdapter {
         throw new ServiceUnreachable(err.message, { cause: err })
       }
       if (!idempotent && (err.status === 0 || (err.status >= 502 && err.status <= 504))) {
-        throw new SubmitUncertain(`GPU 服务未确认是否收到任务：${err.message}`, { cause: err })
+        throw new SubmitUncertain(`submit to ${target} unconfirmed: ${err.message}`, { cause: err })
       }
       throw err
     }
@@ -48,11 +75,46 @@ export function runServerAdapter(serviceUrl: string): GpuAdapter {
   return {
     name: 'run-server',
 
+    async readiness(signal: AbortSignal): Promise<Readiness> {
+      const probe = AbortSignal.any([signal, AbortSignal.timeout(PROBE_TIMEOUT_MS)])
+      const target = url(HEYGEM_PATHS.health)
+      let reply
+      try {
+        reply = await requestJson(target, { timeoutMs: PROBE_TIMEOUT_MS, signal: probe })
+      } catch (err) {
+        return { state: 'down', detail: err instanceof Error ? err.message : String(err) }
+      }
+      const health = RunServerHealth.safeParse(reply.body)
+      if (!health.success) {
+        return { state: 'down', detail: `health answered HTTP ${String(reply.status)}, not JSON` }
+      }
+      if (health.data.relay === true) {
+        return { state: 'relay', detail: `${target} is a gpu-relay gateway (relay: true)` }
+      }
+      if (health.data.code !== 0 || health.data.initialized !== true) {
+        return { state: 'loading', detail: 'health says the engine is not initialized yet' }
+      }
+      // Health never needs the secret; the queue does, so it tells whether ours is right.
+      try {
+        const queue = await requestJson(url(HEYGEM_PATHS.queue), {
+          headers: auth,
+          timeoutMs: PROBE_TIMEOUT_MS,
+          signal: probe,
+        })
+        if (queue.status === 401) {
+          return { state: 'unauthorized', detail: 'the GPU service refused our secret (401)' }
+        }
+      } catch (err) {
+        return { state: 'down', detail: err instanceof Error ? err.message : String(err) }
+      }
+      return { state: 'ready', detail: 'initialized' }
+    },
+
     async prepare(task: TaskMessage, source: InputSource, signal: AbortSignal): Promise<string[]> {
       const files = uniqueFiles([task.input.audio, task.input.video])
       const present = await call(
         HEYGEM_PATHS.checkFiles,
-        CheckFilesData,
+        RunServerCheckFiles,
         { files: files.map((f) => ({ hash: f.hash, ext: f.ext })) },
         true,
       )
@@ -68,6 +130,7 @@ export function runServerAdapter(serviceUrl: string): GpuAdapter {
             url: target,
             source: stream,
             size: file.size,
+            headers: auth,
             fields: { hash: file.hash, ext: file.ext },
             fileField: 'file',
             filename: `${file.hash}${file.ext}`,
@@ -77,8 +140,9 @@ export function runServerAdapter(serviceUrl: string): GpuAdapter {
         } finally {
           stream.destroy() // an early error reply leaves the gateway download half-read
         }
-        const stored = readEnvelope(target, reply.status, reply.body, UploadFileData)
-        if (stored.hash !== file.hash) {
+        const stored = readEnvelope(target, reply.status, reply.body, RunServerUpload)
+        // run_server renames an upload whose bytes do not match the hash: the copy is damaged.
+        if (stored.hash !== undefined && stored.hash.toLowerCase() !== file.hash) {
           throw new Error(`file ${file.hash} arrived at the GPU service as ${stored.hash}`)
         }
         sent.push(file.hash)
@@ -86,15 +150,28 @@ export function runServerAdapter(serviceUrl: string): GpuAdapter {
       return sent
     },
 
-    async submit(task: TaskMessage): Promise<string> {
-      const body: GpuSubmitRequest = {
+    async submit(task: TaskMessage): Promise<Submitted> {
+      const body = {
         audio_hash: task.input.audio.hash,
         audio_ext: task.input.audio.ext,
         video_hash: task.input.video.hash,
         video_ext: task.input.video.ext,
+        license_key: '',
       }
-      const data = await call(HEYGEM_PATHS.submit, GpuSubmitData, body, false)
-      return data.task_id
+      try {
+        const data = await call(HEYGEM_PATHS.submit, RunServerSubmit, body, false)
+        return { serviceTaskId: data.task_id, cached: data.cached === true }
+      } catch (err) {
+        // A refusal with a reason (a missing file after a cleanup, bad input) is the service's
+        // verdict on this job: 404 means its file pool lost an input, worth another attempt.
+        if (err instanceof HttpError && err.status >= 400 && err.status < 500) {
+          const text = serviceReplyText(err.body)
+          if (err.status !== 404 && err.status !== 401 && err.status !== 429) {
+            throw new ServiceRejected(err.message, text, { cause: err })
+          }
+        }
+        throw err
+      }
     },
 
     async poll(serviceTaskId: string): Promise<JobStatus> {
@@ -102,7 +179,7 @@ export function runServerAdapter(serviceUrl: string): GpuAdapter {
       try {
         data = await call(
           `${HEYGEM_PATHS.progress}?task_id=${encodeURIComponent(serviceTaskId)}`,
-          ProgressData,
+          RunServerProgress,
           undefined,
           true,
         )
@@ -118,15 +195,19 @@ export function runServerAdapter(serviceUrl: string): GpuAdapter {
         case 'done':
           return { kind: 'done' }
         case 'error':
-          return { kind: 'failed', message: data.error_msg ?? data.message, retryable: false }
-        case 'queued':
-          return { kind: 'running', stage: 'queued', progress: 0, message: data.message }
+          return {
+            kind: 'failed',
+            message: engineReason(data.error ?? null, data.message),
+            retryable: false,
+          }
         default:
           return {
             kind: 'running',
-            stage: data.status,
-            progress: data.progress,
+            stage: stageOf(data.status),
+            progress: data.status === 'queued' ? 0 : clampProgress(data.progress),
             message: data.message,
+            ...(data.current_frame === undefined ? {} : { currentFrame: data.current_frame }),
+            ...(data.total_frames === undefined ? {} : { totalFrames: data.total_frames }),
           }
       }
     },
@@ -135,17 +216,23 @@ export function runServerAdapter(serviceUrl: string): GpuAdapter {
       const target = url(`${HEYGEM_PATHS.download}?task_id=${encodeURIComponent(serviceTaskId)}`)
       let res: Response
       try {
-        res = await fetch(target, { signal })
+        res = await fetch(target, { signal, headers: auth })
       } catch (err) {
         throw new ServiceUnreachable(`cannot download from ${target}`, { cause: err })
       }
       if (res.status !== 200 || !res.body) {
         const text = await res.text()
+        let body: unknown = text
+        try {
+          body = JSON.parse(text)
+        } catch {
+          // not JSON: keep the text
+        }
         throw new HttpError(
-          `download of ${serviceTaskId} failed: HTTP ${res.status} ${text.slice(0, 200)}`,
+          `download of ${serviceTaskId} failed: HTTP ${String(res.status)} ${text.slice(0, 200)}`,
           res.status,
           null,
-          text,
+          body,
         )
       }
       const length = Number(res.headers.get('content-length'))
@@ -159,6 +246,23 @@ export function runServerAdapter(serviceUrl: string): GpuAdapter {
       }
     },
   }
+}
+
+/** run_server's status words; `encoding` is in its list though this version never produces it. */
+function stageOf(status: string): Stage {
+  switch (status) {
+    case 'queued':
+    case 'processing':
+    case 'synthesizing':
+    case 'encoding':
+      return status
+    default:
+      return 'processing'
+  }
+}
+
+function clampProgress(value: number): number {
+  return Number.isFinite(value) ? Math.min(100, Math.max(0, value)) : 0
 }
 
 function uniqueFiles(files: readonly FileRef[]): FileRef[] {

@@ -3,7 +3,7 @@
  * The bridge owns claims, events and the inbox; an adapter only talks to its service.
  */
 import type { Readable } from 'node:stream'
-import type { FileRef, Stage, TaskMessage } from '../../protocol/index.js'
+import type { FileRef, ServiceReadiness, Stage, TaskMessage } from '../../protocol/index.js'
 
 /** Where input files come from (the gateway's file pool), streamed. */
 export interface InputSource {
@@ -16,6 +16,8 @@ export type JobStatus =
       readonly stage: Stage
       readonly progress: number
       readonly message: string
+      readonly currentFrame?: number
+      readonly totalFrames?: number
     }
   | { readonly kind: 'done' }
   /** The service says the job failed; `retryable` false for bad input (no face, bad file). */
@@ -30,12 +32,29 @@ export interface ResultStream {
   readonly ext: string
 }
 
+/** A started job: the service's own id; `cached` when the service answered from its cache. */
+export interface Submitted {
+  readonly serviceTaskId: string
+  readonly cached: boolean
+}
+
+export interface Readiness {
+  readonly state: ServiceReadiness
+  /** What the service said, for the log (never shown to users). */
+  readonly detail: string
+}
+
 export interface GpuAdapter {
   readonly name: string
+  /**
+   * Can the service take a job now? Cheap and side-effect free; the bridge claims nothing until
+   * this says `ready` (run_server keeps its port closed while its models load).
+   */
+  readiness(signal: AbortSignal): Promise<Readiness>
   /** Make the inputs available to the service; returns the hashes actually transferred. */
   prepare(task: TaskMessage, source: InputSource, signal: AbortSignal): Promise<string[]>
-  /** Start the job; returns the service's own task id. */
-  submit(task: TaskMessage, signal: AbortSignal): Promise<string>
+  /** Start the job. */
+  submit(task: TaskMessage, signal: AbortSignal): Promise<Submitted>
   poll(serviceTaskId: string, signal: AbortSignal): Promise<JobStatus>
   openResult(serviceTaskId: string, signal: AbortSignal): Promise<ResultStream>
 }
@@ -48,11 +67,16 @@ export class ServiceUnreachable extends Error {
   }
 }
 
-/** The service refused the job for good (bad input). */
+/**
+ * The service refused the job for good (bad input). `userText` is what the task's owner reads:
+ * Chinese, no URLs, no library messages (those stay in `message`, for the log).
+ */
 export class ServiceRejected extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
+  readonly userText: string
+  constructor(message: string, userText: string, options?: { cause?: unknown }) {
     super(message, options)
     this.name = 'ServiceRejected'
+    this.userText = userText
   }
 }
 
