@@ -106,11 +106,9 @@ export async function runHeygemOnline(options: PcAppOptions): Promise<PcAppResul
     const run = new PcRun(options, displayed, calls)
     const { taskId, session } = await run.upToSubmit()
     session.display('等待服务器处理...')
-    if (options.websockets !== false && (await progressOverWs(session))) via = 'ws'
-    else {
-      via = 'poll'
-      await progressByPolling(session)
-    }
+    via = options.websockets === false ? 'poll' : 'ws'
+    if (via === 'ws' && !(await progressOverWs(session))) via = 'poll'
+    if (via === 'poll') await progressByPolling(session)
     const video = await downloadResult(session)
     session.display('✅ 完成')
     return { taskId, video, displayed, via, calls }
