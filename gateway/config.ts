@@ -2,10 +2,7 @@ import { join } from 'node:path'
 import { z } from 'zod'
 import { env, parseEnv } from '../lib/config.js'
 import { loadCredentials, type Credentials } from '../lib/credentials.js'
-import { DEFAULT_TOPIC_ROOT, Ext, GpuId } from '../protocol/index.js'
-
-/** Extensions accepted for uploads and submits unless ALLOWED_EXTS says otherwise. */
-export const DEFAULT_EXTS = '.wav,.mp3,.m4a,.aac,.flac,.mp4,.mov,.webm,.mkv'
+import { DEFAULT_TOPIC_ROOT, GpuId } from '../protocol/index.js'
 
 /** Environment variables of the gateway (documented in .env.example and the README). */
 export const GatewayEnv = z.object({
@@ -33,7 +30,6 @@ export const GatewayEnv = z.object({
   API_SECRET: z.string().min(8).optional(),
   /** An admin's bearer token: sees every owner's tasks. */
   ADMIN_TOKEN: z.string().min(16).optional(),
-  ALLOWED_EXTS: env.list(DEFAULT_EXTS).pipe(z.array(Ext).min(1)),
   RATE_LIMIT_SUBMITS_PER_MIN: env.int(30, 1),
   RATE_LIMIT_UPLOADS_PER_MIN: env.int(120, 1),
   /** GPUs known before any has connected; the first receives work queued before any birth. */
@@ -57,6 +53,8 @@ export interface EmbeddedBrokerSettings {
   readonly wsPort: number | null
   /** SQLite file of the embedded broker (sessions, queued messages, retained, wills); null: memory. */
   readonly persistencePath: string | null
+  /** How long an asset (/api/asset/upload) is kept: run_server's 30 days. */
+  ASSET_TTL_MS: env.ms(30 * 24 * 60 * 60 * 1000),
   readonly tls: {
     readonly certPath: string
     readonly keyPath: string
@@ -87,7 +85,6 @@ export interface GatewayConfig {
   /** Required as the PC's bearer token when set; null: the user API is open (development). */
   readonly apiSecret: string | null
   readonly adminToken: string | null
-  readonly allowedExts: readonly string[]
   readonly rateLimits: { readonly submitsPerMinute: number; readonly uploadsPerMinute: number }
   readonly gpuIds: readonly string[]
   readonly bootEstimateS: number
@@ -115,6 +112,8 @@ export function gatewayConfigFromEnv(
   return Object.freeze({
     host: e.GATEWAY_HOST,
     port: e.GATEWAY_PORT,
+  /** Assets (voices, avatars) are kept this long after their upload. */
+  readonly assetTtlMs: number
     dataDir: e.DATA_DIR,
     mqttUrl: e.MQTT_URL ?? null,
     topicRoot: e.MQTT_TOPIC_ROOT,
@@ -131,7 +130,6 @@ export function gatewayConfigFromEnv(
     mqttMaxPayloadBytes: e.MQTT_MAX_PAYLOAD_BYTES,
     apiSecret: e.API_SECRET ?? null,
     adminToken: e.ADMIN_TOKEN ?? null,
-    allowedExts: Object.freeze([...e.ALLOWED_EXTS]),
     rateLimits: Object.freeze({
       submitsPerMinute: e.RATE_LIMIT_SUBMITS_PER_MIN,
       uploadsPerMinute: e.RATE_LIMIT_UPLOADS_PER_MIN,
@@ -165,6 +163,7 @@ export function gatewayTestConfig(
     mqttUrl: null,
     topicRoot: DEFAULT_TOPIC_ROOT,
     mqttClientId: 'gpu-relay-gateway',
+    assetTtlMs: e.ASSET_TTL_MS,
     broker: {
       host: '127.0.0.1',
       port: 0,
@@ -177,7 +176,6 @@ export function gatewayTestConfig(
     mqttMaxPayloadBytes: 256 * 1024,
     apiSecret: null,
     adminToken: null,
-    allowedExts: DEFAULT_EXTS.split(','),
     rateLimits: { submitsPerMinute: 10_000, uploadsPerMinute: 10_000 },
     gpuIds: ['gpu-1'],
     bootEstimateS: 120,
@@ -192,3 +190,4 @@ export function gatewayTestConfig(
     ...overrides,
   })
 }
+    assetTtlMs: 30 * 24 * 60 * 60 * 1000,

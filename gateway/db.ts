@@ -81,6 +81,24 @@ const MIGRATIONS: readonly string[] = [
   `,
   // The run-time estimate reads the latest finished tasks on every status request.
   `CREATE INDEX tasks_by_finish ON tasks (state, finished_at);`,
+  // Assets (run_server's /api/asset/*): voices and avatars an owner keeps in the pool for 30
+  // days, one row per (license, type, md5, ext). Times in ms like every other column here.
+  `
+  CREATE TABLE assets (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    license_key TEXT NOT NULL,
+    asset_type TEXT NOT NULL,
+    name TEXT NOT NULL,
+    file_hash TEXT NOT NULL,
+    file_ext TEXT NOT NULL,
+    file_size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  CREATE UNIQUE INDEX assets_by_file ON assets (license_key, asset_type, file_hash, file_ext);
+  CREATE INDEX assets_by_owner ON assets (license_key, created_at);
+  CREATE INDEX assets_by_hash ON assets (file_hash, expires_at);
+  `,
 ]
 
 export function openDb(path: string): Db {

@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { createApp } from './app.js'
+import { AssetStore } from './assets-store.js'
 import type { EmbeddedBrokerSettings, GatewayConfig } from './config.js'
 import { openDb } from './db.js'
 import { FilePool } from './file-pool.js'
@@ -131,12 +132,13 @@ export async function startGateway(
       ),
       submitLimiter: new RateLimiter(config.rateLimits.submitsPerMinute, now),
       uploadLimiter: new RateLimiter(config.rateLimits.uploadsPerMinute, now),
-      allowedExts: config.allowedExts,
       pool,
       log,
       now,
       jsonBodyLimit: config.jsonBodyLimit,
       uploadMaxBytes: config.uploadMaxBytes,
+      assets: new AssetStore(db, config.assetTtlMs),
+      onlineCapacity: () => core.registry.online().reduce((sum, g) => sum + g.capacity, 0),
     })
     const server = createServer(app)
     await new Promise<void>((resolve, reject) => {

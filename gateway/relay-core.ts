@@ -25,6 +25,8 @@ export interface RelayCore {
   readonly views: TaskService
   readonly actions: TaskActions
   readonly dispatcher: Dispatcher
+  /** GPU presence (the HTTP API reports the online capacity). */
+  readonly registry: GpuRegistry
   /** An MQTT message on a subscribed topic; never throws. */
   onMessage(topic: string, payload: Buffer, retained: boolean): void
   /** Once a second: heartbeats and clocks. */
@@ -114,6 +116,7 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
     dispatcher,
     onMessage(topic, payload, retained) {
       const parsed = topics.parseGpuTopic(topic)
+    registry,
       if (!parsed) return
       // MQTT handlers never throw (STYLE): a failure is logged and the message dropped.
       try {

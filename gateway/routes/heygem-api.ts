@@ -6,7 +6,8 @@ import { Router } from 'express'
 import { z } from 'zod'
 import { ok, validate } from '../http-envelope.js'
 import { queueInfo } from './health.js'
-import { assertAllowedExt, limitKey, type RouteDeps } from './deps.js'
+import { limitKey, type RouteDeps } from './deps.js'
+import { assertInputs, submitData, submitMessage, submitOwner } from './submit-shared.js'
 import { failureText, requestKey, resultUrl } from './task-api.js'
 import { AppError } from '../../lib/errors.js'
 import {
@@ -14,22 +15,40 @@ import {
   GpuSubmitRequest,
   HEYGEM_PATHS,
   TaskId,
+  isTerminal,
   type ProgressData,
+  type QueueTask,
 } from '../../protocol/index.js'
 
 export function heygemApi(deps: RouteDeps): Router {
   const { views, actions, pool, auth } = deps
   const router = Router({ caseSensitive: true })
 
-  router.get(HEYGEM_PATHS.queue, (_req, res) => {
-    ok(res, queueInfo(views.queue()))
+  // run_server lists every task it holds; the relay holds every owner's, so it lists only the
+  // caller's own unfinished ones (by license key) and, without one, none: the counts are for all.
+  router.get(HEYGEM_PATHS.queue, (req, res) => {
+    const license = auth.licenseOf(req)
+    const tasks: QueueTask[] =
+      license === null
+        ? []
+        : views
+            .history(license, 50, 0)
+            .filter((row) => !isTerminal(row.state))
+            .map((row) => ({
+              task_id: row.id,
+              status: views.serviceStatus(row),
+              progress: row.progress,
+              created_at: row.created_at / 1000,
+            }))
+    ok(res, { ...queueInfo(views.queue(), deps.onlineCapacity()), tasks })
   })
 
   router.post(HEYGEM_PATHS.checkFiles, async (req, res) => {
-    const body = validate(CheckFilesRequest, req.body, 'files')
-    for (const file of body.files) assertAllowedExt(file.ext, deps.allowedExts)
-    const data: Record<string, boolean> = {}
+    const body = validate(CheckFilesRequest, req.body ?? {}, 'files')
+    // Keyed by the hash as sent; a null prototype, so no hash string can reach Object.prototype.
+    const data = Object.create(null) as Record<string, boolean>
     for (const file of body.files) {
+      if (file.hash === '') continue
       const present = await pool.has(file.hash)
       if (present) pool.touch(file.hash, deps.now()) // the PC will submit it: keep it
       data[file.hash] = present
@@ -41,26 +60,19 @@ export function heygemApi(deps: RouteDeps): Router {
     HEYGEM_PATHS.submit,
     deps.submitLimiter.middleware((req) => limitKey(req, auth, bodyLicense(req.body)), '提交'),
     async (req, res) => {
-      const body = validate(GpuSubmitRequest, req.body, 'body')
-      assertAllowedExt(body.audio_ext, deps.allowedExts)
-      assertAllowedExt(body.video_ext, deps.allowedExts)
+      const body = validate(GpuSubmitRequest, req.body ?? {}, 'body')
+      const audio = { hash: body.audio_hash, ext: body.audio_ext }
+      const video = { hash: body.video_hash, ext: body.video_ext }
+      await assertInputs(pool, audio, video)
       const view = await actions.submit({
-        owner: body.license_key ?? auth.licenseOf(req),
+        // `license_key: ""` (a PC without a .license file): no owner, reachable by its id only.
+        owner: submitOwner(body.license_key, auth.licenseOf(req)),
         source: 'heygem-api',
-        audio: { hash: body.audio_hash, ext: body.audio_ext },
-        video: { hash: body.video_hash, ext: body.video_ext },
+        audio,
+        video,
         requestKey: requestKey(req, body.request_id),
       })
-      ok(
-        res,
-        {
-          task_id: view.row.id,
-          status: view.row.state === 'done' ? 'done' : view.gpusOnline > 0 ? 'submitted' : 'queued',
-          message: view.message,
-          queue: { ...queueInfo(views.queue()), position: view.position },
-        },
-        '任务已提交',
-      )
+      ok(res, submitData(view, deps), submitMessage(view))
     },
   )
 
@@ -90,20 +102,19 @@ export function heygemApi(deps: RouteDeps): Router {
       throw new AppError(
         'TASK_NOT_DONE',
         400,
-        `任务尚未完成（当前状态：${row.state}），请完成后再下载`,
+        `任务尚未完成 (当前状态: ${views.serviceStatus(row)})`,
       )
     }
     if (!(await pool.has(row.result_hash))) {
-      throw new AppError(
-        'RESULT_GONE',
-        410,
-        '结果视频已不在服务器上（可能已过保留期），请重新提交任务',
-      )
+      // run_server's 404 and words; the code says why (past retention, most likely).
+      throw new AppError('RESULT_GONE', 404, '结果文件不存在')
     }
+    // As run_server: shown in place (a browser or the H5 player plays it), byte ranges served
+    // (express' sendFile answers `Range` with 206 and sends `Accept-Ranges: bytes`).
     const ext = row.result_ext ?? '.mp4'
     res.type(ext)
-    res.attachment(`${row.id}${ext}`)
-    res.sendFile(pool.pathOf(row.result_hash), (err) => {
+    res.set('Content-Disposition', `inline; filename=${row.id}${ext}`)
+    res.sendFile(pool.pathOf(row.result_hash), { acceptRanges: true }, (err) => {
       if (err) next(err)
     })
   })

@@ -202,6 +202,22 @@ describe('the PC app pointed at the gateway', () => {
     )
   })
 
+  it('shows a refused upload only as requests words it (raise_for_status before the body)', async () => {
+    const dir = await tempDir('pc-app-refused')
+    const gateway = await startTestGateway(dir)
+    const refused = await runHeygemOnline({
+      serverUrl: gateway.url,
+      video: { name: 'notes.avi', bytes: Buffer.from('not a video at all '.repeat(100)) },
+      audio: { name: 'voice.wav', bytes: wavBytes('refused-audio') },
+      ...FAST,
+    }).catch((err: unknown) => err)
+    expect(refused).toBeInstanceOf(PcAppError)
+    expect((refused as PcAppError).message).toMatch(
+      /^上传video到服务器失败: 4\d\d Client Error: [A-Za-z ]+ for url: http:\/\/127\.0\.0\.1:\d+\/api\/heygem\/upload_file$/,
+    )
+    expect((refused as PcAppError).calls.at(-1)).toBe('POST /api/heygem/upload_file')
+  })
+
   it('gets mp4 results too, the server URL completed as the app does', async () => {
     const dir = await tempDir('pc-app-mp4')
     const gateway = await startTestGateway(dir)
