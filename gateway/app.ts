@@ -1,9 +1,10 @@
 /**
- * The express application: JSON body limit, who is calling (http-auth.ts), the route groups,
- * and one envelope for every error.
+ * The express application: CORS, JSON body limit, who is calling (http-auth.ts), the route
+ * groups, and one envelope for every error.
  */
 import express, { type Express, type RequestHandler } from 'express'
 import { errorHandler, notFoundHandler } from './http-envelope.js'
+import { assetApi } from './routes/assets.js'
 import type { RouteDeps } from './routes/deps.js'
 import { healthApi } from './routes/health.js'
 import { heygemApi } from './routes/heygem-api.js'
@@ -15,6 +16,29 @@ export interface AppDeps extends RouteDeps {
   readonly jsonBodyLimit: string
 }
 
+/**
+ * run_server's CORS headers, on every reply (the H5 app runs in a browser), with the request
+ * headers of the relay's own a browser may send (`Idempotency-Key`, `X-License-Key`) added.
+ */
+export const CORS_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Allow-Methods': 'GET, POST, OPTIONS',
+  'Access-Control-Allow-Headers':
+    'Authorization, Content-Type, Range, Idempotency-Key, X-License-Key',
+  'Access-Control-Expose-Headers':
+    'Content-Length, Content-Range, Accept-Ranges, Content-Disposition',
+})
+
+/** CORS headers first, so errors and 404s carry them too; a preflight is answered here, before auth. */
+const cors: RequestHandler = (req, res, next) => {
+  res.set(CORS_HEADERS)
+  if (req.method === 'OPTIONS') {
+    res.status(200).end()
+    return
+  }
+  next()
+}
+
 export function createApp(deps: AppDeps): Express {
   const app = express()
   app.disable('x-powered-by')
@@ -22,7 +46,8 @@ export function createApp(deps: AppDeps): Express {
   // Paths are matched exactly as written: /API/heygem/… is not /api/heygem/… (nor does it slip
   // past the guard below, which also compares in lower case).
   app.set('case sensitive routing', true)
-  app.use(healthApi(deps.views)) // open: no credentials, before anything can refuse
+  app.use(cors)
+  app.use(healthApi(deps)) // open: no credentials, before anything can refuse
   app.use(express.json({ limit: deps.jsonBodyLimit }))
   app.use(deps.auth.identify)
   const guard: RequestHandler = (req, res, next) => {
@@ -35,6 +60,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(taskApi(deps))
   app.use(uploadApi(deps))
   app.use(heygemApi(deps))
+  app.use(assetApi(deps))
   app.use(relayApi(deps))
   app.use(notFoundHandler())
   app.use(errorHandler(deps.log))

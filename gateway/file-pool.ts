@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
 import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import type { Readable } from 'node:stream'
+import type { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Db } from './db.js'
 import { Md5Tap } from '../lib/hash.js'
@@ -66,12 +66,14 @@ export class FilePool {
   /**
    * Stream `source` into a temporary file while hashing it. Nothing is in the pool until the
    * caller commits (after checking what came with the bytes); a discarded file leaves no trace.
+   * `through` (a sniffer) sees the bytes before they are hashed and written.
    */
-  async stage(source: Readable): Promise<Staged> {
+  async stage(source: Readable, through?: Transform): Promise<Staged> {
     const tmpPath = join(this.#tmp, randomUUID())
     const tap = new Md5Tap()
     try {
-      await pipeline(source, tap, createWriteStream(tmpPath))
+      if (through) await pipeline(source, through, tap, createWriteStream(tmpPath))
+      else await pipeline(source, tap, createWriteStream(tmpPath))
     } catch (err) {
       await rm(tmpPath, { force: true })
       throw err
@@ -108,23 +110,28 @@ export class FilePool {
 
   /**
    * Retention: remove files not used since `cutoff` that no remaining task refers to (inputs of
-   * purged tasks, their results, uploads never submitted). Returns how many went.
+   * purged tasks, their results, uploads never submitted) and no asset keeps. An asset keeps its
+   * file while it has not expired, and for one more retention period after (its expiry counts as
+   * the file's last use). Returns how many went.
    */
   async sweep(cutoff: number): Promise<number> {
-    const unused = `COALESCE(last_used_at, created_at) <= ?
+    const unused = `COALESCE(last_used_at, created_at) <= @cutoff
            AND hash NOT IN (SELECT audio_hash FROM tasks)
            AND hash NOT IN (SELECT video_hash FROM tasks)
-           AND hash NOT IN (SELECT result_hash FROM tasks WHERE result_hash IS NOT NULL)`
+           AND hash NOT IN (SELECT result_hash FROM tasks WHERE result_hash IS NOT NULL)
+           AND hash NOT IN (SELECT file_hash FROM assets WHERE expires_at > @cutoff)`
     const stale = this.#db
-      .prepare<[number], { hash: string }>(`SELECT hash FROM files WHERE ${unused} LIMIT 1000`)
-      .all(cutoff)
+      .prepare<[{ cutoff: number }], { hash: string }>(
+        `SELECT hash FROM files WHERE ${unused} LIMIT 1000`,
+      )
+      .all({ cutoff })
     let removed = 0
     for (const { hash } of stale) {
       // Checked again as it goes: a submit may have taken the file up since the SELECT, and one
       // that comes after this DELETE finds no file and says so.
       const gone = this.#db
-        .prepare(`DELETE FROM files WHERE hash = ? AND ${unused}`)
-        .run(hash, cutoff).changes
+        .prepare(`DELETE FROM files WHERE hash = @hash AND ${unused}`)
+        .run({ hash, cutoff }).changes
       if (gone === 0) continue
       await rm(this.pathOf(hash), { force: true })
       removed++

@@ -6,12 +6,18 @@
  * `license_key` names the owner; a request carrying one sees only that owner's tasks, and another
  * owner's task answers 404 (so task ids cannot be probed). Without one, the task id (122 random
  * bits) is the capability, as the unchanged PC app expects. The health endpoint stays open.
+ *
+ * As run_server reads `Authorization`: the `Bearer ` prefix is optional (the bare secret works),
+ * and with no API_SECRET a token that is neither an admin's nor a GPU's is no credential at all
+ * (the H5 app sends its license key as the bearer): the caller is anonymous, and asset routes may
+ * take that token as its license key (`bearerOf`). The download also takes the secret as
+ * `?token=` (the H5 app's player cannot send headers); no other route does.
  */
 import type { Request, RequestHandler } from 'express'
 import type { Logger } from 'pino'
 import { AppError } from '../lib/errors.js'
 import { secretMatches, type Credentials } from '../lib/credentials.js'
-import { LICENSE_HEADER, parseGpuBearer } from '../protocol/index.js'
+import { HEYGEM_PATHS, LICENSE_HEADER, parseGpuBearer } from '../protocol/index.js'
 
 export type Principal =
   | { readonly kind: 'pc' }
@@ -35,6 +41,8 @@ export interface HttpAuth {
   principal(req: Request): Principal
   /** The owner this request speaks for: `license_key` from the header or the query. */
   licenseOf(req: Request): string | null
+  /** The bearer token of an anonymous caller (no API_SECRET, not a known token); else null. */
+  bearerOf(req: Request): string | null
   /** Throws the same 404 as an unknown task when this request may not see a task of `owner`. */
   assertVisible(req: Request, owner: string | null): void
 }
@@ -43,17 +51,24 @@ const notFound = (): AppError => new AppError('TASK_NOT_FOUND', 404, '任务不�
 
 export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
   const principals = new WeakMap<Request, Principal>()
+  const bearers = new WeakMap<Request, string>()
   const principal = (req: Request): Principal => principals.get(req) ?? { kind: 'anonymous' }
 
   const identify: RequestHandler = (req, _res, next) => {
-    const header = req.get('authorization')
-    if (header === undefined) {
+    const token = credentialOf(req)
+    if (token === null) {
       principals.set(req, { kind: 'anonymous' })
       next()
       return
     }
-    const token = /^Bearer\s+(.+)$/i.exec(header)?.[1]?.trim()
-    const who = token === undefined ? null : resolve(token)
+    const who = resolve(token)
+    if (!who && config.apiSecret === null && parseGpuBearer(token) === null) {
+      // run_server without a secret ignores Authorization; so does the gateway without one.
+      principals.set(req, { kind: 'anonymous' })
+      bearers.set(req, token)
+      next()
+      return
+    }
     if (!who) {
       log.warn({ path: req.path, ip: req.ip }, 'HTTP credentials refused')
       next(
@@ -67,6 +82,19 @@ export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
     }
     principals.set(req, who)
     next()
+  }
+
+  /** The token, without a `Bearer ` prefix; `?token=` only on the download. Null: none given. */
+  const credentialOf = (req: Request): string | null => {
+    const header = req.get('authorization')
+    let raw = header
+    if (raw === undefined && req.method === 'GET' && req.path === HEYGEM_PATHS.download) {
+      const query: unknown = req.query.token
+      raw = typeof query === 'string' ? query : undefined
+    }
+    if (raw === undefined) return null
+    const token = raw.replace(/^Bearer\s+/i, '').trim()
+    return token === '' ? null : token
   }
 
   const resolve = (token: string): Principal | null => {
@@ -117,6 +145,7 @@ export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
     gpus,
     principal,
     licenseOf,
+    bearerOf: (req) => bearers.get(req) ?? null,
     assertVisible(req, owner) {
       if (principal(req).kind === 'admin') return
       const license = licenseOf(req)

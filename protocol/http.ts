@@ -23,6 +23,15 @@ export const HEYGEM_PATHS = {
   progress: '/api/heygem/progress',
   download: '/api/heygem/download',
   queue: '/api/heygem/queue',
+  /** Legacy: multipart `audio` and `video` in one request, queued like a submit. */
+  upload: '/api/heygem/upload',
+} as const
+
+/** run_server's asset API (voices and avatars kept per license key), served by the gateway too. */
+export const ASSET_PATHS = {
+  upload: '/api/asset/upload',
+  list: '/api/asset/list',
+  delete: '/api/asset/delete',
 } as const
 
 /** Paths of the seed's task API. */
@@ -45,27 +54,47 @@ export const RELAY_PATHS = {
   result: (taskId: string) => `/api/relay/tasks/${taskId}/result`,
 } as const
 
-/** Queue summary as both servers report it. Extra fields are allowed (run_server adds its own). */
+/**
+ * Queue summary as both servers report it: run_server's four keys (`total_tasks`, `processing`,
+ * `queued`, `max_concurrent`); the gateway adds its own (`gpus_online`, `eta_seconds`, …).
+ */
 export const QueueInfo = z.looseObject({
   queued: z.number().int().min(0),
   processing: z.number().int().min(0),
+  total_tasks: z.number().int().min(0).optional(),
+  max_concurrent: z.number().int().min(0).optional(),
 })
 export type QueueInfo = z.infer<typeof QueueInfo>
 
+/**
+ * A file's name in the pool as callers send it. run_server takes any string (the H5 app uploads
+ * under `tmp_<time>_<rand>` and gets the real md5 back), so any bounded string is accepted; an
+ * md5 is normalised to lower case, anything else is simply never found.
+ */
+export const FileHash = z
+  .string()
+  .trim()
+  .max(200)
+  .transform((s) => (/^[0-9a-fA-F]{32}$/.test(s) ? s.toLowerCase() : s))
+
 // ---- GPU server API (run_server) ----
 
+/** Any hash string and any extension, as run_server; `files: []` (or none) answers `{}`. */
 export const CheckFilesRequest = z.object({
   files: z
-    .array(z.object({ hash: Md5, ext: Ext }))
-    .min(1)
-    .max(100),
+    .array(z.object({ hash: FileHash, ext: z.string().max(32).optional() }))
+    .max(100)
+    .default([]),
 })
 export type CheckFilesRequest = z.infer<typeof CheckFilesRequest>
 /** md5 → present? */
 export const CheckFilesData = z.record(z.string(), z.boolean())
 
 export const UploadFileData = z.object({
+  /** The real md5 of the bytes, whatever `hash` the upload claimed. */
   hash: Md5,
+  /** run_server's key: where the file lies in its store (`store/{hash}{ext}`). Always sent by the gateway. */
+  server_path: z.string().optional(),
   ext: Ext,
   size: z.number().int().min(0),
   /** false when the bytes did not match the claimed hash; `hash` is then the real one. */
@@ -73,18 +102,39 @@ export const UploadFileData = z.object({
 })
 export type UploadFileData = z.infer<typeof UploadFileData>
 
+/**
+ * As run_server takes it: extensions default to `.wav` / `.mp4`, `license_key` may be `""` (the
+ * task then has no owner), extra keys (`sender_fd`…) are ignored. Empty hashes parse (as `""`) so
+ * the route can answer run_server's own message for them.
+ */
 export const GpuSubmitRequest = z.object({
-  audio_hash: Md5,
-  audio_ext: Ext,
-  video_hash: Md5,
-  video_ext: Ext,
-  license_key: z.string().min(1).max(200).optional(),
+  audio_hash: FileHash.default(''),
+  audio_ext: Ext.default('.wav'),
+  video_hash: FileHash.default(''),
+  video_ext: Ext.default('.mp4'),
+  license_key: z.string().trim().max(200).optional(),
   /** Ours, not run_server's: a repeated submit with the same id returns the same task. */
   request_id: z.string().min(1).max(200).optional(),
 })
 export type GpuSubmitRequest = z.infer<typeof GpuSubmitRequest>
 
-export const GpuSubmitData = z.object({ task_id: z.string().min(1), queue: QueueInfo })
+export const GpuSubmitData = z.looseObject({
+  task_id: z.string().min(1),
+  queue: QueueInfo,
+  /** An identical task finished earlier: this one is done at once (msg `缓存命中，直接返回`). */
+  cached: z.boolean().optional(),
+})
+export type GpuSubmitData = z.infer<typeof GpuSubmitData>
+
+/** `GET /api/heygem/queue`: the counts, and (only the caller's own) tasks. */
+export const QueueTask = z.object({
+  task_id: z.string(),
+  status: ServiceStatus,
+  progress: Progress,
+  /** Epoch seconds, as run_server. */
+  created_at: z.number(),
+})
+export type QueueTask = z.infer<typeof QueueTask>
 
 export const ProgressData = z.object({
   task_id: z.string().min(1),
@@ -97,6 +147,12 @@ export const ProgressData = z.object({
   eta_seconds: z.number().min(0).optional(),
   result_url: z.string().nullable().optional(),
   error_msg: z.string().nullable().optional(),
+  /** run_server's keys: the engine's reason (`""` unless failed), epoch seconds (0 when unset). */
+  error: z.string().optional(),
+  created_at: z.number().optional(),
+  started_at: z.number().optional(),
+  finished_at: z.number().optional(),
+  queue: QueueInfo.optional(),
 })
 export type ProgressData = z.infer<typeof ProgressData>
 
@@ -110,18 +166,20 @@ export type HealthReply = z.infer<typeof HealthReply>
 
 // ---- The seed's task API ----
 
+/** As the GPU-API submit, lenient the same way: `license_key: ""` is a task without an owner. */
 export const TaskSubmitRequest = z.object({
-  audio_hash: Md5,
-  audio_ext: Ext,
-  video_hash: Md5,
-  video_ext: Ext,
-  license_key: z.string().min(1).max(200),
+  audio_hash: FileHash.default(''),
+  audio_ext: Ext.default('.wav'),
+  video_hash: FileHash.default(''),
+  video_ext: Ext.default('.mp4'),
+  license_key: z.string().trim().max(200).default(''),
   /** A repeated submit with the same id (per license key) returns the same task. */
   request_id: z.string().min(1).max(200).optional(),
 })
 
 export const TaskIdRequest = z.object({ task_id: TaskId })
-export type TaskSubmitRequest = z.infer<typeof TaskSubmitRequest>
+/** What a caller sends (defaults may be left out). */
+export type TaskSubmitRequest = z.input<typeof TaskSubmitRequest>
 
 export const TaskSubmitData = z.object({
   task_id: TaskId,
@@ -148,3 +206,33 @@ export type TaskStatusData = z.infer<typeof TaskStatusData>
 
 /** What a bridge gets back after streaming a result to the gateway. */
 export const ResultStored = FileRef
+
+// ---- Assets (run_server's /api/asset/*) ----
+
+export const AssetType = z.enum(['voice', 'avatar'])
+export type AssetType = z.infer<typeof AssetType>
+
+/** Reply of `POST /api/asset/upload`. */
+export const AssetData = z.object({
+  id: z.number().int(),
+  name: z.string(),
+  asset_type: AssetType,
+  file_hash: Md5,
+  file_ext: z.string(),
+  file_size: z.number().int().min(0),
+})
+export type AssetData = z.infer<typeof AssetData>
+
+/** One row of `GET /api/asset/list`, newest first. */
+export const AssetListItem = AssetData.extend({
+  /** Epoch seconds, as run_server. */
+  created_at: z.number(),
+  /** Whole days until it expires (rounded down). */
+  days_left: z.number().int().min(0),
+})
+export type AssetListItem = z.infer<typeof AssetListItem>
+
+export const AssetDeleteRequest = z.object({
+  id: z.coerce.number().int().min(0).default(0),
+  license_key: z.string().trim().max(200).default(''),
+})

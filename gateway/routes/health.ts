@@ -1,9 +1,11 @@
 /** `GET /api/heygem/health`: always answers while the gateway runs, with no credentials. */
 import { Router } from 'express'
-import type { TaskService } from '../task-service.js'
+import type { RouteDeps } from './deps.js'
+import type { QueueView } from '../task-service.js'
 import { HEYGEM_PATHS } from '../../protocol/index.js'
 
-export function healthApi(views: TaskService): Router {
+export function healthApi(deps: Pick<RouteDeps, 'views' | 'onlineCapacity'>): Router {
+  const { views } = deps
   const router = Router({ caseSensitive: true })
   router.get(HEYGEM_PATHS.health, (_req, res) => {
     const q = views.queue()
@@ -12,7 +14,7 @@ export function healthApi(views: TaskService): Router {
       code: 0,
       msg: 'ok',
       initialized: true,
-      queue: queueInfo(q),
+      queue: queueInfo(q, deps.onlineCapacity()),
       gpu: { online: q.gpusOnline > 0, gpus_online: q.gpusOnline, gpus: views.gpus() },
       relay: true,
     })
@@ -20,15 +22,24 @@ export function healthApi(views: TaskService): Router {
   return router
 }
 
-export function queueInfo(q: ReturnType<TaskService['queue']>): {
-  queued: number
-  processing: number
-  gpus_online: number
-  eta_seconds: number
-} {
+/** The queue as run_server reports it (its four keys first), plus the relay's own keys. */
+export interface QueueReply {
+  /** Queued + processing (run_server counts the tasks it holds; the relay keeps history apart). */
+  readonly total_tasks: number
+  readonly processing: number
+  readonly queued: number
+  /** How many jobs run at once: the online GPUs' capacities added up, at least 1. */
+  readonly max_concurrent: number
+  readonly gpus_online: number
+  readonly eta_seconds: number
+}
+
+export function queueInfo(q: QueueView, onlineCapacity: number): QueueReply {
   return {
-    queued: q.queued,
+    total_tasks: q.queued + q.processing,
     processing: q.processing,
+    queued: q.queued,
+    max_concurrent: Math.max(1, onlineCapacity),
     gpus_online: q.gpusOnline,
     eta_seconds: q.etaSeconds,
   }

@@ -2,7 +2,8 @@
 import { Router, type Request } from 'express'
 import { z } from 'zod'
 import { ok, validate } from '../http-envelope.js'
-import { assertAllowedExt, limitKey, type RouteDeps } from './deps.js'
+import { limitKey, type RouteDeps } from './deps.js'
+import { assertInputs, submitOwner } from './submit-shared.js'
 import type { Submitted } from '../task-actions.js'
 import type { TaskView } from '../task-service.js'
 import { AppError } from '../../lib/errors.js'
@@ -36,14 +37,16 @@ export function taskApi(deps: RouteDeps): Router {
       '提交',
     ),
     async (req, res) => {
-      const body = validate(TaskSubmitRequest, req.body, 'body')
-      assertAllowedExt(body.audio_ext, deps.allowedExts)
-      assertAllowedExt(body.video_ext, deps.allowedExts)
+      const body = validate(TaskSubmitRequest, req.body ?? {}, 'body')
+      const audio = { hash: body.audio_hash, ext: body.audio_ext }
+      const video = { hash: body.video_hash, ext: body.video_ext }
+      await assertInputs(deps.pool, audio, video)
       const view = await actions.submit({
-        owner: body.license_key,
+        // `license_key: ""`: a task without an owner, reachable by its id only.
+        owner: submitOwner(body.license_key, auth.licenseOf(req)),
         source: 'task-api',
-        audio: { hash: body.audio_hash, ext: body.audio_ext },
-        video: { hash: body.video_hash, ext: body.video_ext },
+        audio,
+        video,
         requestKey: requestKey(req, body.request_id),
       })
       const data: TaskSubmitData = {

@@ -1,169 +1,167 @@
 /**
- * `POST /api/heygem/upload_file` (multipart `file`, `hash`, `ext`): streamed to disk while the
- * md5 is computed; over the size limit it stops and the partial file is removed; a claimed hash
- * that does not match keeps the real md5 (the GPU server's behaviour).
+ * Uploads into the pool, as run_server takes them (GPU-SERVICES §1), all through one streamed
+ * receiver (multipart.ts):
+ * - `POST /api/heygem/upload_file` (multipart `file`, `hash`, `ext`): `hash` may be any string
+ *   (the H5 app sends `tmp_…`); the file is stored and answered under its real md5.
+ * - `POST /api/heygem/upload` (legacy: multipart `audio` and `video`): both stored, then queued
+ *   like a submit, with the same reply.
+ * Whatever the name says, only audio or video content gets in (decided from the bytes).
  */
-import { Router, type Request, type Response } from 'express'
-import busboy from 'busboy'
+import { Router, type Request } from 'express'
 import { extname } from 'node:path'
-import type { Readable } from 'node:stream'
 import { ok } from '../http-envelope.js'
-import { assertAllowedExt, limitKey, type RouteDeps } from './deps.js'
-import type { Staged } from '../file-pool.js'
-import { AppError, isAppError } from '../../lib/errors.js'
-import { Ext, HEYGEM_PATHS, Md5, type UploadFileData } from '../../protocol/index.js'
+import { receiveMultipart, tooLarge, type ReceivedFile } from '../multipart.js'
+import { limitKey, type RouteDeps } from './deps.js'
+import { submitData, submitMessage } from './submit-shared.js'
+import { AppError } from '../../lib/errors.js'
+import { Ext, HEYGEM_PATHS, type FileRef, type UploadFileData } from '../../protocol/index.js'
 
 export function uploadApi(deps: RouteDeps): Router {
   const router = Router({ caseSensitive: true })
+
   router.post(
     HEYGEM_PATHS.uploadFile,
     deps.uploadLimiter.middleware((req) => limitKey(req, deps.auth), '上传'),
     async (req, res) => {
-      const data = await receiveUpload(req, res, deps)
-      ok(res, data, data.hash_matched ? '上传成功' : '文件内容与所给哈希不符，已按实际哈希保存')
+      const upload = await receiveMultipart(req, res, {
+        pool: deps.pool,
+        maxFileBytes: deps.uploadMaxBytes,
+        fileFields: ['file'],
+        expects: 'file、hash、ext',
+      })
+      try {
+        const file = upload.file('file')
+        if (!file) throw missing('缺少 file 字段')
+        assertComplete(file, deps.uploadMaxBytes)
+        const claimed = upload.field('hash')?.trim() ?? ''
+        if (claimed === '') throw missing('缺少 hash 字段')
+        if (claimed.length > 200) {
+          throw new AppError('VALIDATION_FAILED', 400, '请求参数有误：hash（最长 200 个字符）')
+        }
+        const ext = extOf(upload.field('ext'), file.filename, '.bin')
+        const stored = await storeMedia(file, ext, deps)
+        const data: UploadFileData = {
+          hash: stored.hash,
+          server_path: `store/${stored.hash}${stored.ext}`,
+          ext: stored.ext,
+          size: stored.size,
+          hash_matched: claimed.toLowerCase() === stored.hash,
+        }
+        ok(res, data, data.hash_matched ? '上传成功' : '文件内容与所给哈希不符，已按实际哈希保存')
+      } finally {
+        await upload.settle()
+      }
+    },
+  )
+
+  router.post(
+    HEYGEM_PATHS.upload,
+    deps.submitLimiter.middleware((req) => limitKey(req, deps.auth), '提交'),
+    deps.uploadLimiter.middleware((req) => limitKey(req, deps.auth), '上传'),
+    async (req, res) => {
+      const upload = await receiveMultipart(req, res, {
+        pool: deps.pool,
+        maxFileBytes: deps.uploadMaxBytes,
+        fileFields: ['audio', 'video'],
+        expects: 'audio、video',
+      })
+      try {
+        const audioFile = upload.file('audio')
+        const videoFile = upload.file('video')
+        if (!audioFile || !videoFile) throw missing('请上传 audio 和 video 文件')
+        assertComplete(audioFile, deps.uploadMaxBytes)
+        assertComplete(videoFile, deps.uploadMaxBytes)
+        const audioExt = extOf(undefined, audioFile.filename, '.wav')
+        const videoExt = extOf(undefined, videoFile.filename, '.mp4')
+        assertMedia(audioFile)
+        assertMedia(videoFile)
+        const audio = await storeMedia(audioFile, audioExt, deps)
+        const video = await storeMedia(videoFile, videoExt, deps)
+        const view = await deps.actions.submit({
+          owner: ownerOf(req, deps, upload.field('license_key')),
+          source: 'heygem-api',
+          audio: { hash: audio.hash, ext: audio.ext },
+          video: { hash: video.hash, ext: video.ext },
+          requestKey: null,
+        })
+        ok(res, submitData(view, deps), submitMessage(view))
+      } finally {
+        await upload.settle()
+      }
     },
   )
   return router
 }
 
+function missing(msg: string): AppError {
+  return new AppError('VALIDATION_FAILED', 400, msg)
+}
+
+function ownerOf(req: Request, deps: RouteDeps, field: string | undefined): string | null {
+  const license = field?.trim() ?? ''
+  return license !== '' ? license.slice(0, 200) : deps.auth.licenseOf(req)
+}
+
 /** A file name may carry an extension, never a path. */
-function assertPlainName(name: string): void {
+export function assertPlainName(name: string): void {
   if (name.includes('..') || name.includes('/') || name.includes('\\') || name.includes('\0')) {
     throw new AppError('BAD_FILENAME', 400, '文件名不能包含路径（.. / \\）')
   }
 }
 
-interface Written extends Staged {
-  readonly filename: string
-  readonly truncated: () => boolean
+/** Cut off at the size limit: refused, whatever else is wrong with it. */
+export function assertComplete(file: ReceivedFile, maxBytes: number): void {
+  if (file.truncated) throw tooLarge(maxBytes)
 }
 
-/** Past the size limit a client may send this much more before the connection is cut. */
-const GRACE_BYTES = 1024 * 1024
-
-function receiveUpload(req: Request, res: Response, deps: RouteDeps): Promise<UploadFileData> {
-  return new Promise((resolve, reject) => {
-    let parser: busboy.Busboy
-    try {
-      parser = busboy({
-        headers: req.headers,
-        // Keep the name as sent, so a name with a path is refused rather than quietly trimmed.
-        preservePath: true,
-        limits: { files: 1, fields: 10, fileSize: deps.uploadMaxBytes },
-      })
-    } catch (err) {
-      reject(
-        new AppError('BAD_UPLOAD', 400, '上传必须是 multipart/form-data，字段 file、hash、ext', {
-          cause: err,
-        }),
-      )
-      return
-    }
-    const fields: Record<string, string> = {}
-    let fileStream: Readable | null = null
-    let stored: Promise<Written> | null = null
-    // A client that goes away mid-upload: stop writing, and the partial file is removed.
-    req.once('close', () => {
-      if (req.complete) return
-      fileStream?.destroy(new Error('upload aborted by the client'))
-      reject(new AppError('UPLOAD_ABORTED', 400, '上传中断，请重新上传'))
-    })
-    parser.on('field', (name, value) => {
-      fields[name] = value
-    })
-    parser.on('file', (name, stream, info) => {
-      if (name !== 'file' || stored) {
-        stream.resume()
-        return
-      }
-      fileStream = stream
-      let truncated = false
-      stream.on('limit', () => {
-        truncated = true
-      })
-      stored = deps.pool.stage(stream).then((staged) => ({
-        ...staged,
-        filename: info.filename ?? '',
-        truncated: () => truncated,
-      }))
-      stored.catch(() => undefined)
-    })
-    parser.on('error', (err) => {
-      reject(new AppError('BAD_UPLOAD', 400, '上传内容无法解析', { cause: err }))
-    })
-    parser.on('close', () => {
-      if (!stored) {
-        reject(new AppError('VALIDATION_FAILED', 400, '请求参数有误：缺少文件字段 file'))
-        return
-      }
-      stored.then(
-        async (written) => {
-          try {
-            const data = accept(written, fields, deps)
-            await written.commit()
-            deps.pool.record({ hash: data.hash, ext: data.ext, size: data.size }, deps.now())
-            resolve(data)
-          } catch (err) {
-            // Refused (or failed): the staged bytes never reach the pool.
-            await written.discard()
-            reject(
-              isAppError(err)
-                ? err
-                : new AppError('UPLOAD_FAILED', 500, '文件保存失败，请重试', { cause: err }),
-            )
-          }
-        },
-        (err: unknown) => {
-          reject(new AppError('UPLOAD_FAILED', 500, '文件保存失败，请重试', { cause: err }))
-        },
-      )
-    })
-    // busboy stops storing at the limit but would read the rest of the body, however long:
-    // a little over the limit, answer 413 and close the connection instead.
-    let received = 0
-    req.on('data', (chunk: Buffer) => {
-      received += chunk.length
-      if (received <= deps.uploadMaxBytes + GRACE_BYTES || req.readableEnded) return
-      req.unpipe(parser)
-      fileStream?.destroy(new Error('upload over the size limit'))
-      res.set('Connection', 'close')
-      res.once('finish', () => req.destroy())
-      reject(
-        new AppError(
-          'FILE_TOO_LARGE',
-          413,
-          `文件超过大小上限（${String(deps.uploadMaxBytes)} 字节）`,
-        ),
-      )
-    })
-    req.pipe(parser)
-  })
-}
-
-/** Check what came with the bytes: the upload's answer, or an AppError. */
-function accept(written: Written, fields: Record<string, string>, deps: RouteDeps): UploadFileData {
-  if (written.truncated()) {
+/**
+ * The extension a file is stored and named under: the `ext` field, else the file name's, else
+ * `fallback`. Any extension is accepted, as long as it is a short run of letters and digits (it
+ * becomes part of a file name on the GPU machine).
+ */
+export function extOf(field: string | undefined, filename: string, fallback: string): string {
+  assertPlainName(filename)
+  const given = field?.trim() ?? ''
+  if (given !== '') assertPlainName(given)
+  const raw = given !== '' ? given : extname(filename) || fallback
+  const ext = Ext.safeParse(raw)
+  if (!ext.success) {
     throw new AppError(
-      'FILE_TOO_LARGE',
-      413,
-      `文件超过大小上限（${String(deps.uploadMaxBytes)} 字节）`,
+      'VALIDATION_FAILED',
+      400,
+      '请求参数有误：ext（扩展名只能是 1–10 个字母或数字）',
     )
   }
-  assertPlainName(written.filename)
-  const claimed = fields.hash === undefined ? null : Md5.safeParse(fields.hash)
-  if (claimed && !claimed.success) {
-    throw new AppError('VALIDATION_FAILED', 400, '请求参数有误：hash（必须是 32 位十六进制 md5）')
+  return ext.data
+}
+
+/** Only audio or video content, decided from the bytes (not the name). */
+export function assertMedia(file: ReceivedFile): void {
+  // (A file found not to be media is not written past its first bytes: its size says nothing.)
+  const sniffed = file.sniffed
+  if (sniffed.kind === 'empty') {
+    throw new AppError('EMPTY_FILE', 400, '上传的文件是空的，请重新选择音频或视频文件')
   }
-  if (fields.ext !== undefined) assertPlainName(fields.ext)
-  const ext = Ext.safeParse(fields.ext ?? extname(written.filename))
-  if (!ext.success) {
-    throw new AppError('VALIDATION_FAILED', 400, '请求参数有误：ext（文件扩展名无效）')
+  if (sniffed.kind === 'other') {
+    const what = sniffed.mime === null ? '无法识别的内容' : `内容类型 ${sniffed.mime}`
+    throw new AppError(
+      'NOT_MEDIA',
+      400,
+      `上传的文件不是音频或视频（${what}），请选择音频或视频文件`,
+      { details: { mime: sniffed.mime } },
+    )
   }
-  assertAllowedExt(ext.data, deps.allowedExts)
-  return {
-    hash: written.hash,
-    ext: ext.data,
-    size: written.size,
-    hash_matched: claimed === null || claimed.data === written.hash,
-  }
+}
+
+/** Check the content, then into the pool under its real md5. */
+export async function storeMedia(
+  file: ReceivedFile,
+  ext: string,
+  deps: Pick<RouteDeps, 'pool' | 'now'>,
+): Promise<FileRef> {
+  assertMedia(file)
+  await file.commit()
+  const stored: FileRef = { hash: file.hash, ext, size: file.size }
+  deps.pool.record(stored, deps.now())
+  return stored
 }

@@ -13,11 +13,11 @@ describe('tasks queued while the GPU is off', () => {
     const gateway = await startTestGateway(dir)
     const gpu = await startTestGpu(dir, 300)
 
-    const video = await upload(gateway.url, media('avatar'), '.mp4')
+    const video = await upload(gateway.url, media('avatar', 'video'), '.mp4')
     const submitted: { taskId: string; key: string; audio: string }[] = []
     for (let i = 0; i < 5; i++) {
       const key = i % 2 === 0 ? 'PC-ALICE' : 'PC-BOB'
-      const audio = await upload(gateway.url, media(`speech-${i}`), '.wav')
+      const audio = await upload(gateway.url, media(`speech-${i}`, 'audio'), '.wav')
       const env = await submitTask(gateway.url, audio, video, key)
       expect(env.data.status).toBe('queued')
       submitted.push({ taskId: String(env.data.task_id), key, audio })
@@ -62,10 +62,10 @@ describe('tasks queued while the GPU is off', () => {
     await bridge.close()
     await waitFor(async () => !(await gpuPresence(first.url)).online, { what: 'GPU offline' })
 
-    const video = await upload(first.url, media('avatar'), '.mp4')
+    const video = await upload(first.url, media('avatar', 'video'), '.mp4')
     const tasks: { id: string; audio: string }[] = []
     for (let i = 0; i < 3; i++) {
-      const audio = await upload(first.url, media(`line-${i}`), '.wav')
+      const audio = await upload(first.url, media(`line-${i}`, 'audio'), '.wav')
       const env = await submitTask(first.url, audio, video, 'PC-1')
       tasks.push({ id: String(env.data.task_id), audio })
     }

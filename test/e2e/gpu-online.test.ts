@@ -26,8 +26,8 @@ describe('a task submitted while the GPU is online', () => {
       },
     )
 
-    const audio = await upload(gateway.url, media('audio'), '.wav')
-    const video = await upload(gateway.url, media('video'), '.mp4')
+    const audio = await upload(gateway.url, media('audio', 'audio'), '.wav')
+    const video = await upload(gateway.url, media('video', 'video'), '.mp4')
     const submitted = await submitTask(gateway.url, audio, video, 'KEY-A')
     expect(submitted.data.status).toBe('submitted')
     const taskId = String(submitted.data.task_id)
@@ -52,12 +52,12 @@ describe('a task submitted while the GPU is online', () => {
     expect(result.bytes.equals(fakeResultBytes(audio, video, 32 * 1024))).toBe(true)
     expect(gpu.stats.submissions).toHaveLength(1)
 
-    // A result whose file has gone from the pool gets a clear 410, not a server error.
+    // A result whose file has gone from the pool gets run_server's 404, not a server error.
     const hash = gateway.store.get(taskId)?.result_hash ?? ''
     await rm(join(dir, 'gateway', 'files', hash.slice(0, 2), hash))
     const gone = await call(gateway.url, `/api/heygem/download?task_id=${taskId}`)
-    expect(gone.status).toBe(410)
-    expect(gone.env.msg).toContain('请重新提交')
+    expect(gone.status).toBe(404)
+    expect(gone.env).toMatchObject({ msg: '结果文件不存在', data: { error: 'RESULT_GONE' } })
   })
 })
 
@@ -67,8 +67,8 @@ describe('a task submitted while the GPU is offline', () => {
     const gateway = await startTestGateway(dir, { bootEstimateS: 150 })
     const gpu = await startTestGpu(dir)
 
-    const audio = await upload(gateway.url, media('audio'), '.wav')
-    const video = await upload(gateway.url, media('video'), '.mp4')
+    const audio = await upload(gateway.url, media('audio', 'audio'), '.wav')
+    const video = await upload(gateway.url, media('video', 'video'), '.mp4')
     const submitted = await submitTask(gateway.url, audio, video, 'KEY-A')
     expect(submitted.data.status).toBe('queued')
     expect(String(submitted.data.msg)).toContain('GPU 服务器未上线，任务已排队')

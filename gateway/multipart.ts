@@ -1,0 +1,206 @@
+/**
+ * The one streamed multipart receiver behind every upload (upload_file, the legacy upload, asset
+ * upload): each expected file field is sniffed (media-sniff.ts) and staged in the pool while its
+ * md5 is computed; nothing is buffered whole. Over the size limit a file is cut off (and a body
+ * that goes on and on gets a 413 and a closed connection); a client that goes away mid-upload
+ * leaves nothing behind. The caller checks what arrived, commits what it accepts, and `settle()`
+ * removes every staged file it did not commit.
+ */
+import type { Request, Response } from 'express'
+import busboy from 'busboy'
+import type { Readable } from 'node:stream'
+import type { FilePool, Staged } from './file-pool.js'
+import { MediaSniffer, type Sniffed } from './media-sniff.js'
+import { AppError } from '../lib/errors.js'
+
+export interface ReceivedFile {
+  readonly field: string
+  /** As sent, path and all (callers refuse names with a path). */
+  readonly filename: string
+  readonly hash: string
+  readonly size: number
+  readonly sniffed: Sniffed
+  /** Cut off at the size limit. */
+  readonly truncated: boolean
+  /** Into the pool (kept if already there); a committed file is no longer settled away. */
+  commit(): Promise<void>
+}
+
+export interface Received {
+  field(name: string): string | undefined
+  file(name: string): ReceivedFile | undefined
+  /** Remove every staged file not committed. Call once, whatever happened (finally). */
+  settle(): Promise<void>
+}
+
+export interface ReceiveOptions {
+  readonly pool: FilePool
+  readonly maxFileBytes: number
+  /** The file fields to take; any other file is read past and dropped. */
+  readonly fileFields: readonly string[]
+  /** For the 400 when the body is not multipart, e.g. `file、hash、ext`. */
+  readonly expects: string
+}
+
+/** Past the size limit a client may send this much more before the connection is cut. */
+const GRACE_BYTES = 1024 * 1024
+
+export function tooLarge(maxBytes: number): AppError {
+  return new AppError('FILE_TOO_LARGE', 413, `文件超过大小上限（${String(maxBytes)} 字节）`)
+}
+
+export function receiveMultipart(
+  req: Request,
+  res: Response,
+  opts: ReceiveOptions,
+): Promise<Received> {
+  return new Promise((resolve, reject) => {
+    let parser: busboy.Busboy
+    try {
+      parser = busboy({
+        headers: req.headers,
+        // Keep the name as sent, so a name with a path is refused rather than quietly trimmed.
+        preservePath: true,
+        limits: {
+          files: opts.fileFields.length,
+          fields: 20,
+          fieldSize: 64 * 1024,
+          fileSize: opts.maxFileBytes,
+        },
+      })
+    } catch (err) {
+      reject(
+        new AppError('BAD_UPLOAD', 400, `上传必须是 multipart/form-data，字段 ${opts.expects}`, {
+          cause: err,
+        }),
+      )
+      return
+    }
+    const fields = new Map<string, string>()
+    const active = new Set<Readable>()
+    const staging: Promise<StagedFile>[] = []
+    let failed = false
+
+    const fail = (err: AppError): void => {
+      if (failed) return
+      failed = true
+      for (const stream of active) stream.destroy(new Error('upload refused'))
+      // Answer once nothing is left: what was staged is discarded, what was still streaming
+      // removes its own partial file as its pipeline fails.
+      void Promise.allSettled(staging)
+        .then((all) =>
+          Promise.all(
+            all.map((s) => (s.status === 'fulfilled' ? s.value.discard() : Promise.resolve())),
+          ),
+        )
+        .finally(() => {
+          reject(err)
+        })
+    }
+
+    // A client that goes away mid-upload: stop writing, and the partial files are removed.
+    req.once('close', () => {
+      if (!req.complete) fail(new AppError('UPLOAD_ABORTED', 400, '上传中断，请重新上传'))
+    })
+    parser.on('field', (name, value) => {
+      if (!fields.has(name)) fields.set(name, value)
+    })
+    const taken = new Set<string>()
+    parser.on('file', (name, stream, info) => {
+      if (failed || !opts.fileFields.includes(name) || taken.has(name)) {
+        stream.resume()
+        return
+      }
+      taken.add(name)
+      active.add(stream)
+      let truncated = false
+      stream.on('limit', () => {
+        truncated = true
+      })
+      const sniffer = new MediaSniffer()
+      const staged = opts.pool.stage(stream, sniffer).then(
+        (s) => stagedFile(name, info.filename ?? '', s, sniffer.result(), () => truncated),
+        (err: unknown) => {
+          throw new AppError('UPLOAD_FAILED', 500, '文件保存失败，请重试', { cause: err })
+        },
+      )
+      staged.catch(() => undefined).finally(() => active.delete(stream))
+      staging.push(staged)
+    })
+    parser.on('error', (err) => {
+      fail(new AppError('BAD_UPLOAD', 400, '上传内容无法解析', { cause: err }))
+    })
+    parser.on('close', () => {
+      Promise.all(staging).then(
+        (files) => {
+          if (failed) {
+            void Promise.all(files.map((f) => f.discard()))
+            return
+          }
+          const byField = new Map(files.map((f) => [f.field, f]))
+          resolve({
+            field: (name) => fields.get(name),
+            file: (name) => byField.get(name),
+            settle: async () => {
+              await Promise.all(files.map((f) => f.discard()))
+            },
+          })
+        },
+        (err: unknown) => {
+          fail(
+            err instanceof AppError
+              ? err
+              : new AppError('UPLOAD_FAILED', 500, '文件保存失败，请重试', { cause: err }),
+          )
+        },
+      )
+    })
+    // busboy stops storing at the limit but would read the rest of the body, however long:
+    // a little over the limit, answer 413 and close the connection instead.
+    const bodyLimit = opts.maxFileBytes * opts.fileFields.length + GRACE_BYTES
+    let received = 0
+    req.on('data', (chunk: Buffer) => {
+      received += chunk.length
+      if (received <= bodyLimit || req.readableEnded || failed) return
+      req.unpipe(parser)
+      res.set('Connection', 'close')
+      res.once('finish', () => req.destroy())
+      fail(tooLarge(opts.maxFileBytes))
+    })
+    req.pipe(parser)
+  })
+}
+
+interface StagedFile extends ReceivedFile {
+  discard(): Promise<void>
+}
+
+function stagedFile(
+  field: string,
+  filename: string,
+  staged: Staged,
+  sniffed: Sniffed,
+  truncated: () => boolean,
+): StagedFile {
+  let settled = false
+  return {
+    field,
+    filename,
+    hash: staged.hash,
+    size: staged.size,
+    sniffed,
+    get truncated() {
+      return truncated()
+    },
+    async commit() {
+      if (settled) throw new Error('staged file already settled')
+      settled = true
+      await staged.commit()
+    },
+    async discard() {
+      if (settled) return
+      settled = true
+      await staged.discard()
+    },
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * What the submits share (the GPU-API submit, the seed's task submit, the legacy upload):
+ * run_server's checks of the two inputs, with its words, and the GPU-API reply.
+ */
+import type { RouteDeps } from './deps.js'
+import { queueInfo } from './health.js'
+import type { Submitted } from '../task-actions.js'
+import { AppError } from '../../lib/errors.js'
+
+interface InputRef {
+  readonly hash: string
+  readonly ext: string
+}
+
+/**
+ * Both hashes given, and both files in the pool: else run_server's 400 and 404 (before a task
+ * exists). Any hash string may be asked for; one that is not an md5 is simply not there.
+ */
+export async function assertInputs(
+  pool: RouteDeps['pool'],
+  audio: InputRef,
+  video: InputRef,
+): Promise<void> {
+  if (audio.hash === '' || video.hash === '') {
+    throw new AppError('VALIDATION_FAILED', 400, 'audio_hash 和 video_hash 不能为空')
+  }
+  for (const [input, what] of [
+    [audio, '音频'],
+    [video, '视频'],
+  ] as const) {
+    if (!(await pool.has(input.hash))) {
+      throw new AppError(
+        'FILE_NOT_FOUND',
+        404,
+        `${what}文件不存在: ${input.hash}${input.ext}，请先上传`,
+        { details: { hash: input.hash } },
+      )
+    }
+  }
+}
+
+/** The owner a submit names: its `license_key` when not empty, else the request's (header, query). */
+export function submitOwner(
+  bodyLicense: string | undefined,
+  requestLicense: string | null,
+): string | null {
+  return bodyLicense !== undefined && bodyLicense !== '' ? bodyLicense : requestLicense
+}
+
+/** `msg` of a GPU-API submit, as run_server words it. */
+export function submitMessage(view: Submitted): string {
+  return view.cacheHit ? '缓存命中，直接返回' : '任务已提交'
+}
+
+/**
+ * `data` of a GPU-API submit: run_server's `task_id`, `queue` (its four keys) and, for a cache
+ * hit, `cached: true`; ours added (`status`, `message`, the queue position and estimate).
+ */
+export function submitData(view: Submitted, deps: Pick<RouteDeps, 'views' | 'onlineCapacity'>) {
+  const state = view.row.state
+  return {
+    task_id: view.row.id,
+    ...(view.cacheHit ? { cached: true } : {}),
+    status: state === 'done' ? 'done' : view.gpusOnline > 0 ? 'submitted' : 'queued',
+    message: view.message,
+    queue: {
+      ...queueInfo(deps.views.queue(), deps.onlineCapacity()),
+      position: view.position,
+    },
+  }
+}
