@@ -5,7 +5,6 @@
  *
  * DEMO_BRIDGE_DELAY_MS (default 6000), DEMO_JOB_MS (default 4000), DEMO_TASKS (default 3).
  */
-import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -19,6 +18,7 @@ import { startBridge } from '../gpu-bridge/bridge.js'
 import { bridgeTestConfig } from '../gpu-bridge/config.js'
 import { RelayClient } from '../pc-adapter/client.js'
 import { renderVideo } from '../pc-adapter/submit-flow.js'
+import { mp4Bytes, wavBytes } from '../test/helpers/media.js'
 import { startFakeRunServer } from '../test/fakes/run-server.js'
 
 const bridgeDelayMs = Number(process.env.DEMO_BRIDGE_DELAY_MS ?? 6000)
@@ -54,14 +54,14 @@ async function main(): Promise<void> {
     log.info({ url: gpu.url }, 'fake GPU service (run_server) ready, but its bridge is not running')
 
     const avatar = join(dir, 'avatar.mp4')
-    await writeFile(avatar, randomBytes(256 * 1024))
+    await writeFile(avatar, mp4Bytes('demo-avatar', 256 * 1024))
     const pcs = ['PC-ALICE', 'PC-BOB']
     const client = new RelayClient({ baseUrl: gateway.url })
     say(`Two PCs submit ${String(taskCount)} tasks while the GPU is off`)
     const renders: Promise<unknown>[] = []
     for (let i = 0; i < taskCount; i++) {
       const audio = join(dir, `speech-${String(i)}.wav`)
-      await writeFile(audio, randomBytes(64 * 1024))
+      await writeFile(audio, wavBytes(`demo-speech-${String(i)}`, 64 * 1024))
       const license = pcs[i % pcs.length] ?? 'PC'
       let submitted = false
       renders.push(

@@ -6,7 +6,6 @@
  * Then it settles and counts: lost (not done, or a wrong result), duplicate runs (a job the GPU
  * service completed twice for the same task), stuck (not terminal).
  */
-import { randomBytes } from 'node:crypto'
 import Database from 'better-sqlite3'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
@@ -16,6 +15,7 @@ import { requestJson, uploadMultipart } from '../../lib/http-client.js'
 import { fakeResultBytes } from '../fakes/result-bytes.js'
 import { startFakeRunServer } from '../fakes/run-server.js'
 import { TERMINAL_STATES } from '../../protocol/index.js'
+import { mp4Bytes, wavBytes } from '../helpers/media.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
 import { Proc, freePort } from './processes.js'
 
@@ -173,17 +173,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         (body) => String(dataOf(body).hash),
         'upload',
       )
-    const video = await upload(randomBytes(8192), '.mp4')
+    const video = await upload(mp4Bytes('chaos-avatar', 8192), '.mp4')
     const submitted: { id: string; audio: string }[] = []
     let submitting = true
 
     const submitter = (async () => {
       for (let i = 0; i < options.tasks; i++) {
         const audio = await upload(
-          Buffer.concat([
-            Buffer.from(`chaos-${String(options.seed)}-${String(i)}`),
-            randomBytes(256),
-          ]),
+          wavBytes(`chaos-${String(options.seed)}-${String(i)}`, 256),
           '.wav',
         )
         const id = await persist(

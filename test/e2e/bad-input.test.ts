@@ -15,7 +15,7 @@ import { requestJson, uploadMultipart } from '../../lib/http-client.js'
 import { endClient } from '../../lib/mqtt.js'
 import { bridgeClientId, gpuBearer } from '../../protocol/index.js'
 import { freePort, startChildGateway } from '../helpers/child-process.js'
-import { media } from '../helpers/pc.js'
+import { media, postForm } from '../helpers/pc.js'
 import { TEST_SECRETS } from '../helpers/relay.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -37,11 +37,17 @@ interface HttpCase {
     readonly filename: string
     readonly bytes: Buffer
   }
+  /** Several files in one form (legacy upload): field → file. */
+  readonly form?: {
+    readonly fields: Record<string, string>
+    readonly files: Record<string, { readonly bytes: Buffer; readonly filename: string }>
+  }
   readonly status: number
   readonly code: string
 }
 
 async function send(base: string, c: HttpCase): Promise<{ status: number; body: unknown }> {
+  if (c.form) return postForm(`${base}${c.path}`, c.form.fields, c.form.files, c.headers ?? PC)
   if (c.multipart) {
     return uploadMultipart({
       url: `${base}${c.path}`,
@@ -115,8 +121,8 @@ describe('bad input', () => {
     )
     const base = gw.url
     // A little state to protect: two inputs and one queued task (no GPU is connected).
-    const audio = media('audio')
-    const video = media('video')
+    const audio = media('audio', 'audio')
+    const video = media('video', 'video')
     for (const [bytes, ext] of [
       [audio, '.wav'],
       [video, '.mp4'],
@@ -165,15 +171,29 @@ describe('bad input', () => {
         name: 'submit a hash that is not md5',
         path: '/api/heygem/task/submit',
         json: { ...submit, video_hash: 'abc' },
+        status: 404,
+        code: 'FILE_NOT_FOUND',
+      },
+      {
+        name: 'submit empty hashes',
+        path: '/api/heygem/task/submit',
+        json: { ...submit, audio_hash: '' },
         status: 400,
         code: 'VALIDATION_FAILED',
       },
       {
-        name: 'submit an .exe',
+        name: 'submit an over-long hash',
         path: '/api/heygem/task/submit',
-        json: { ...submit, audio_ext: '.exe' },
+        json: { ...submit, audio_hash: 'a'.repeat(201) },
         status: 400,
-        code: 'EXT_NOT_ALLOWED',
+        code: 'VALIDATION_FAILED',
+      },
+      {
+        name: 'submit an over-long license key',
+        path: '/api/heygem/task/submit',
+        json: { ...submit, license_key: 'k'.repeat(201) },
+        status: 400,
+        code: 'VALIDATION_FAILED',
       },
       {
         name: 'submit an ext with a path',
@@ -243,11 +263,25 @@ describe('bad input', () => {
         code: 'VALIDATION_FAILED',
       },
       {
-        name: 'GPU-API submit an .exe',
+        name: 'GPU-API submit with empty hashes',
         path: '/api/heygem/submit',
-        json: { ...submit, video_ext: '.exe' },
+        json: { audio_hash: '', video_hash: '', sender_fd: 3 },
         status: 400,
-        code: 'EXT_NOT_ALLOWED',
+        code: 'VALIDATION_FAILED',
+      },
+      {
+        name: 'GPU-API submit an ext with a path',
+        path: '/api/heygem/submit',
+        json: { ...submit, video_ext: '../x' },
+        status: 400,
+        code: 'VALIDATION_FAILED',
+      },
+      {
+        name: 'GPU-API submit a tmp_ hash never uploaded',
+        path: '/api/heygem/submit',
+        json: { ...submit, video_hash: 'tmp_1700000000_ab' },
+        status: 404,
+        code: 'FILE_NOT_FOUND',
       },
       {
         name: 'status of an unknown task',
@@ -334,25 +368,18 @@ describe('bad input', () => {
         code: 'VALIDATION_FAILED',
       },
       {
-        name: 'check_files with no files',
+        name: 'check_files with an over-long hash',
         path: '/api/heygem/check_files',
-        json: { files: [] },
+        json: { files: [{ hash: 'z'.repeat(201), ext: '.wav' }] },
         status: 400,
         code: 'VALIDATION_FAILED',
       },
       {
-        name: 'check_files with a bad hash',
+        name: 'check_files with files that are not a list',
         path: '/api/heygem/check_files',
-        json: { files: [{ hash: 'zz', ext: '.wav' }] },
+        json: { files: 'a.wav' },
         status: 400,
         code: 'VALIDATION_FAILED',
-      },
-      {
-        name: 'check_files with an .exe',
-        path: '/api/heygem/check_files',
-        json: { files: [{ hash: 'a'.repeat(32), ext: '.exe' }] },
-        status: 400,
-        code: 'EXT_NOT_ALLOWED',
       },
       {
         name: 'check_files with too many files',
@@ -379,12 +406,19 @@ describe('bad input', () => {
         code: 'VALIDATION_FAILED',
       },
       {
-        name: 'upload with a bad hash',
+        name: 'upload without a hash',
+        path: '/api/heygem/upload_file',
+        multipart: { fields: { ext: '.wav' }, filename: 'a.wav', bytes: media('u1', 'audio') },
+        status: 400,
+        code: 'VALIDATION_FAILED',
+      },
+      {
+        name: 'upload with an over-long hash',
         path: '/api/heygem/upload_file',
         multipart: {
-          fields: { hash: 'nothex', ext: '.wav' },
+          fields: { hash: 'h'.repeat(201), ext: '.wav' },
           filename: 'a.wav',
-          bytes: media('u1'),
+          bytes: media('u1b', 'audio'),
         },
         status: 400,
         code: 'VALIDATION_FAILED',
@@ -393,25 +427,149 @@ describe('bad input', () => {
         name: 'upload with a path in its name',
         path: '/api/heygem/upload_file',
         multipart: {
-          fields: { ext: '.wav' },
+          fields: { hash: 'tmp_1', ext: '.wav' },
           filename: '../../etc/passwd.wav',
-          bytes: media('u2'),
+          bytes: media('u2', 'audio'),
         },
         status: 400,
         code: 'BAD_FILENAME',
       },
       {
-        name: 'upload of an .exe',
+        name: 'upload with an ext that is no extension',
         path: '/api/heygem/upload_file',
-        multipart: { fields: { ext: '.exe' }, filename: 'x.exe', bytes: media('u3') },
+        multipart: {
+          fields: { hash: 'tmp_1', ext: '.w a v' },
+          filename: 'a.wav',
+          bytes: media('u2b', 'audio'),
+        },
         status: 400,
-        code: 'EXT_NOT_ALLOWED',
+        code: 'VALIDATION_FAILED',
+      },
+      {
+        name: 'upload of an .exe (by its content)',
+        path: '/api/heygem/upload_file',
+        multipart: {
+          fields: { hash: 'tmp_2', ext: '.mp4' },
+          filename: 'x.mp4',
+          bytes: Buffer.concat([Buffer.from('MZ'), Buffer.alloc(8000, 0x90)]),
+        },
+        status: 400,
+        code: 'NOT_MEDIA',
+      },
+      {
+        name: 'upload of text named .wav',
+        path: '/api/heygem/upload_file',
+        multipart: {
+          fields: { hash: 'tmp_3', ext: '.wav' },
+          filename: 'a.wav',
+          bytes: Buffer.from('not a voice at all '.repeat(500)),
+        },
+        status: 400,
+        code: 'NOT_MEDIA',
+      },
+      {
+        name: 'upload of an empty file',
+        path: '/api/heygem/upload_file',
+        multipart: {
+          fields: { hash: 'tmp_4', ext: '.wav' },
+          filename: 'a.wav',
+          bytes: Buffer.alloc(0),
+        },
+        status: 400,
+        code: 'EMPTY_FILE',
+      },
+      {
+        name: 'legacy upload with only an audio',
+        path: '/api/heygem/upload',
+        form: { fields: {}, files: { audio: { bytes: media('l1', 'audio'), filename: 'a.wav' } } },
+        status: 400,
+        code: 'VALIDATION_FAILED',
+      },
+      {
+        name: 'legacy upload whose video is not media (the audio is not kept either)',
+        path: '/api/heygem/upload',
+        form: {
+          fields: {},
+          files: {
+            audio: { bytes: media('l2', 'audio'), filename: 'a.wav' },
+            video: {
+              bytes: Buffer.from('<html>not a video</html>'.repeat(300)),
+              filename: 'v.mp4',
+            },
+          },
+        },
+        status: 400,
+        code: 'NOT_MEDIA',
+      },
+      {
+        name: 'asset upload without a license key',
+        path: '/api/asset/upload',
+        form: {
+          fields: { asset_type: 'voice' },
+          files: { file: { bytes: media('as1', 'audio'), filename: 'v.wav' } },
+        },
+        status: 400,
+        code: 'LICENSE_REQUIRED',
+      },
+      {
+        name: 'asset upload of a bad type',
+        path: '/api/asset/upload',
+        form: {
+          fields: { asset_type: 'music', license_key: 'OWNER' },
+          files: { file: { bytes: media('as2', 'audio'), filename: 'v.wav' } },
+        },
+        status: 400,
+        code: 'VALIDATION_FAILED',
+      },
+      {
+        name: 'asset upload without a file',
+        path: '/api/asset/upload',
+        form: { fields: { asset_type: 'voice', license_key: 'OWNER' }, files: {} },
+        status: 400,
+        code: 'VALIDATION_FAILED',
+      },
+      {
+        name: 'asset upload that is not media',
+        path: '/api/asset/upload',
+        form: {
+          fields: { asset_type: 'avatar', license_key: 'OWNER' },
+          files: { file: { bytes: Buffer.from('{"json":true}'.repeat(400)), filename: 'a.mp4' } },
+        },
+        status: 400,
+        code: 'NOT_MEDIA',
+      },
+      {
+        name: 'asset list without a license key',
+        path: '/api/asset/list',
+        status: 400,
+        code: 'LICENSE_REQUIRED',
+      },
+      {
+        name: 'asset delete without an id',
+        path: '/api/asset/delete',
+        json: { license_key: 'OWNER' },
+        status: 400,
+        code: 'VALIDATION_FAILED',
+      },
+      {
+        name: 'download with a wrong ?token=',
+        path: `/api/heygem/download?task_id=${taskId}&token=wrong-token`,
+        headers: {},
+        status: 401,
+        code: 'UNAUTHORIZED',
+      },
+      {
+        name: 'the secret as ?token= on another route',
+        path: `/api/heygem/progress?task_id=${taskId}&token=${API_SECRET}`,
+        headers: {},
+        status: 401,
+        code: 'UNAUTHORIZED',
       },
       {
         name: 'upload over the size limit',
         path: '/api/heygem/upload_file',
         multipart: {
-          fields: { ext: '.wav' },
+          fields: { hash: 'tmp_5', ext: '.wav' },
           filename: 'big.wav',
           bytes: Buffer.alloc(200_000, 1),
         },
@@ -422,7 +580,7 @@ describe('bad input', () => {
         name: 'upload without the API secret',
         path: '/api/heygem/upload_file',
         headers: {},
-        multipart: { fields: { ext: '.wav' }, filename: 'a.wav', bytes: media('u4') },
+        multipart: { fields: { ext: '.wav' }, filename: 'a.wav', bytes: media('u4', 'audio') },
         status: 401,
         code: 'UNAUTHORIZED',
       },

@@ -9,12 +9,18 @@ describe('cancelling a task', () => {
     const dir = await tempDir('cancel-queued')
     const gateway = await startTestGateway(dir)
     const gpu = await startTestGpu(dir, 200)
-    const audio = await upload(gateway.url, media('a'), '.wav')
-    const video = await upload(gateway.url, media('v'), '.mp4')
+    const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
+    const video = await upload(gateway.url, media('v', 'video'), '.mp4')
     const doomed = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
     const kept = String(
-      (await submitTask(gateway.url, await upload(gateway.url, media('b'), '.wav'), video, 'K'))
-        .data.task_id,
+      (
+        await submitTask(
+          gateway.url,
+          await upload(gateway.url, media('b', 'audio'), '.wav'),
+          video,
+          'K',
+        )
+      ).data.task_id,
     )
     const cancelled = await call(gateway.url, '/api/heygem/task/cancel', { task_id: doomed })
     expect(cancelled.env).toMatchObject({ code: 0, data: { status: 'cancelled' } })
@@ -35,14 +41,26 @@ describe('cancelling a task', () => {
     const gateway = await startTestGateway(dir)
     const gpu = await startTestGpu(dir, 1_500)
     await startTestBridge(dir, gateway, gpu)
-    const video = await upload(gateway.url, media('v'), '.mp4')
+    const video = await upload(gateway.url, media('v', 'video'), '.mp4')
     const running = String(
-      (await submitTask(gateway.url, await upload(gateway.url, media('a'), '.wav'), video, 'K'))
-        .data.task_id,
+      (
+        await submitTask(
+          gateway.url,
+          await upload(gateway.url, media('a', 'audio'), '.wav'),
+          video,
+          'K',
+        )
+      ).data.task_id,
     )
     const next = String(
-      (await submitTask(gateway.url, await upload(gateway.url, media('b'), '.wav'), video, 'K'))
-        .data.task_id,
+      (
+        await submitTask(
+          gateway.url,
+          await upload(gateway.url, media('b', 'audio'), '.wav'),
+          video,
+          'K',
+        )
+      ).data.task_id,
     )
     await waitFor(async () => (await taskStatus(gateway.url, running)).status === 'processing', {
       what: 'running',

@@ -29,8 +29,8 @@ describe('the four clocks', () => {
     const captured = new Promise<Buffer>((resolve) => spy.once('message', (_t, p) => resolve(p)))
     await spy.subscribeAsync('relay/gpus/gpu-1/tasks', { qos: 1 })
 
-    const audio = await upload(gateway.url, media('a'), '.wav')
-    const video = await upload(gateway.url, media('v'), '.mp4')
+    const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
+    const video = await upload(gateway.url, media('v', 'video'), '.mp4')
     const id = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
     const message = await captured
     expect((await finalStatus(gateway.url, id)).status).toBe('expired')
@@ -81,8 +81,8 @@ describe('the four clocks', () => {
     const gateway = await startTestGateway(dir, { retentionMs: 1_500 })
     const gpu = await startTestGpu(dir, 200)
     await startTestBridge(dir, gateway, gpu)
-    const audio = await upload(gateway.url, media('a'), '.wav')
-    const video = await upload(gateway.url, media('v'), '.mp4')
+    const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
+    const video = await upload(gateway.url, media('v', 'video'), '.mp4')
     const id = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
     expect((await finalStatus(gateway.url, id)).status).toBe('done')
 

@@ -37,10 +37,10 @@ describe('crash and fault recovery', () => {
     const gpu = await startTestGpu(dir, 1_200)
     await startTestBridge(dir, gateway, gpu)
 
-    const video = await upload(gateway.url, media('avatar'), '.mp4')
+    const video = await upload(gateway.url, media('avatar', 'video'), '.mp4')
     const tasks: { id: string; audio: string }[] = []
     for (let i = 0; i < 4; i++) {
-      const audio = await upload(gateway.url, media(`line-${String(i)}`), '.wav')
+      const audio = await upload(gateway.url, media(`line-${String(i)}`, 'audio'), '.wav')
       tasks.push({
         id: String((await submitTask(gateway.url, audio, video, 'K')).data.task_id),
         audio,

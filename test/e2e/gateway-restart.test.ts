@@ -24,8 +24,8 @@ describe('a gateway restart while a task runs, with a broker that outlives it', 
     const first = await startTestGateway(dir, { mqttUrl: broker.url })
     const gpu = await startTestGpu(dir, 2_500)
     await startTestBridge(dir, first, gpu)
-    const audio = await upload(first.url, media('a'), '.wav')
-    const video = await upload(first.url, media('v'), '.mp4')
+    const audio = await upload(first.url, media('a', 'audio'), '.wav')
+    const video = await upload(first.url, media('v', 'video'), '.mp4')
     const id = String((await submitTask(first.url, audio, video, 'K')).data.task_id)
     await waitFor(async () => Number((await taskStatus(first.url, id)).progress) > 5, {
       what: 'the job under way',

@@ -20,8 +20,8 @@ async function failThenNext(name: string, message: string) {
   const gpu = await startTestGpu(dir, 300)
   gpu.failNext(message)
   await startTestBridge(dir, gateway, gpu)
-  const audio = await upload(gateway.url, media('a'), '.wav')
-  const video = await upload(gateway.url, media('v'), '.mp4')
+  const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
+  const video = await upload(gateway.url, media('v', 'video'), '.mp4')
   const failing = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
   const next = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
   const failed = await finalStatus(gateway.url, failing, 15_000)
@@ -42,8 +42,8 @@ describe('failures on the GPU side', () => {
     const gateway = await startTestGateway(dir)
     const gpu = await startTestGpu(dir, 1_500)
     await startTestBridge(dir, gateway, gpu)
-    const audio = await upload(gateway.url, media('a'), '.wav')
-    const video = await upload(gateway.url, media('v'), '.mp4')
+    const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
+    const video = await upload(gateway.url, media('v', 'video'), '.mp4')
     const id = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
     await waitFor(async () => Number((await taskStatus(gateway.url, id)).progress) > 10, {
       what: 'job under way',
@@ -61,8 +61,8 @@ describe('failures on the GPU side', () => {
     const dir = await tempDir('duplicate')
     const gateway = await startTestGateway(dir)
     const gpu = await startTestGpu(dir, 600)
-    const audio = await upload(gateway.url, media('a'), '.wav')
-    const video = await upload(gateway.url, media('v'), '.mp4')
+    const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
+    const video = await upload(gateway.url, media('v', 'video'), '.mp4')
     const id = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
 
     // Capture the task message the gateway published, then deliver a copy of it again.

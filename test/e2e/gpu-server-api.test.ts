@@ -6,6 +6,15 @@ import { describe, expect, it } from 'vitest'
 import { uploadMultipart } from '../../lib/http-client.js'
 import { md5Buffer } from '../../lib/hash.js'
 import { fakeResultBytes } from '../fakes/result-bytes.js'
+import {
+  aviBytes,
+  m4aBytes,
+  mkvBytes,
+  movBytes,
+  mp3Bytes,
+  mp4Bytes,
+  wavBytes,
+} from '../helpers/media.js'
 import { call, download, media, upload } from '../helpers/pc.js'
 import { startTestBridge, startTestGateway, startTestGpu } from '../helpers/relay.js'
 import { tempDir } from '../helpers/temp-dir.js'
@@ -18,10 +27,15 @@ describe('the GPU server API spoken by the gateway (the unchanged PC app)', () =
     const gpu = await startTestGpu(dir, 300)
 
     const health = await fetch(`${gateway.url}/api/heygem/health`).then((r) => r.json())
-    expect(health).toMatchObject({ code: 0, msg: 'ok', initialized: true, queue: { queued: 0 } })
+    expect(health).toMatchObject({
+      code: 0,
+      msg: 'ok',
+      initialized: true,
+      queue: { total_tasks: 0, processing: 0, queued: 0, max_concurrent: 1 },
+    })
 
-    const avatar = media('avatar')
-    const speeches = [media('a'), media('b'), media('c')]
+    const avatar = media('avatar', 'video')
+    const speeches = [media('a', 'audio'), media('b', 'audio'), media('c', 'audio')]
     const files = [
       { hash: md5Buffer(avatar), ext: '.mp4' },
       ...speeches.map((s) => ({ hash: md5Buffer(s), ext: '.wav' })),
@@ -44,12 +58,19 @@ describe('the GPU server API spoken by the gateway (the unchanged PC app)', () =
         video_ext: '.mp4',
       })
       expect(submitted.env).toMatchObject({ code: 0, msg: '任务已提交' })
-      expect(submitted.env.data.queue).toMatchObject({ gpus_online: 0 })
+      expect(submitted.env.data.queue).toMatchObject({
+        total_tasks: taskIds.length + 1,
+        queued: taskIds.length + 1,
+        processing: 0,
+        max_concurrent: 1,
+        gpus_online: 0,
+      })
       taskIds.push(String(submitted.env.data.task_id))
     }
     const first = taskIds[0] ?? ''
     const queued = await call(gateway.url, `/api/heygem/progress?task_id=${first}`)
-    expect(queued.env.data).toMatchObject({ status: 'queued', progress: 0, queue_position: 1 })
+    // (Its status word while the GPU is off is the progress endpoint's business, not this test's.)
+    expect(queued.env.data).toMatchObject({ task_id: first, queue_position: 1 })
     expect(String(queued.env.data.message)).toContain('GPU 服务器未上线')
 
     await startTestBridge(dir, gateway, gpu)
@@ -89,7 +110,7 @@ describe('the GPU server API spoken by the gateway (the unchanged PC app)', () =
     const progress = await call(gateway.url, `/api/heygem/progress?task_id=${unknown}`)
     expect(progress.status).toBe(404)
     expect(progress.env.code).toBe(404)
-    expect(progress.env.msg).toContain('任务不存在')
+    expect(progress.env.msg).toMatch(/任务.*不存在/)
     expect((await download(gateway.url, unknown)).status).toBe(404)
 
     const missing = await call(gateway.url, '/api/heygem/submit', {
@@ -99,9 +120,9 @@ describe('the GPU server API spoken by the gateway (the unchanged PC app)', () =
       video_ext: '.mp4',
     })
     expect(missing.status).toBe(404)
-    expect(missing.env.msg).toContain('请先上传')
+    expect(missing.env.msg).toBe(`音频文件不存在: ${'a'.repeat(32)}.wav，请先上传`)
 
-    const bytes = media('x')
+    const bytes = media('x', 'audio')
     const claimed = 'c'.repeat(32)
     const reply = await uploadMultipart({
       url: `${gateway.url}/api/heygem/upload_file`,
@@ -113,7 +134,11 @@ describe('the GPU server API spoken by the gateway (the unchanged PC app)', () =
     })
     expect(reply.body).toMatchObject({
       code: 0,
-      data: { hash: md5Buffer(bytes), hash_matched: false },
+      data: {
+        hash: md5Buffer(bytes),
+        server_path: `store/${md5Buffer(bytes)}.wav`,
+        hash_matched: false,
+      },
     })
     const check = await call(gateway.url, '/api/heygem/check_files', {
       files: [
@@ -140,7 +165,7 @@ describe('an upload cut off half-way', () => {
       },
     })
     const failed = new Promise<void>((resolve) => req.on('error', () => resolve()))
-    req.write(head + 'x'.repeat(5000))
+    req.write(Buffer.concat([Buffer.from(head), wavBytes('partial', 5000)]))
     // The gateway has started writing the partial file; now the client goes away.
     await waitFor(async () => (await readdir(tmp)).length > 0, { what: 'a partial upload on disk' })
     req.destroy()
@@ -152,5 +177,180 @@ describe('an upload cut off half-way', () => {
     expect(entries).toEqual([])
     const health = await call(gateway.url, '/api/heygem/queue')
     expect(health.env.code).toBe(0)
+  })
+})
+
+async function uploadAs(
+  base: string,
+  bytes: Buffer,
+  fields: Record<string, string>,
+  filename: string,
+): Promise<{ status: number; body: unknown }> {
+  return uploadMultipart({
+    url: `${base}/api/heygem/upload_file`,
+    source: Readable.from([bytes]),
+    size: bytes.length,
+    fields,
+    fileField: 'file',
+    filename,
+  })
+}
+
+/** Every file under the pool's folder (staged uploads in tmp/ included). */
+async function poolFiles(dir: string): Promise<string[]> {
+  const entries = await readdir(join(dir, 'gateway', 'files'), { recursive: true })
+  return entries.filter((e) => e !== 'tmp' && !/^[0-9a-f]{2}$/.test(e)).sort()
+}
+
+describe('what run_server accepts, the gateway accepts', () => {
+  it('takes a submit with license_key "" (no owner, reachable by its id), extra keys and default extensions', async () => {
+    const dir = await tempDir('gpu-api-lenient')
+    const gateway = await startTestGateway(dir)
+    const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
+    const video = await upload(gateway.url, media('v', 'video'), '.mp4')
+    const submitted = await call(gateway.url, '/api/heygem/submit', {
+      audio_hash: audio,
+      video_hash: video,
+      license_key: '',
+      sender_fd: 17,
+    })
+    expect(submitted.status).toBe(200)
+    expect(submitted.env).toMatchObject({ code: 0, msg: '任务已提交' })
+    const taskId = String(submitted.env.data.task_id)
+    const row = gateway.store.get(taskId)
+    expect(row).toMatchObject({ owner: null, audio_ext: '.wav', video_ext: '.mp4' })
+    expect((await call(gateway.url, `/api/heygem/progress?task_id=${taskId}`)).status).toBe(200)
+
+    // The seed's submit is as lenient.
+    const seed = await call(gateway.url, '/api/heygem/task/submit', {
+      audio_hash: audio.toUpperCase(),
+      audio_ext: '.wav',
+      video_hash: video,
+      video_ext: '.mp4',
+      license_key: '',
+    })
+    expect(seed.status).toBe(200)
+    expect(gateway.store.get(String(seed.env.data.task_id))?.owner).toBeNull()
+
+    const empty = await call(gateway.url, '/api/heygem/submit', {
+      audio_hash: '',
+      video_hash: video,
+    })
+    expect(empty.status).toBe(400)
+    expect(empty.env.msg).toBe('audio_hash 和 video_hash 不能为空')
+    const tmpHash = await call(gateway.url, '/api/heygem/submit', {
+      audio_hash: audio,
+      video_hash: 'tmp_1700000000_ab12',
+      video_ext: '.avi',
+    })
+    expect(tmpHash.status).toBe(404)
+    expect(tmpHash.env.msg).toBe('视频文件不存在: tmp_1700000000_ab12.avi，请先上传')
+  })
+
+  it('answers check_files for any hash string and any extension; files: [] is {}', async () => {
+    const dir = await tempDir('gpu-api-check')
+    const gateway = await startTestGateway(dir)
+    const bytes = media('c', 'audio')
+    const hash = await upload(gateway.url, bytes, '.wav')
+    const check = await call(gateway.url, '/api/heygem/check_files', {
+      files: [
+        { hash, ext: '.whatever' },
+        { hash: 'tmp_1700000000_x', ext: '' },
+        { hash: '__proto__', ext: '.wav' },
+      ],
+    })
+    expect(check.status).toBe(200)
+    expect(check.env.data).toEqual(
+      Object.fromEntries([
+        [hash, true],
+        ['tmp_1700000000_x', false],
+        ['__proto__', false],
+      ]),
+    )
+    const none = await call(gateway.url, '/api/heygem/check_files', { files: [] })
+    expect(none).toMatchObject({ status: 200, env: { code: 0, data: {} } })
+  })
+
+  it('stores an upload sent under a tmp_… hash (the H5 app) and answers its real md5', async () => {
+    const dir = await tempDir('gpu-api-h5-upload')
+    const gateway = await startTestGateway(dir)
+    const bytes = media('h5', 'video')
+    const reply = await uploadAs(
+      gateway.url,
+      bytes,
+      { hash: `tmp_${String(Date.now())}_k3j9`, ext: '.mp4' },
+      'blob',
+    )
+    const real = md5Buffer(bytes)
+    expect(reply).toMatchObject({
+      status: 200,
+      body: {
+        code: 0,
+        data: { hash: real, server_path: `store/${real}.mp4`, hash_matched: false },
+      },
+    })
+    // ext left out: taken from the file name.
+    const named = media('named', 'audio')
+    const byName = await uploadAs(gateway.url, named, { hash: 'x' }, 'voice.MP3')
+    expect(byName.body).toMatchObject({ data: { hash: md5Buffer(named), ext: '.mp3' } })
+    const check = await call(gateway.url, '/api/heygem/check_files', {
+      files: [{ hash: real, ext: '.mp4' }],
+    })
+    expect(check.env.data).toEqual({ [real]: true })
+  })
+
+  it('takes any audio or video container by its content (.avi .mkv .mov, .mp3 .m4a), whatever the name', async () => {
+    const dir = await tempDir('gpu-api-containers')
+    const gateway = await startTestGateway(dir)
+    const files: [Buffer, string][] = [
+      [aviBytes('avatar'), '.avi'],
+      [mkvBytes('avatar'), '.mkv'],
+      [movBytes('avatar'), '.mov'],
+      [mp4Bytes('avatar'), '.mp4'],
+      [mp3Bytes('speech'), '.mp3'],
+      [m4aBytes('speech'), '.m4a'],
+      [wavBytes('speech'), '.bin'], // a WAVE under a name that says nothing
+    ]
+    for (const [bytes, ext] of files) {
+      const reply = await uploadAs(gateway.url, bytes, { hash: md5Buffer(bytes), ext }, `in${ext}`)
+      expect(reply, ext).toMatchObject({
+        status: 200,
+        body: { data: { hash: md5Buffer(bytes), ext } },
+      })
+    }
+    const submitted = await call(gateway.url, '/api/heygem/submit', {
+      audio_hash: md5Buffer(files[4]?.[0] ?? Buffer.alloc(0)),
+      audio_ext: '.mp3',
+      video_hash: md5Buffer(files[0]?.[0] ?? Buffer.alloc(0)),
+      video_ext: '.avi',
+      license_key: '',
+    })
+    expect(submitted.env).toMatchObject({ code: 0, msg: '任务已提交' })
+  })
+
+  it('refuses empty and non-media uploads with NOT_MEDIA / EMPTY_FILE, and leaves no staged bytes', async () => {
+    const dir = await tempDir('gpu-api-not-media')
+    const gateway = await startTestGateway(dir)
+    const before = await poolFiles(dir)
+    const cases: [Buffer, string, string][] = [
+      [Buffer.alloc(0), 'empty.wav', 'EMPTY_FILE'],
+      [Buffer.from('hello, this is text and not a voice\n'.repeat(300)), 'notes.wav', 'NOT_MEDIA'],
+      [Buffer.concat([Buffer.from('MZ'), Buffer.alloc(9000, 0x90)]), 'tool.mp4', 'NOT_MEDIA'],
+      [Buffer.from('%PDF-1.7\n'.padEnd(6000, ' ')), 'scan.mp4', 'NOT_MEDIA'],
+    ]
+    for (const [bytes, filename, code] of cases) {
+      const reply = await uploadAs(gateway.url, bytes, { hash: md5Buffer(bytes) }, filename)
+      expect(reply, filename).toMatchObject({
+        status: 400,
+        body: { code: 400, data: { error: code } },
+      })
+      expect(JSON.stringify(reply.body)).toMatch(/音频或视频/)
+    }
+    expect(await poolFiles(dir)).toEqual(before)
+    expect(await readdir(join(dir, 'gateway', 'files', 'tmp'))).toEqual([])
+    const check = await call(gateway.url, '/api/heygem/check_files', {
+      files: cases.map(([bytes]) => ({ hash: md5Buffer(bytes), ext: '.wav' })),
+    })
+    expect(Object.values(check.env.data)).toEqual([false, false, false, false])
   })
 })

@@ -38,8 +38,8 @@ async function uploadAs(url: string, bytes: Buffer, ext: string, headers: Record
 }
 
 async function submitAs(url: string, license: string) {
-  const audio = media('a')
-  const video = media('v')
+  const audio = media('a', 'audio')
+  const video = media('v', 'video')
   await uploadAs(url, audio, '.wav', PC)
   await uploadAs(url, video, '.mp4', PC)
   const reply = await requestJson(`${url}/api/heygem/task/submit`, {
@@ -155,7 +155,7 @@ describe('limits', () => {
     })
     await submitAs(gw.url, 'BUSY')
     await submitAs(gw.url, 'BUSY')
-    const audio = media('a')
+    const audio = media('a', 'audio')
     await uploadAs(gw.url, audio, '.wav', PC)
     const third = await fetch(`${gw.url}/api/heygem/task/submit`, {
       method: 'POST',

@@ -10,8 +10,8 @@ describe('idempotent submit', () => {
   it('returns the same task for a repeated Idempotency-Key or request_id, on both submit endpoints', async () => {
     const dir = await tempDir('idempotent')
     const gateway = await startTestGateway(dir)
-    const audio = await upload(gateway.url, media('a'), '.wav')
-    const video = await upload(gateway.url, media('v'), '.mp4')
+    const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
+    const video = await upload(gateway.url, media('v', 'video'), '.mp4')
     const body = {
       audio_hash: audio,
       audio_ext: '.wav',
@@ -45,8 +45,8 @@ describe('idempotent submit', () => {
     const gateway = await startTestGateway(dir)
     const gpu = await startTestGpu(dir, 200)
     await startTestBridge(dir, gateway, gpu)
-    const audio = await upload(gateway.url, media('a'), '.wav')
-    const video = await upload(gateway.url, media('v'), '.mp4')
+    const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
+    const video = await upload(gateway.url, media('v', 'video'), '.mp4')
     const first = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
     await waitFor(async () => (await taskStatus(gateway.url, first)).status === 'done', {
       what: 'first done',
@@ -67,8 +67,8 @@ describe('idempotent submit under pressure', () => {
   it('creates one task for concurrent repeats of one key, and refuses the key for other files', async () => {
     const dir = await tempDir('idempotent-race')
     const gateway = await startTestGateway(dir)
-    const audio = await upload(gateway.url, media('a'), '.wav')
-    const video = await upload(gateway.url, media('v'), '.mp4')
+    const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
+    const video = await upload(gateway.url, media('v', 'video'), '.mp4')
     const body = {
       audio_hash: audio,
       audio_ext: '.wav',
@@ -83,7 +83,7 @@ describe('idempotent submit under pressure', () => {
     expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 200, 200])
     expect(new Set(replies.map((r) => String(r.env.data.task_id))).size).toBe(1)
     expect(gateway.store.all()).toHaveLength(1)
-    const other = await upload(gateway.url, media('b'), '.wav')
+    const other = await upload(gateway.url, media('b', 'audio'), '.wav')
     const reused = await call(gateway.url, '/api/heygem/submit', { ...body, audio_hash: other })
     expect(reused.status).toBe(409)
     expect(reused.env.data).toEqual({ error: 'IDEMPOTENCY_CONFLICT' })

@@ -3,9 +3,9 @@
  * upload bytes, submit, read status and progress, download.
  */
 import { Readable } from 'node:stream'
-import { randomBytes } from 'node:crypto'
 import { md5Buffer } from '../../lib/hash.js'
 import { requestJson, uploadMultipart } from '../../lib/http-client.js'
+import { mediaBytes, type MediaKind } from './media.js'
 import { waitFor } from './wait-for.js'
 import { TaskState, isTerminal } from '../../protocol/index.js'
 
@@ -24,8 +24,12 @@ function asEnvelope(body: unknown): Envelope {
   return { code: Number(body.code), msg: String(body.msg), data: data as Record<string, unknown> }
 }
 
-export function media(label: string, size = 4096): Buffer {
-  return Buffer.concat([Buffer.from(label), randomBytes(size)])
+/**
+ * A fresh audio (WAVE) or video (MP4) file with its own md5: the gateway takes only content it
+ * sniffs as audio or video. Other containers: helpers/media.ts.
+ */
+export function media(label: string, kind: MediaKind, size = 4096): Buffer {
+  return mediaBytes(kind, label, size)
 }
 
 export async function upload(baseUrl: string, bytes: Buffer, ext: string): Promise<string> {
@@ -87,8 +91,8 @@ export async function download(
 
 /** Upload a fresh audio and video and submit them: the new task's id. */
 export async function submitFresh(baseUrl: string, licenseKey = 'K'): Promise<string> {
-  const audio = await upload(baseUrl, media('a'), '.wav')
-  const video = await upload(baseUrl, media('v'), '.mp4')
+  const audio = await upload(baseUrl, media('a', 'audio'), '.wav')
+  const video = await upload(baseUrl, media('v', 'video'), '.mp4')
   return String((await submitTask(baseUrl, audio, video, licenseKey)).data.task_id)
 }
 
@@ -106,4 +110,21 @@ export async function finalStatus(
     },
     { what: `task ${taskId} final`, timeoutMs },
   )
+}
+
+/** A multipart form as a browser sends it (several files, any fields), and the parsed reply. */
+export async function postForm(
+  url: string,
+  fields: Record<string, string>,
+  files: Record<string, { readonly bytes: Buffer; readonly filename: string }>,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
+  const form = new FormData()
+  for (const [name, value] of Object.entries(fields)) form.append(name, value)
+  for (const [name, file] of Object.entries(files)) {
+    form.append(name, new Blob([file.bytes]), file.filename)
+  }
+  const res = await fetch(url, { method: 'POST', body: form, headers })
+  const body = (await res.json()) as Record<string, unknown>
+  return { status: res.status, body, headers: res.headers }
 }

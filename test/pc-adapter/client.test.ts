@@ -26,7 +26,13 @@ describe('RelayClient against the real gateway', () => {
     const { hash, size } = await md5File(path)
     expect(await client.checkFiles([{ hash, ext: '.wav' }])).toEqual({ [hash]: false })
     const uploaded = await client.uploadFile(path, { hash, ext: '.wav' })
-    expect(uploaded).toEqual({ hash, ext: '.wav', size, hash_matched: true })
+    expect(uploaded).toEqual({
+      hash,
+      server_path: `store/${hash}.wav`,
+      ext: '.wav',
+      size,
+      hash_matched: true,
+    })
     expect(await client.checkFiles([{ hash, ext: '.wav' }])).toEqual({ [hash]: true })
   })
 
@@ -34,9 +40,15 @@ describe('RelayClient against the real gateway', () => {
     const fx = await startTestGateway()
     const client = new RelayClient({ baseUrl: fx.gateway.url })
     const path = await fx.file('我的 配音 (1).wav', 1)
-    const { hash } = await md5File(path)
+    const { hash, size } = await md5File(path)
     const reply = await client.uploadFile(path, { hash, ext: '.wav' })
-    expect(reply).toEqual({ hash, ext: '.wav', size: 1, hash_matched: true })
+    expect(reply).toEqual({
+      hash,
+      server_path: `store/${hash}.wav`,
+      ext: '.wav',
+      size,
+      hash_matched: true,
+    })
   })
 
   it('returns the real hash when an upload does not match its claimed hash', async () => {

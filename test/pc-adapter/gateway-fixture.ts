@@ -1,5 +1,4 @@
 /** A real gateway (embedded broker, SQLite, file pool) in a temp folder, closed when the test ends. */
-import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -9,6 +8,7 @@ import { gatewayTestConfig } from '../../gateway/config.js'
 import { startGateway, type GatewayHandle } from '../../gateway/gateway.js'
 import { md5File } from '../../lib/hash.js'
 import { silentLogger } from '../../lib/logger.js'
+import { mediaForName } from '../helpers/media.js'
 import { TEST_CREDENTIALS } from '../helpers/relay.js'
 import type { RelayClient } from '../../pc-adapter/client.js'
 import type { TaskSubmitData } from '../../protocol/index.js'
@@ -16,7 +16,10 @@ import type { TaskSubmitData } from '../../protocol/index.js'
 export interface GatewayFixture {
   readonly gateway: GatewayHandle
   readonly dir: string
-  /** Write `size` random bytes to `name` in the temp folder; returns the path. */
+  /**
+   * Write a small media file of the container `name` says (helpers/media.ts), with `size` random
+   * bytes of payload, to `name` in the temp folder; returns the path.
+   */
   file(name: string, size?: number): Promise<string>
   /** Upload a fresh a.wav and v.mp4 with `client` and submit them under `license`. */
   submitFresh(client: RelayClient, license: string): Promise<TaskSubmitData>
@@ -36,7 +39,7 @@ export async function startTestGateway(): Promise<GatewayFixture> {
   onTestFinished(() => gateway.close())
   const file = async (name: string, size = 4096): Promise<string> => {
     const path = join(dir, name)
-    await writeFile(path, randomBytes(size))
+    await writeFile(path, mediaForName(name, size))
     return path
   }
   return {
