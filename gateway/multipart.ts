@@ -61,6 +61,8 @@ export function receiveMultipart(
         headers: req.headers,
         // Keep the name as sent, so a name with a path is refused rather than quietly trimmed.
         preservePath: true,
+        // Browsers and Python's requests send file names as raw UTF-8 (busboy assumes latin1).
+        defParamCharset: 'utf8',
         limits: {
           files: opts.fileFields.length,
           fields: 20,

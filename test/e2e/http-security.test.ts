@@ -70,6 +70,31 @@ describe('HTTP authentication', () => {
     expect((await get(`${gw.url}/api/heygem/queue`, PC)).status).toBe(200)
   })
 
+  it('takes the secret with or without `Bearer ` (as run_server), and without an API_SECRET lets an unknown token through as anonymous', async () => {
+    const gw = await secureGateway('auth-lenient')
+    expect((await get(`${gw.url}/api/heygem/queue`, { authorization: API_SECRET })).status).toBe(
+      200,
+    )
+    expect(
+      (await get(`${gw.url}/api/heygem/queue`, { authorization: `bearer  ${API_SECRET} ` })).status,
+    ).toBe(200)
+    expect(
+      (await get(`${gw.url}/api/heygem/queue`, { authorization: 'Bearer LICENSE-1' })).status,
+    ).toBe(401)
+
+    const open = await startTestGateway(await tempDir('auth-open'))
+    // The H5 app sends its license key as the bearer; run_server without a secret ignores it.
+    expect(
+      (await get(`${open.url}/api/heygem/queue`, { authorization: 'Bearer LICENSE-1' })).status,
+    ).toBe(200)
+    expect((await get(`${open.url}/api/heygem/queue`, { authorization: 'LICENSE-1' })).status).toBe(
+      200,
+    )
+    // A GPU credential that does not hold is still refused, loudly.
+    const forged = { authorization: `Bearer ${gpuBearer('gpu-1', 'not-its-secret')}` }
+    expect((await get(`${open.url}/api/relay/files/${'a'.repeat(32)}`, forged)).status).toBe(401)
+  })
+
   it('keeps GPU credentials to the file endpoints, and PC credentials away from them', async () => {
     const gw = await secureGateway('gpu-scope')
     const gpu1 = { authorization: `Bearer ${gpuBearer('gpu-1', TEST_SECRETS.gpu)}` }
