@@ -1,161 +1,130 @@
 /**
- * The fake run_server's HTTP API: the real Flask service's paths, envelope and messages
- * (DESIGN §7, §8). Errors carry `code` = HTTP status and a Chinese `msg`; bad input never crashes it.
+ * The fake run_server's HTTP front, as Flask routes it: exact paths (anything else: Werkzeug's HTML
+ * 404), the route's methods (else HTML 405 with `Allow`), automatic OPTIONS (200, empty, no auth),
+ * the CORS headers of its `after_request` hook on every reply, `auth_required` on every route but
+ * health (HTTP 401 `鉴权失败`), and a crash inside a route as Flask's HTML 500.
  */
-import express, { type ErrorRequestHandler, type Express, type Request } from 'express'
-import type { Logger } from 'pino'
-import { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
-import type { z } from 'zod'
-import { AppError, isAppError } from '../../lib/errors.js'
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http'
 import {
-  CheckFilesRequest,
-  GpuSubmitRequest,
-  HEYGEM_PATHS,
-  type ProgressData,
-  type UploadFileData,
-} from '../../protocol/index.js'
-import type { FakeJobQueue } from './run-server-jobs.js'
-import { describeJob } from './run-server-progress.js'
-import { receiveUpload, type FakeFilePool } from './run-server-files.js'
-import { fakeResultChunks } from './result-bytes.js'
+  applyCors,
+  authorized,
+  FlaskBadRequest,
+  sendFailure,
+  sendHtmlError,
+  sendJson,
+} from './flask-reply.js'
+import { pathOf } from './flask-request.js'
+import { assetDelete, assetList, assetUpload } from './run-server-assets.js'
+import type { RouteHandler, RunServerContext } from './run-server-context.js'
+import { checkFiles, uploadFile } from './run-server-file-routes.js'
+import { download, progress, queue, submit, uploadAndSubmit } from './run-server-task-routes.js'
 
-export interface FakeRunServerAppDeps {
-  readonly pool: FakeFilePool
-  readonly jobs: FakeJobQueue
-  readonly durationMs: number
-  readonly resultSize: number
-  readonly log: Logger
-  readonly onUpload: (upload: UploadFileData) => void
-  readonly onSubmit: (taskId: string, body: GpuSubmitRequest) => void
-  /** A client asked about a job it knows: its progress, or its result. */
-  readonly onAsk?: (taskId: string, what: 'progress' | 'download') => void
+export const RUN_SERVER_PATHS = {
+  health: '/api/heygem/health',
+  checkFiles: '/api/heygem/check_files',
+  uploadFile: '/api/heygem/upload_file',
+  submit: '/api/heygem/submit',
+  upload: '/api/heygem/upload',
+  progress: '/api/heygem/progress',
+  download: '/api/heygem/download',
+  queue: '/api/heygem/queue',
+  assetUpload: '/api/asset/upload',
+  assetList: '/api/asset/list',
+  assetDelete: '/api/asset/delete',
+} as const
+
+interface Route {
+  readonly method: 'GET' | 'POST'
+  readonly handler: RouteHandler
+  /** No `auth_required` (health only). */
+  readonly open?: boolean
 }
 
-export function downloadUrl(taskId: string): string {
-  return `${HEYGEM_PATHS.download}?task_id=${encodeURIComponent(taskId)}`
+const health: RouteHandler = (_req, res, ctx) => {
+  sendJson(res, 200, { code: 0, msg: 'ok', initialized: true, queue: { ...ctx.tasks.queueInfo() } })
+  return Promise.resolve()
 }
 
-function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
-  const result = schema.safeParse(body)
-  if (result.success) return result.data
-  const fields = result.error.issues.map((issue) => issue.path.join('.') || 'body').join(', ')
-  throw new AppError('VALIDATION_FAILED', 400, `参数错误：${fields}`)
-}
+const ROUTES: ReadonlyMap<string, Route> = new Map<string, Route>([
+  [RUN_SERVER_PATHS.health, { method: 'GET', handler: health, open: true }],
+  [RUN_SERVER_PATHS.checkFiles, { method: 'POST', handler: checkFiles }],
+  [RUN_SERVER_PATHS.uploadFile, { method: 'POST', handler: uploadFile }],
+  [RUN_SERVER_PATHS.submit, { method: 'POST', handler: submit }],
+  [RUN_SERVER_PATHS.upload, { method: 'POST', handler: uploadAndSubmit }],
+  [RUN_SERVER_PATHS.progress, { method: 'GET', handler: progress }],
+  [RUN_SERVER_PATHS.download, { method: 'GET', handler: download }],
+  [RUN_SERVER_PATHS.queue, { method: 'GET', handler: queue }],
+  [RUN_SERVER_PATHS.assetUpload, { method: 'POST', handler: assetUpload }],
+  [RUN_SERVER_PATHS.assetList, { method: 'GET', handler: assetList }],
+  [RUN_SERVER_PATHS.assetDelete, { method: 'POST', handler: assetDelete }],
+])
 
-function taskIdOf(req: Request): string {
-  const id = req.query.task_id
-  if (typeof id !== 'string' || id === '') {
-    throw new AppError('VALIDATION_FAILED', 400, '参数错误：缺少 task_id')
+const ALLOW = { GET: 'GET, HEAD, OPTIONS', POST: 'OPTIONS, POST' } as const
+
+function routePath(req: IncomingMessage): string {
+  const raw = pathOf(req)
+  try {
+    return decodeURIComponent(raw)
+  } catch {
+    return raw
   }
-  return id
 }
 
-function taskNotFound(taskId: string): AppError {
-  return new AppError('TASK_NOT_FOUND', 404, `任务不存在: ${taskId}`)
+export interface RunServerAppOptions {
+  /** '' = no auth. */
+  readonly secret: string
+  /** The context of the process that is up, or null while it is down. */
+  readonly context: () => RunServerContext | null
 }
 
-export function createFakeRunServerApp(deps: FakeRunServerAppDeps): Express {
-  const { pool, jobs } = deps
-  const app = express()
-  app.disable('x-powered-by')
-  app.set('query parser', 'simple')
-  app.use(express.json({ limit: '1mb' }))
-
-  app.get(HEYGEM_PATHS.health, (_req, res) => {
-    const { queued, processing } = jobs.counts()
-    res.json({ code: 0, msg: 'ok', initialized: true, queue: { queued, processing } })
-  })
-
-  app.get(HEYGEM_PATHS.queue, (_req, res) => {
-    res.json({ code: 0, msg: 'ok', data: jobs.counts() })
-  })
-
-  app.post(HEYGEM_PATHS.checkFiles, async (req, res) => {
-    const { files } = parseBody(CheckFilesRequest, req.body)
-    const data: Record<string, boolean> = {}
-    for (const file of files) data[file.hash] = await pool.has(file.hash, file.ext)
-    res.json({ code: 0, msg: 'ok', data })
-  })
-
-  app.post(HEYGEM_PATHS.uploadFile, async (req, res) => {
-    const data = await receiveUpload(req, pool)
-    deps.onUpload(data)
-    res.json({ code: 0, msg: '上传成功', data })
-  })
-
-  app.post(HEYGEM_PATHS.submit, async (req, res) => {
-    const body = parseBody(GpuSubmitRequest, req.body)
-    if (!(await pool.has(body.audio_hash, body.audio_ext))) {
-      throw new AppError('FILE_NOT_FOUND', 404, `音频文件不存在: ${body.audio_hash}`)
-    }
-    if (!(await pool.has(body.video_hash, body.video_ext))) {
-      throw new AppError('FILE_NOT_FOUND', 404, `视频文件不存在: ${body.video_hash}`)
-    }
-    const job = jobs.submit(body.audio_hash, body.video_hash)
-    deps.onSubmit(job.taskId, body)
-    const { queued, processing } = jobs.counts()
-    res.json({
-      code: 0,
-      msg: '任务已提交',
-      data: { task_id: job.taskId, queue: { queued, processing } },
-    })
-  })
-
-  app.get(HEYGEM_PATHS.progress, (req, res) => {
-    const taskId = taskIdOf(req)
-    const job = jobs.describe(taskId)
-    if (!job) throw taskNotFound(taskId)
-    deps.onAsk?.(taskId, 'progress')
-    const data: ProgressData = describeJob(job, deps.durationMs, downloadUrl)
-    res.json({ code: 0, msg: 'ok', data })
-  })
-
-  app.get(HEYGEM_PATHS.download, async (req, res) => {
-    const taskId = taskIdOf(req)
-    const job = jobs.describe(taskId)
-    if (!job) throw taskNotFound(taskId)
-    if (describeJob(job, deps.durationMs, downloadUrl).status !== 'done') {
-      throw new AppError('TASK_NOT_DONE', 400, '任务尚未完成')
-    }
-    deps.onAsk?.(taskId, 'download')
-    res.status(200)
-    res.type('video/mp4')
-    res.attachment(`${taskId}.mp4`)
-    res.setHeader('content-length', String(deps.resultSize))
-    const source = Readable.from(fakeResultChunks(job.audioHash, job.videoHash, deps.resultSize))
-    // A client that goes away mid-download is not an error of the service.
-    await pipeline(source, res).catch(() => undefined)
-  })
-
-  app.use((req, res) => {
-    res.status(404).json({ code: 404, msg: `接口不存在: ${req.method} ${req.path}`, data: null })
-  })
-  app.use(errorHandler(deps.log))
-  return app
-}
-
-function errorHandler(log: Logger): ErrorRequestHandler {
-  return (err: unknown, req, res, _next) => {
-    if (res.headersSent) {
+export function createRunServerListener(options: RunServerAppOptions): RequestListener {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const ctx = options.context()
+    if (ctx === null) {
       res.destroy()
       return
     }
-    const [status, msg] = describeError(err)
-    if (status >= 500) log.error({ err, method: req.method, path: req.path }, 'request failed')
-    res.status(status).json({ code: status, msg, data: null })
-  }
-}
-
-function describeError(err: unknown): [number, string] {
-  if (isAppError(err)) return [err.status, err.message]
-  // body-parser errors carry `status` and `type`.
-  if (typeof err === 'object' && err !== null && 'status' in err && 'type' in err) {
-    const status = err.status
-    if (status === 413) return [413, '请求体过大']
-    if (typeof status === 'number' && status >= 400 && status < 500) {
-      return [status, '请求体不是有效的 JSON']
+    applyCors(res)
+    res.setHeader('Server', 'Werkzeug/3.0.6 Python/3.10.12')
+    const route = ROUTES.get(routePath(req))
+    const method = req.method ?? 'GET'
+    if (route === undefined) {
+      req.resume()
+      sendHtmlError(res, 404)
+      return
     }
+    if (method === 'OPTIONS') {
+      req.resume()
+      res.statusCode = 200
+      res.setHeader('Allow', ALLOW[route.method])
+      res.setHeader('Content-Type', 'text/html; charset=utf-8')
+      res.setHeader('Content-Length', 0)
+      res.end()
+      return
+    }
+    if (!ALLOW[route.method].split(', ').includes(method) || method === 'OPTIONS') {
+      req.resume()
+      res.setHeader('Allow', ALLOW[route.method])
+      sendHtmlError(res, 405)
+      return
+    }
+    if (route.open !== true && !authorized(req.headers.authorization, options.secret)) {
+      req.resume()
+      sendFailure(res, 401, '鉴权失败')
+      return
+    }
+    route.handler(req, res, ctx).catch((err: unknown) => {
+      req.resume()
+      if (res.headersSent) {
+        res.destroy()
+        return
+      }
+      if (err instanceof FlaskBadRequest) {
+        sendHtmlError(res, 400)
+        return
+      }
+      ctx.log.warn({ err, path: routePath(req) }, 'route crashed (the real one answers 500)')
+      sendHtmlError(res, 500)
+    })
   }
-  return [500, '服务器内部错误']
 }

@@ -1,139 +1,126 @@
 /**
- * The fake run_server's md5 file pool on disk (`<dir>/<md5><ext>`, as the real service keeps it) and
- * its multipart upload: streamed to a temporary file while hashing, then renamed under the real md5.
- * A claimed hash that does not match the bytes is answered with the real one (`hash_matched: false`).
+ * run_server's folders under the fake's `dir`, as its config.ini lays them out:
+ * `uploads/store/{hash}{ext}` (the md5 pool shared by uploads and assets), `uploads/{task_id}/`
+ * (the legacy upload's inputs), `outputs/{task_id}/{task_id}.mp4` (results) and
+ * `outputs/cache_{key}/cache_{key}.mp4` (the audio+video cache). The pool and the outputs survive a
+ * restart; the TTL sweep (run-server-cleanup.ts) removes old results.
  */
-import busboy from 'busboy'
 import { randomBytes } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
-import { mkdir, rename, rm, stat } from 'node:fs/promises'
-import type { IncomingMessage } from 'node:http'
-import { extname, join } from 'node:path'
-import type { Readable } from 'node:stream'
+import { copyFile, mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
+import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { AppError } from '../../lib/errors.js'
-import { Md5Tap } from '../../lib/hash.js'
-import { Ext, Md5, type UploadFileData } from '../../protocol/index.js'
+import { FlaskCrash } from './flask-reply.js'
+import { fakeResultChunks } from './result-bytes.js'
 
-interface TempFile {
-  readonly path: string
-  readonly hash: string
-  readonly size: number
+/** What the fake's folders are, for tests that age or inspect files. */
+export interface RunServerPaths {
+  readonly uploads: string
+  readonly store: string
+  readonly outputs: string
 }
 
-export class FakeFilePool {
-  readonly #dir: string
-  readonly #tmp: string
+/** A file name made of client text must stay one name inside its folder. */
+function safeName(name: string): string {
+  if (name === '' || name === '.' || name === '..' || /[/\\\0]/.test(name)) {
+    throw new FlaskCrash(`unusable file name ${JSON.stringify(name)}`)
+  }
+  return name
+}
+
+export async function isNonEmptyFile(path: string): Promise<boolean> {
+  try {
+    const info = await stat(path)
+    return info.isFile() && info.size > 0
+  } catch {
+    return false
+  }
+}
+
+/** `os.utime(path, None)`, ignoring a file that is gone. */
+export async function touch(path: string): Promise<void> {
+  const now = new Date()
+  await utimes(path, now, now).catch(() => undefined)
+}
+
+export class RunServerDisk {
+  readonly paths: RunServerPaths
 
   private constructor(dir: string) {
-    this.#dir = dir
-    this.#tmp = join(dir, '.tmp')
+    const uploads = resolve(dir, 'uploads')
+    this.paths = { uploads, store: join(uploads, 'store'), outputs: resolve(dir, 'outputs') }
   }
 
-  /** Creates the folder; partial uploads left by a previous run are removed. */
-  static async open(dir: string): Promise<FakeFilePool> {
-    const pool = new FakeFilePool(dir)
-    await rm(pool.#tmp, { recursive: true, force: true })
-    await mkdir(pool.#tmp, { recursive: true })
-    return pool
-  }
-
-  pathOf(hash: string, ext: string): string {
-    return join(this.#dir, `${hash}${ext}`)
-  }
-
-  async has(hash: string, ext: string): Promise<boolean> {
-    try {
-      return (await stat(this.pathOf(hash, ext))).isFile()
-    } catch {
-      return false
+  /** Creates the folders; temporary files left by a previous run are removed. */
+  static async open(dir: string): Promise<RunServerDisk> {
+    const disk = new RunServerDisk(dir)
+    await mkdir(disk.paths.store, { recursive: true })
+    await mkdir(disk.paths.outputs, { recursive: true })
+    for (const name of await readdir(disk.paths.store)) {
+      if (name.startsWith('_tmp_')) await rm(join(disk.paths.store, name), { force: true })
     }
+    return disk
   }
 
-  /** Stream into a temporary file, hashing on the way; the file is removed if the stream fails. */
-  async writeTemp(source: Readable): Promise<TempFile> {
-    const path = join(this.#tmp, randomBytes(8).toString('hex'))
-    const tap = new Md5Tap()
-    try {
-      await pipeline(source, tap, createWriteStream(path))
-    } catch (err) {
-      await rm(path, { force: true })
-      throw err
-    }
-    return { path, ...tap.result() }
+  /** `store/{hash}{ext}`; a 500 (as the real one's failed save) for a name that leaves the pool. */
+  storePath(hash: string, ext: string): string {
+    return join(this.paths.store, safeName(`${hash}${ext}`))
   }
 
-  async commit(temp: TempFile, ext: string): Promise<void> {
-    await rename(temp.path, this.pathOf(temp.hash, ext))
+  /** `_file_exists`: present and not empty. */
+  async storeHas(hash: string, ext: string): Promise<boolean> {
+    return isNonEmptyFile(this.storePath(hash, ext))
   }
 
-  async discard(temp: TempFile): Promise<void> {
-    await rm(temp.path, { force: true })
+  /** Where an incoming file is streamed before it gets its name (`store/_tmp_…`). */
+  tempPath(): string {
+    return join(this.paths.store, `_tmp_${randomBytes(6).toString('hex')}`)
   }
-}
 
-/** `POST upload_file`: multipart fields `file`, `hash`, `ext`, in any order. */
-export async function receiveUpload(
-  req: IncomingMessage,
-  pool: FakeFilePool,
-): Promise<UploadFileData> {
-  let parser: busboy.Busboy
-  try {
-    parser = busboy({ headers: req.headers, limits: { files: 1, fields: 10, fieldSize: 1024 } })
-  } catch (err) {
-    throw new AppError(
-      'BAD_UPLOAD',
-      400,
-      '上传必须是 multipart/form-data（字段 file、hash、ext）',
-      {
-        cause: err,
-      },
-    )
+  resultPath(taskId: string): string {
+    const name = safeName(taskId)
+    return join(this.paths.outputs, name, `${name}.mp4`)
   }
-  const fields = new Map<string, string>()
-  const received: { file: Promise<TempFile> | null; filename: string } = {
-    file: null,
-    filename: '',
+
+  cachePath(cacheKey: string): string {
+    const name = `cache_${safeName(cacheKey)}`
+    return join(this.paths.outputs, name, `${name}.mp4`)
   }
-  parser.on('field', (name, value) => fields.set(name, value))
-  parser.on('file', (name, stream, info) => {
-    if (name !== 'file' || received.file !== null) {
-      stream.resume()
-      return
-    }
-    received.filename = info.filename ?? ''
-    received.file = pool.writeTemp(stream)
-    // Awaited below; this only keeps an early failure from being reported as unhandled.
-    received.file.catch(() => undefined)
-  })
-  try {
-    await pipeline(req, parser)
-  } catch (err) {
-    const temp = await received.file?.catch(() => null)
-    if (temp) await pool.discard(temp)
-    throw new AppError('BAD_UPLOAD', 400, '上传内容不完整或无法解析', { cause: err })
+
+  legacyInputPath(taskId: string, role: 'audio' | 'video', ext: string): string {
+    return join(this.paths.uploads, safeName(taskId), safeName(`${role}${ext}`))
   }
-  if (received.file === null) {
-    throw new AppError('VALIDATION_FAILED', 400, '参数错误：缺少文件字段 file')
+
+  /** Move a received file into place (creating its folder). */
+  async place(from: string, to: string): Promise<void> {
+    await mkdir(dirname(to), { recursive: true })
+    await rename(from, to)
   }
-  let temp: TempFile
-  try {
-    temp = await received.file
-  } catch (err) {
-    throw new AppError('UPLOAD_FAILED', 500, '文件保存失败，请重试', { cause: err })
+
+  async discard(path: string): Promise<void> {
+    await rm(path, { force: true })
   }
-  const claimed = Md5.safeParse(fields.get('hash'))
-  const ext = Ext.safeParse(fields.get('ext') ?? extname(received.filename))
-  if (!claimed.success || !ext.success) {
-    await pool.discard(temp)
-    const bad = !claimed.success ? 'hash（必须是 32 位十六进制 md5）' : 'ext（文件扩展名无效）'
-    throw new AppError('VALIDATION_FAILED', 400, `参数错误：${bad}`)
-  }
-  await pool.commit(temp, ext.data)
-  return {
-    hash: temp.hash,
-    ext: ext.data,
-    size: temp.size,
-    hash_matched: claimed.data === temp.hash,
+
+  /**
+   * A done job's result: the deterministic bytes for its inputs written under its task id, then
+   * (for a submit by hash) copied to the cache, so the same audio+video is a cache hit afterwards.
+   */
+  async writeResult(task: {
+    readonly resultPath: string
+    readonly audioHash: string
+    readonly videoHash: string
+    readonly cacheKey: string | null
+    readonly size: number
+  }): Promise<void> {
+    await mkdir(dirname(task.resultPath), { recursive: true })
+    const partial = `${task.resultPath}.part`
+    const source = Readable.from(fakeResultChunks(task.audioHash, task.videoHash, task.size))
+    await pipeline(source, createWriteStream(partial))
+    await rename(partial, task.resultPath)
+    if (task.cacheKey === null) return
+    const cached = this.cachePath(task.cacheKey)
+    await mkdir(dirname(cached), { recursive: true })
+    await copyFile(task.resultPath, cached)
   }
 }

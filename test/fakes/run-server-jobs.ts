@@ -1,98 +1,200 @@
 /**
- * The fake run_server's in-memory job queue: FIFO, exactly one job running at a time, the next
- * starting the moment the previous one ends. Progress is read from the clock on each look; a timer
- * only moves the queue on when a job ends, so the queue advances even when nobody polls.
+ * run_server's in-memory task table (`_tasks`) and its one GPU slot (`MAX_CONCURRENT = 1`): jobs run
+ * in submit order, one at a time, the next starting the moment the previous one ends. Stages are
+ * read from the clock on each look; a timer moves the queue on when a job ends, even if nobody asks.
  */
 import { randomBytes } from 'node:crypto'
-import { runLengthMs, type DescribedJob, type JobFault } from './run-server-progress.js'
+import {
+  doneStage,
+  errorStage,
+  MAX_CONCURRENT,
+  queuedStage,
+  runLengthMs,
+  runningStage,
+  type JobFault,
+  type ProgressView,
+  type QueueInfo,
+  type Stage,
+  type TaskStatus,
+} from './run-server-progress.js'
 
-export interface FakeJob {
+export interface TaskRecord {
   readonly taskId: string
   readonly audioHash: string
   readonly videoHash: string
-}
-
-interface JobRecord extends FakeJob {
+  /** Where a done job's result is written; for a cache hit, the cached file. */
+  readonly resultPath: string
+  /** `md5(audio_video)[:16]` of a submit by hash (its result is copied there); null for legacy. */
+  readonly cacheKey: string | null
+  readonly cached: boolean
+  readonly createdAt: number
   startedAt: number | null
   endsAt: number | null
-  ended: boolean
+  finishedAt: number | null
+  state: 'queued' | 'running' | 'done' | 'error'
   fault: JobFault | null
+  written: Promise<void> | null // settles once a done job's result file is on disk
 }
 
-export interface FakeJobQueueOptions {
+export interface NewJob {
+  /** Decided by the table unless given (the legacy upload names its folder with it first). */
+  readonly taskId?: string
+  readonly audioHash: string
+  readonly videoHash: string
+  readonly cacheKey: string | null
+  readonly resultPathOf: (taskId: string) => string // where the result of this task goes
+}
+
+export interface RunServerTasksOptions {
   readonly durationMs: number
-  /** Milliseconds, monotonic. */
-  readonly clock: () => number
+  readonly clock: () => number // ms, monotonic
   /** The fault armed for the next job to start, if any (consumed). */
   readonly takeFault: () => JobFault | null
-  readonly onStart: (job: FakeJob) => void
-  readonly onEnd: (job: FakeJob) => void
+  readonly onStart: (task: TaskRecord) => void
+  /** A job ended; for a done one, returns the promise of its result file. */
+  readonly onEnd: (task: TaskRecord) => Promise<void> | null
 }
 
-export interface QueueCounts {
-  readonly queued: number
-  readonly processing: number
-  readonly current_task_id: string | null
+/** 16 hex characters, as `uuid4().hex[:16]`. */
+export function newTaskId(): string {
+  return randomBytes(8).toString('hex')
 }
 
-export class FakeJobQueue {
-  readonly #options: FakeJobQueueOptions
-  readonly #jobs = new Map<string, JobRecord>()
-  readonly #waiting: JobRecord[] = []
-  #current: JobRecord | null = null
+export class RunServerTasks {
+  readonly #options: RunServerTasksOptions
+  readonly #tasks = new Map<string, TaskRecord>()
+  readonly #waiting: TaskRecord[] = []
+  readonly #epochBase = Date.now()
+  readonly #clockBase: number
+  #current: TaskRecord | null = null
   #timer: NodeJS.Timeout | null = null
   #closed = false
 
-  constructor(options: FakeJobQueueOptions) {
+  constructor(options: RunServerTasksOptions) {
     this.#options = options
+    this.#clockBase = options.clock()
   }
 
-  /** Accept a job; it starts at once if the GPU is idle, else waits its turn. */
-  submit(audioHash: string, videoHash: string): FakeJob {
-    const job: JobRecord = {
-      // The service's own id: 32 hex characters, not a UUID.
-      taskId: randomBytes(16).toString('hex'),
-      audioHash,
-      videoHash,
+  /** Accept a job; it starts at once when the slot is free, else waits its turn. */
+  submit(job: NewJob): TaskRecord {
+    const taskId = job.taskId ?? newTaskId()
+    const task: TaskRecord = {
+      taskId,
+      audioHash: job.audioHash,
+      videoHash: job.videoHash,
+      resultPath: job.resultPathOf(taskId),
+      cacheKey: job.cacheKey,
+      cached: false,
+      createdAt: this.#options.clock(),
       startedAt: null,
       endsAt: null,
-      ended: false,
+      finishedAt: null,
+      state: 'queued',
       fault: null,
+      written: null,
     }
-    this.#jobs.set(job.taskId, job)
-    this.#waiting.push(job)
+    this.#tasks.set(taskId, task)
+    this.#waiting.push(task)
     this.#settle()
-    return job
+    return task
   }
 
-  /** A job as `/progress` describes it, or undefined for an id this process never issued. */
-  describe(taskId: string): (DescribedJob & FakeJob) | undefined {
-    this.#settle()
-    const job = this.#jobs.get(taskId)
-    if (!job) return undefined
-    const base = { taskId, audioHash: job.audioHash, videoHash: job.videoHash, fault: job.fault }
-    if (job.ended) return { ...base, view: { phase: 'ended' } }
-    if (job.startedAt === null) {
-      return { ...base, view: { phase: 'queued', position: this.#waiting.indexOf(job) + 1 } }
+  /** A cache hit: a task under the cache key, done at once (replacing one of that id). */
+  addCached(
+    taskId: string,
+    job: Pick<NewJob, 'audioHash' | 'videoHash' | 'cacheKey'>,
+    resultPath: string,
+  ): TaskRecord {
+    const now = this.#options.clock()
+    const task: TaskRecord = {
+      taskId,
+      audioHash: job.audioHash,
+      videoHash: job.videoHash,
+      cacheKey: job.cacheKey,
+      resultPath,
+      cached: true,
+      createdAt: now,
+      startedAt: now,
+      endsAt: now,
+      finishedAt: now,
+      state: 'done',
+      fault: null,
+      written: Promise.resolve(),
     }
-    const elapsedMs = this.#options.clock() - job.startedAt
-    return { ...base, view: { phase: 'running', elapsedMs } }
+    this.#tasks.set(taskId, task)
+    return task
   }
 
-  counts(): QueueCounts {
+  get(taskId: string): TaskRecord | undefined {
+    this.#settle()
+    return this.#tasks.get(taskId)
+  }
+
+  /** `_build_progress_data(task_id)`, or undefined for an id this process does not hold. */
+  view(taskId: string): ProgressView | undefined {
+    const task = this.get(taskId)
+    if (!task) return undefined
+    const position = this.#position(task)
+    return {
+      task_id: task.taskId,
+      ...this.#stage(task, position),
+      queue_position: position,
+      queue: this.queueInfo(),
+      created_at: this.#epoch(task.createdAt),
+      started_at: this.#epoch(task.startedAt),
+      finished_at: this.#epoch(task.finishedAt),
+      error: task.state === 'error' && task.fault?.kind === 'fail' ? task.fault.reason : '',
+    }
+  }
+
+  queueInfo(): QueueInfo {
     this.#settle()
     return {
-      queued: this.#waiting.length,
+      total_tasks: this.#tasks.size,
       processing: this.#current === null ? 0 : 1,
-      current_task_id: this.#current?.taskId ?? null,
+      queued: this.#waiting.length,
+      max_concurrent: MAX_CONCURRENT,
     }
   }
 
-  /** Stop moving the queue; the jobs are forgotten with this object. */
+  /** `/queue`'s `tasks`: every task, in the order it was first added. */
+  listing(): { task_id: string; status: TaskStatus; progress: number; created_at: number }[] {
+    this.#settle()
+    return [...this.#tasks.values()].map((task) => {
+      const { status, progress } = this.#stage(task, this.#position(task))
+      return { task_id: task.taskId, status, progress, created_at: this.#epoch(task.createdAt) }
+    })
+  }
+
+  /** Stop moving the queue; the tasks are forgotten with this object. */
   close(): void {
     this.#closed = true
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = null
+  }
+
+  /** 1 for the next job to run; 0 unless queued. */
+  #position(task: TaskRecord): number {
+    return task.state === 'queued' ? this.#waiting.indexOf(task) + 1 : 0
+  }
+
+  #stage(task: TaskRecord, position: number): Stage {
+    const now = this.#options.clock()
+    switch (task.state) {
+      case 'queued':
+        return queuedStage(now - task.createdAt, position)
+      case 'running':
+        return runningStage(now - (task.startedAt ?? now), this.#options.durationMs, task.fault)
+      case 'done':
+        return doneStage(task.cached)
+      case 'error':
+        return errorStage(task.fault?.kind === 'fail' ? task.fault.reason : '')
+    }
+  }
+
+  /** Epoch seconds (a float, as `time.time()`), 0 when unset. */
+  #epoch(at: number | null): number {
+    return at === null ? 0 : (this.#epochBase + (at - this.#clockBase)) / 1000
   }
 
   /**
@@ -104,29 +206,31 @@ export class FakeJobQueue {
     const now = this.#options.clock()
     let at = now
     for (;;) {
-      let job = this.#current
-      if (job === null) {
+      let task = this.#current
+      if (task === null) {
         const next = this.#waiting.shift()
         if (next === undefined) break
-        job = this.#start(next, at)
+        task = this.#start(next, at)
       }
-      const endsAt = job.endsAt ?? Number.POSITIVE_INFINITY
+      const endsAt = task.endsAt ?? Number.POSITIVE_INFINITY
       if (now < endsAt) break
-      job.ended = true
+      task.state = task.fault?.kind === 'fail' ? 'error' : 'done'
+      task.finishedAt = endsAt
       this.#current = null
       at = endsAt
-      this.#options.onEnd(job)
+      task.written = this.#options.onEnd(task)
     }
     this.#schedule(now)
   }
 
-  #start(job: JobRecord, at: number): JobRecord {
-    job.startedAt = at
-    job.fault = this.#options.takeFault()
-    job.endsAt = at + runLengthMs(job.fault, this.#options.durationMs)
-    this.#current = job
-    this.#options.onStart(job)
-    return job
+  #start(task: TaskRecord, at: number): TaskRecord {
+    task.state = 'running'
+    task.startedAt = at
+    task.fault = this.#options.takeFault()
+    task.endsAt = at + runLengthMs(task.fault, this.#options.durationMs)
+    this.#current = task
+    this.#options.onStart(task)
+    return task
   }
 
   #schedule(now: number): void {
@@ -134,7 +238,12 @@ export class FakeJobQueue {
     this.#timer = null
     const endsAt = this.#current?.endsAt
     if (endsAt === undefined || endsAt === null || !Number.isFinite(endsAt)) return
-    this.#timer = setTimeout(() => this.#settle(), Math.max(1, Math.ceil(endsAt - now)))
+    this.#timer = setTimeout(
+      () => {
+        this.#settle()
+      },
+      Math.max(1, Math.ceil(endsAt - now)),
+    )
     this.#timer.unref()
   }
 }

@@ -1,131 +1,143 @@
 /**
- * How one job of the fake run_server looks at a moment: the stage curve of the real service
- * (processing → synthesizing with frame counts → encoding → done | error), computed from elapsed time.
+ * What run_server's `/progress` shows for one task at a moment (GPU-SERVICES.md §1 "Task life and
+ * progress words"), computed from the time since the job started:
+ *
+ * - queued: `排队等待中... (第N位)`, progress 1 + one per 10 s waited, at most 5 (the stored words
+ *   `排队中...` / `等待可用 GPU 槽位...` are always replaced by this line in the real view);
+ * - processing (first quarter of the run): `开始处理...` → `视频信息: 1080x1920 25.0fps 预计250帧`
+ *   → `预处理中... ({s}s)`, progress 5 → 20;
+ * - synthesizing (the rest): `合成中 {i}/{N} 帧 ({pct}%)`, pct = min(95, i/N·90 + 5), from 20 up;
+ * - done: 100 `合成完成` (`合成完成（缓存命中）` for a cache hit); error: 0 `合成失败: {reason}`.
+ *
+ * These are the fake's own types, an independent model of the real program: nothing from protocol/.
  */
-import type { ProgressData } from '../../protocol/index.js'
 
+export type TaskStatus = 'queued' | 'processing' | 'synthesizing' | 'encoding' | 'done' | 'error'
+
+export const MAX_CONCURRENT = 1
 export const TOTAL_FRAMES = 250
+const VIDEO_INFO = `视频信息: 1080x1920 25.0fps 预计${String(TOTAL_FRAMES)}帧`
+
+/** `_get_queue_info()`. */
+export interface QueueInfo {
+  readonly total_tasks: number
+  readonly processing: number
+  readonly queued: number
+  readonly max_concurrent: number
+}
+
+/** `_build_progress_data()`: every key, always; times are epoch seconds, 0 when unset. */
+export interface ProgressView {
+  readonly task_id: string
+  readonly status: TaskStatus
+  readonly progress: number
+  readonly message: string
+  readonly total_frames: number
+  readonly current_frame: number
+  readonly queue_position: number
+  readonly queue: QueueInfo
+  readonly created_at: number
+  readonly started_at: number
+  readonly finished_at: number
+  readonly error: string
+}
 
 /** A fault armed by `failNext` / `hangNext`, taken by the next job to start. */
 export type JobFault =
-  | { readonly kind: 'fail'; readonly message: string }
+  | { readonly kind: 'fail'; readonly reason: string }
   | { readonly kind: 'hang'; readonly atProgress: number }
 
-/** How long a run lasts: a bad input fails when preprocessing ends; a hung job never ends. */
+/** The part of a view that depends on the task's stage. */
+export interface Stage {
+  readonly status: TaskStatus
+  readonly progress: number
+  readonly message: string
+  readonly total_frames: number
+  readonly current_frame: number
+}
+
+/** How long a run lasts: a bad input fails as preprocessing starts; a hung job never ends. */
 export function runLengthMs(fault: JobFault | null, durationMs: number): number {
   if (fault?.kind === 'hang') return Number.POSITIVE_INFINITY
-  // Face detection runs in preprocessing: a bad input fails as synthesis would start.
   if (fault?.kind === 'fail') return durationMs / 10
   return durationMs
 }
 
-interface Stage {
-  readonly status: 'processing' | 'synthesizing' | 'encoding'
-  readonly progress: number
-  readonly current_frame?: number
-  readonly total_frames?: number
+/** The first frame shown while synthesizing: where the frame formula reaches 20 %. */
+const FIRST_FRAME = Math.ceil((15 * TOTAL_FRAMES) / 90)
+
+function percentAt(frame: number): number {
+  return Math.min(95, Math.floor((frame / TOTAL_FRAMES) * 90) + 5)
 }
 
-function framesAt(progress: number): number {
-  return Math.min(TOTAL_FRAMES, Math.max(0, Math.floor(((progress - 10) / 80) * TOTAL_FRAMES)))
-}
-
-/**
- * The natural curve, progress = share of the run elapsed: 0→10 processing (the first tenth),
- * 10→90 synthesizing (frames 0→250), 90→99 encoding (the last tenth). Integer arithmetic first, so
- * the stage boundaries are exact.
- */
-function stageAt(elapsedMs: number, durationMs: number): Stage {
-  const elapsed = Math.min(Math.max(elapsedMs, 0), durationMs)
-  const progress = Math.min(99, Math.floor((elapsed * 100) / durationMs))
-  if (progress < 10) return { status: 'processing', progress }
-  if (progress < 90) {
-    const frame = Math.floor(((elapsed * 10 - durationMs) * TOTAL_FRAMES) / (8 * durationMs))
-    return {
-      status: 'synthesizing',
-      progress,
-      current_frame: Math.min(TOTAL_FRAMES, Math.max(0, frame)),
-      total_frames: TOTAL_FRAMES,
-    }
-  }
-  return { status: 'encoding', progress, current_frame: TOTAL_FRAMES, total_frames: TOTAL_FRAMES }
-}
-
-/** A running job; a hung one freezes at its progress, still "synthesizing". */
-function runningStage(elapsedMs: number, durationMs: number, fault: JobFault | null): Stage {
-  const natural = stageAt(elapsedMs, durationMs)
-  if (fault?.kind !== 'hang' || natural.progress < fault.atProgress) return natural
+function synthesizing(frame: number, progress = percentAt(frame)): Stage {
   return {
     status: 'synthesizing',
-    progress: fault.atProgress,
-    current_frame: framesAt(fault.atProgress),
+    progress,
+    message: `合成中 ${String(frame)}/${String(TOTAL_FRAMES)} 帧 (${String(progress)}%)`,
     total_frames: TOTAL_FRAMES,
+    current_frame: frame,
   }
 }
 
-function stageMessage(stage: Stage): string {
-  switch (stage.status) {
-    case 'processing':
-      return '正在预处理（人脸检测、音频特征提取）'
-    case 'synthesizing':
-      return `正在合成第 ${stage.current_frame ?? 0}/${stage.total_frames ?? TOTAL_FRAMES} 帧`
-    case 'encoding':
-      return '正在编码视频'
+function naturalStage(elapsedMs: number, durationMs: number): Stage {
+  const e = Math.min(Math.max(elapsedMs, 0), durationMs)
+  const processing = { status: 'processing', current_frame: 0 } as const
+  if (e * 20 < durationMs) {
+    return { ...processing, progress: 5, message: '开始处理...', total_frames: 0 }
   }
+  if (e * 10 < durationMs) {
+    return { ...processing, progress: 5, message: VIDEO_INFO, total_frames: TOTAL_FRAMES }
+  }
+  if (e * 4 < durationMs) {
+    // 0.10 → 0.25 of the run: 5 → 20.
+    const progress = Math.min(20, 5 + Math.floor(((e * 10 - durationMs) * 10) / durationMs))
+    const seconds = Math.floor(e / 1000)
+    const message = `预处理中... (${String(seconds)}s)`
+    return { ...processing, progress, message, total_frames: TOTAL_FRAMES }
+  }
+  const span = TOTAL_FRAMES - FIRST_FRAME
+  const frame = FIRST_FRAME + Math.floor(((e * 4 - durationMs) * span) / (3 * durationMs))
+  return synthesizing(Math.min(TOTAL_FRAMES, frame))
 }
 
-/** What `/progress` reports for a job. */
-export type JobView =
-  | { readonly phase: 'queued'; readonly position: number }
-  | { readonly phase: 'running'; readonly elapsedMs: number }
-  | { readonly phase: 'ended' }
-
-export interface DescribedJob {
-  readonly taskId: string
-  readonly fault: JobFault | null
-  readonly view: JobView
+/** A running job; a hung one freezes at its progress, status `synthesizing`, for ever. */
+export function runningStage(elapsedMs: number, durationMs: number, fault: JobFault | null): Stage {
+  const natural = naturalStage(elapsedMs, durationMs)
+  if (fault?.kind !== 'hang' || natural.progress < fault.atProgress) return natural
+  const frame = Math.min(
+    TOTAL_FRAMES,
+    Math.max(0, Math.ceil(((fault.atProgress - 5) * TOTAL_FRAMES) / 90)),
+  )
+  return synthesizing(frame, fault.atProgress)
 }
 
-export function describeJob(
-  job: DescribedJob,
-  durationMs: number,
-  downloadUrl: (taskId: string) => string,
-): ProgressData {
-  const { taskId, fault, view } = job
-  if (view.phase === 'queued') {
-    return {
-      task_id: taskId,
-      status: 'queued',
-      progress: 0,
-      message: `排队中，前面还有 ${view.position} 个任务`,
-      queue_position: view.position,
-    }
-  }
-  if (view.phase === 'running') {
-    const stage = runningStage(view.elapsedMs, durationMs, fault)
-    return { task_id: taskId, ...stage, message: stageMessage(stage), queue_position: 0 }
-  }
-  if (fault?.kind === 'fail') {
-    const last = stageAt(runLengthMs(fault, durationMs), durationMs)
-    return {
-      task_id: taskId,
-      status: 'error',
-      progress: last.progress,
-      message: `处理失败：${fault.message}`,
-      queue_position: 0,
-      result_url: null,
-      error_msg: fault.message,
-    }
-  }
+export function queuedStage(waitedMs: number, position: number): Stage {
   return {
-    task_id: taskId,
+    status: 'queued',
+    progress: Math.min(5, 1 + Math.floor(Math.max(waitedMs, 0) / 10_000)),
+    message: `排队等待中... (第${String(position)}位)`,
+    total_frames: 0,
+    current_frame: 0,
+  }
+}
+
+export function doneStage(cached: boolean): Stage {
+  return {
     status: 'done',
     progress: 100,
-    message: '处理完成',
-    queue_position: 0,
-    current_frame: TOTAL_FRAMES,
+    message: cached ? '合成完成（缓存命中）' : '合成完成',
+    total_frames: cached ? 0 : TOTAL_FRAMES,
+    current_frame: cached ? 0 : TOTAL_FRAMES,
+  }
+}
+
+export function errorStage(reason: string): Stage {
+  return {
+    status: 'error',
+    progress: 0,
+    message: `合成失败: ${reason}`,
     total_frames: TOTAL_FRAMES,
-    result_url: downloadUrl(taskId),
-    error_msg: null,
+    current_frame: 0,
   }
 }

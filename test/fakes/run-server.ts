@@ -1,222 +1,216 @@
 /**
- * A faithful fake of the GPU machine's `run_server` Flask service (DESIGN §8), for tests and the
- * demo: the same endpoints and shapes, one job at a time in FIFO order, tasks kept only in memory
- * (a restart answers 404 for old ids) while the md5 file pool on disk survives, and the real
- * failure modes on demand (`failNext`: bad input such as "未检测到人脸"; `hangNext`: a frozen job).
+ * A fake of the GPU machine's `run_server.py` that is the real one shape for shape
+ * (GPU-SERVICES.md §1), for tests and the demo: its endpoints and reply bodies, optional auth,
+ * CORS, a port that stays closed while the models load, one job at a time, tasks kept only in
+ * memory (a restart forgets them, 404 afterwards) while the files on disk stay, the audio+video
+ * result cache, the TTL cleanup, and the real failure modes on demand (`failNext`: an engine error
+ * such as "未检测到人脸"; `hangNext`: a frozen job). Its own types: nothing from protocol/.
  */
 import { createServer, type Server } from 'node:http'
 import { setTimeout as delay } from 'node:timers/promises'
-import type { Logger } from 'pino'
 import { silentLogger } from '../../lib/logger.js'
-import type { GpuSubmitRequest, UploadFileData } from '../../protocol/index.js'
-import { createFakeRunServerApp } from './run-server-app.js'
-import { FakeFilePool } from './run-server-files.js'
-import { FakeJobQueue } from './run-server-jobs.js'
+import { RunServerAssets } from './run-server-assets.js'
+import { createRunServerListener } from './run-server-app.js'
+import { startCleanup } from './run-server-cleanup.js'
+import type { RunServerContext } from './run-server-context.js'
+import { RunServerDisk, type RunServerPaths } from './run-server-files.js'
+import { RunServerTasks } from './run-server-jobs.js'
 import type { JobFault } from './run-server-progress.js'
+import { attachProgressSocket } from './run-server-ws.js'
 import { DEFAULT_RESULT_SIZE } from './result-bytes.js'
+import {
+  checkOptions,
+  closeServer,
+  listen,
+  newStats,
+  pickPort,
+  type FakeRunServerOptions,
+  type FakeRunServerStats,
+} from './run-server-lifecycle.js'
 
-export interface FakeRunServerOptions {
-  /** The md5 file pool on disk; created if missing; survives `restart()`. */
-  readonly dir: string
-  readonly host?: string
-  /** 0 (default): any free port, kept across `restart()`. */
-  readonly port?: number
-  /** How long one job runs (default 3000 ms). */
-  readonly durationMs?: number
-  /** Bytes of each result video (default 64 KiB). */
-  readonly resultSize?: number
-  /** Monotonic milliseconds (default `performance.now`); tests may drive it by hand. */
-  readonly clock?: () => number
-  readonly log?: Logger
-}
-
-export interface FakeSubmission {
-  readonly taskId: string
-  readonly audioHash: string
-  readonly videoHash: string
-  /** Wall-clock ms. */
-  readonly at: number
-}
-
-export interface FakeRunServerStats {
-  /** Every accepted submit, in order (across restarts). */
-  readonly submissions: readonly FakeSubmission[]
-  /** Every stored upload, under its real md5. */
-  readonly uploads: readonly { readonly hash: string; readonly size: number }[]
-  /** Task ids of jobs that ended (done or error), in the order they ended. */
-  readonly completed: readonly string[]
-  /** The most jobs ever running at once: 1 for a faithful GPU service. */
-  readonly maxConcurrent: number
-  /** Task ids someone asked about (progress or download) after submitting them. */
-  readonly asked: ReadonlySet<string>
-  /** Task ids whose result was downloaded. */
-  readonly downloaded: ReadonlySet<string>
-  /** Task ids a restart forgot before their result was downloaded: work lost with the service. */
-  readonly forgotten: readonly string[]
-}
+export type {
+  FakeRunServerOptions,
+  FakeRunServerStats,
+  FakeSubmission,
+} from './run-server-lifecycle.js'
+export { RUN_SERVER_PATHS } from './run-server-app.js'
 
 export interface FakeRunServer {
   readonly url: string
+  /** Known at once, even while the port is still closed (loading). */
   readonly port: number
+  readonly paths: RunServerPaths
   readonly stats: FakeRunServerStats
-  /** The next job to start fails with status `error` and this `error_msg`. */
-  failNext(message: string): void
+  /** Resolves when the port is open (after `loadMs`; again after each restart). */
+  readonly ready: Promise<void>
+  /** The next job to start ends `error`, `error` = reason, message `合成失败: {reason}`. */
+  failNext(reason: string): void
   /** The next job to start freezes at this progress, status `synthesizing`, for ever. */
   hangNext(atProgress?: number): void
-  /** Close and listen again on the same port, forgetting every task; files stay. */
-  restart(): Promise<void>
+  /** Close, forget every task (files stay), load again (`loadMs`), reopen on the same port. */
+  restart(options?: { loadMs?: number }): Promise<void>
   close(): Promise<void>
 }
 
+/** However short a restart, clients see their connections close before the port answers again. */
 const RESTART_DOWN_MS = 20
-
-interface MutableStats {
-  submissions: FakeSubmission[]
-  uploads: { hash: string; size: number }[]
-  completed: string[]
-  maxConcurrent: number
-  asked: Set<string>
-  downloaded: Set<string>
-  forgotten: string[]
-}
-
-function checkOptions(options: FakeRunServerOptions): void {
-  const { port = 0, durationMs = 3000, resultSize = DEFAULT_RESULT_SIZE } = options
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`bad port: ${port}`)
-  if (!(durationMs > 0) || !Number.isFinite(durationMs)) {
-    throw new RangeError(`bad durationMs: ${durationMs}`)
-  }
-  if (!Number.isSafeInteger(resultSize) || resultSize < 0) {
-    throw new RangeError(`bad resultSize: ${resultSize}`)
-  }
-  if (options.dir === '') throw new RangeError('dir is required')
-}
 
 export async function startFakeRunServer(options: FakeRunServerOptions): Promise<FakeRunServer> {
   checkOptions(options)
   const host = options.host ?? '127.0.0.1'
+  const loadMs = options.loadMs ?? 0
   const durationMs = options.durationMs ?? 3000
   const resultSize = options.resultSize ?? DEFAULT_RESULT_SIZE
   const clock = options.clock ?? (() => performance.now())
   const log = options.log ?? silentLogger()
-  const pool = await FakeFilePool.open(options.dir)
-  const stats: MutableStats = {
-    submissions: [],
-    uploads: [],
-    completed: [],
-    maxConcurrent: 0,
-    asked: new Set(),
-    downloaded: new Set(),
-    forgotten: [],
-  }
-  let sinceRestart: string[] = []
+  const secret = (options.apiSecret ?? '').trim()
+  const disk = await RunServerDisk.open(options.dir)
+  const assets = new RunServerAssets(options.assetTtlSeconds ?? 30 * 86_400)
+  const { stats, mutable } = newStats()
   const faults: JobFault[] = []
+  const closing = new AbortController()
+  let sinceStart: string[] = []
   let running = 0
+  let ctx: RunServerContext | null = null
+  let up: { server: Server; stop: () => void } | null = null
 
-  const newQueue = (): FakeJobQueue =>
-    new FakeJobQueue({
+  const newTasks = (): RunServerTasks =>
+    new RunServerTasks({
       durationMs,
       clock,
       takeFault: () => faults.shift() ?? null,
       onStart: () => {
         running += 1
-        stats.maxConcurrent = Math.max(stats.maxConcurrent, running)
+        mutable.maxConcurrent = Math.max(mutable.maxConcurrent, running)
       },
-      onEnd: (job) => {
+      onEnd: (task) => {
         running -= 1
-        stats.completed.push(job.taskId)
-      },
-    })
-
-  const serve = async (port: number): Promise<{ server: Server; jobs: FakeJobQueue }> => {
-    const jobs = newQueue()
-    const app = createFakeRunServerApp({
-      pool,
-      jobs,
-      durationMs,
-      resultSize,
-      log,
-      onUpload: (upload: UploadFileData) =>
-        stats.uploads.push({ hash: upload.hash, size: upload.size }),
-      onSubmit: (taskId: string, body: GpuSubmitRequest) => {
-        sinceRestart.push(taskId)
-        stats.submissions.push({
-          taskId,
-          audioHash: body.audio_hash,
-          videoHash: body.video_hash,
-          at: Date.now(),
+        mutable.completed.push(task.taskId)
+        if (task.state !== 'done') return null
+        return disk.writeResult({ ...task, size: resultSize }).catch((err: unknown) => {
+          log.warn({ err, taskId: task.taskId }, 'result not written')
         })
       },
-      onAsk: (taskId, what) => {
-        stats.asked.add(taskId)
-        if (what === 'download') stats.downloaded.add(taskId)
-      },
     })
-    const server = createServer(app)
+
+  const listener = createRunServerListener({ secret, context: () => ctx })
+
+  const open = async (port: number, waitMs: number): Promise<number> => {
+    if (waitMs > 0) await delay(waitMs, undefined, { signal: closing.signal })
+    const server = createServer(listener)
     await listen(server, host, port)
-    return { server, jobs }
+    if (closing.signal.aborted) {
+      await closeServer(server)
+      return port
+    }
+    const dropSockets = attachProgressSocket(server, {
+      secret,
+      intervalMs: options.wsIntervalMs ?? 1000,
+      context: () => ctx,
+    })
+    const stopCleanup = startCleanup({
+      disk,
+      assets,
+      ttlSeconds: options.fileTtlSeconds ?? 86_400,
+      intervalMs: options.cleanupIntervalMs ?? 3_600_000,
+      log,
+      onSweep: () => (mutable.sweeps += 1),
+    })
+    ctx = {
+      disk,
+      assets,
+      resultSize,
+      log,
+      tasks: newTasks(),
+      events: {
+        upload: (hash, size) => mutable.uploads.push({ hash, size }),
+        submit: (entry) => {
+          sinceStart.push(entry.taskId)
+          mutable.submissions.push({ ...entry, at: Date.now() })
+        },
+        ask: (taskId, what) => {
+          mutable.asked.add(taskId)
+          if (what === 'download') mutable.downloaded.add(taskId)
+        },
+      },
+    }
+    up = {
+      server,
+      stop: () => {
+        stopCleanup()
+        dropSockets()
+      },
+    }
+    const address = server.address()
+    return typeof address === 'object' && address !== null ? address.port : port
   }
 
-  let current = await serve(options.port ?? 0)
-  const address = current.server.address()
-  if (address === null || typeof address === 'string') throw new Error('fake run_server: no port')
-  const port = address.port
-  const urlHost =
-    host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host
-  let closing: Promise<void> | undefined
-
   const stop = async (): Promise<void> => {
-    current.jobs.close()
+    ctx?.tasks.close()
+    ctx = null
     running = 0
+    const current = up
+    up = null
+    if (current === null) return
+    current.stop()
     await closeServer(current.server)
   }
 
+  /** Resolves once open; a close during the load resolves it too (nothing opens). */
+  const opened = (port: number, waitMs: number): Promise<void> =>
+    open(port, waitMs).then(
+      () => undefined,
+      (err: unknown) => {
+        if (closing.signal.aborted) return
+        throw err
+      },
+    )
+
+  let port = options.port ?? 0
+  let ready: Promise<void>
+  if (loadMs === 0) {
+    port = await open(port, 0)
+    ready = Promise.resolve()
+  } else {
+    // The port is known at once but stays closed (connections refused) while the models load.
+    if (port === 0) port = await pickPort(host)
+    ready = opened(port, loadMs)
+    ready.catch(() => undefined)
+  }
+  const urlHost =
+    host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host
+  let closed: Promise<void> | undefined
+
   return {
-    url: `http://${urlHost}:${port}`,
+    url: `http://${urlHost}:${String(port)}`,
     port,
+    paths: disk.paths,
     stats,
-    failNext(message: string): void {
-      faults.push({ kind: 'fail', message })
+    get ready() {
+      return ready
+    },
+    failNext(reason: string): void {
+      faults.push({ kind: 'fail', reason })
     },
     hangNext(atProgress = 20): void {
-      if (!(atProgress >= 0 && atProgress < 100))
-        throw new RangeError(`bad progress: ${atProgress}`)
+      if (!(atProgress >= 0 && atProgress < 100)) {
+        throw new RangeError(`bad progress: ${String(atProgress)}`)
+      }
       faults.push({ kind: 'hang', atProgress })
     },
-    async restart(): Promise<void> {
-      if (closing) throw new Error('fake run_server is closed')
+    async restart(restartOptions = {}): Promise<void> {
+      if (closed) throw new Error('fake run_server is closed')
+      await ready.catch(() => undefined)
       await stop()
-      stats.forgotten.push(...sinceRestart.filter((id) => !stats.downloaded.has(id)))
-      sinceRestart = []
-      // The down time of a restart: clients see their connections close before the port answers
-      // again (an instant re-listen would race with keep-alive sockets still thought alive).
-      await delay(RESTART_DOWN_MS)
-      current = await serve(port)
+      mutable.forgotten.push(...sinceStart.filter((id) => !mutable.downloaded.has(id)))
+      sinceStart = []
+      ready = opened(port, Math.max(RESTART_DOWN_MS, restartOptions.loadMs ?? loadMs))
+      await ready
     },
     close(): Promise<void> {
-      closing ??= stop()
-      return closing
+      closing.abort()
+      closed ??= stop()
+      return closed
     },
   }
-}
-
-function listen(server: Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.close((err) => {
-      if (err) reject(err)
-      else resolve()
-    })
-    // Keep-alive and in-flight connections die with the process, as with a real restart.
-    server.closeAllConnections()
-  })
 }
