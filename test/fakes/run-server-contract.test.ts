@@ -141,7 +141,7 @@ const TABLE: readonly Row[] = [
   // queue
   { name: 'queue', req: { path: '/api/heygem/queue' }, status: 200, type: JSON_TYPE, keys: OK_NO_MSG, dataKeys: [...QUEUE_KEYS, 'tasks'], items: 'tasks' },
   // assets
-  { name: 'asset upload', req: { path: '/api/asset/upload', form: { license_key: 'LIC-1', asset_type: 'voice', file: file('voice', 'my voice.wav') } }, status: 200, keys: OK_NO_MSG, dataKeys: ASSET_KEYS, data: { id: 1, name: 'my voice', asset_type: 'voice', file_hash: '{voiceMd5}', file_ext: '.wav', file_size: 1200 } },
+  { name: 'asset upload', req: { path: '/api/asset/upload', form: { license_key: 'LIC-1', asset_type: 'voice', file: file('voice', '我的 声音.wav') } }, status: 200, keys: OK_NO_MSG, dataKeys: ASSET_KEYS, data: { id: 1, name: '我的 声音', asset_type: 'voice', file_hash: '{voiceMd5}', file_ext: '.wav', file_size: 1200 } },
   { name: 'asset upload again: deduplicated', req: { path: '/api/asset/upload', form: { license_key: 'LIC-1', asset_type: 'voice', name: 'renamed', file: file('voice', 'v.wav') } }, status: 200, data: { id: 1, name: 'renamed', asset_type: 'voice', file_hash: '{voiceMd5}', file_ext: '.wav', file_size: 1200 } },
   { name: 'asset upload, bad type', req: { path: '/api/asset/upload', form: { license_key: 'LIC-1', asset_type: 'music', file: file('voice', 'v.wav') } }, status: 400, keys: ERROR_KEYS, msg: 'asset_type 必须为 voice 或 avatar' },
   { name: 'asset upload without license', req: { path: '/api/asset/upload', form: { asset_type: 'voice', file: file('voice', 'v.wav') } }, status: 400, keys: ERROR_KEYS, msg: '缺少 license_key' },

@@ -44,7 +44,12 @@ export async function readForm(req: IncomingMessage, sink: FormSink): Promise<Re
   }
   let parser: busboy.Busboy
   try {
-    parser = busboy({ headers: req.headers, limits: { files: 8, fields: 50 } })
+    // Werkzeug decodes part names and file names as UTF-8 (busboy's default is latin1).
+    parser = busboy({
+      headers: req.headers,
+      defParamCharset: 'utf8',
+      limits: { files: 8, fields: 50 },
+    })
   } catch (err) {
     req.resume()
     throw new FlaskBadRequest('multipart without a boundary', { cause: err })

@@ -50,6 +50,13 @@ describe('fake run_server', () => {
     expect(await health(gpu)).toMatchObject({ code: 0, msg: 'ok', initialized: true })
   })
 
+  test('never opens when closed while still loading', async () => {
+    const gpu = await start({ loadMs: 60_000 })
+    await gpu.close()
+    await gpu.ready
+    expect(await connectResult(gpu.port)).toBe('ECONNREFUSED')
+  })
+
   test('forgets every task on restart, keeps its files, and loads again before reopening', async () => {
     const gpu = await start({ durationMs: 60_000 })
     const files = await inputs(gpu)

@@ -162,6 +162,7 @@ export async function startFakeRunServer(options: FakeRunServerOptions): Promise
       () => undefined,
       (err: unknown) => {
         if (closing.signal.aborted) return
+        log.error({ err, port }, 'fake run_server could not open its port')
         throw err
       },
     )
