@@ -202,6 +202,32 @@ describe('the PC app pointed at the gateway', () => {
     )
   })
 
+  it('the model against run_server itself (the reference): waits out its closed port while it loads, then the same calls', async () => {
+    const dir = await tempDir('pc-app-reference')
+    const gpu = await startTestGpu(dir, JOB_MS, { loadMs: 300, apiSecret: 'gpu-secret' })
+    const inputs = pcInputs('reference')
+    const result = await runHeygemOnline({
+      serverUrl: gpu.url,
+      apiSecret: 'gpu-secret',
+      ...inputs,
+      ...FAST,
+    })
+    const health = result.calls.filter((c) => c === 'GET /api/heygem/health')
+    expect(health.length, 'connection refused while loading').toBeGreaterThan(1)
+    expect(result.calls.slice(health.length)).toEqual([
+      'POST /api/heygem/check_files',
+      'POST /api/heygem/upload_file',
+      'POST /api/heygem/upload_file',
+      'POST /api/heygem/submit',
+      `WS /ws/progress/${result.taskId}`,
+      'GET /api/heygem/download',
+    ])
+    expect(result.displayed[0]).toMatch(/^环境检测\.\.\. \d+%$/)
+    expect(result.displayed.some((t) => t.includes('合成中'))).toBe(true)
+    expect(result.via).toBe('ws')
+    expect(result.video.equals(rendered(inputs))).toBe(true)
+  })
+
   it('shows a refused upload only as requests words it (raise_for_status before the body)', async () => {
     const dir = await tempDir('pc-app-refused')
     const gateway = await startTestGateway(dir)
