@@ -84,8 +84,8 @@ const keyOf = (p: PushedProgress): string =>
 
 /** Refuse an upgrade with a bare HTTP reply and drop the socket. */
 function refuse(socket: Duplex, status: 404 | 503, text: string): void {
+  socket.once('finish', () => socket.destroy())
   socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
-  socket.destroy()
 }
 
 export function attachProgressSockets(
