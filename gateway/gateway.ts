@@ -15,9 +15,11 @@ import type { EmbeddedBrokerSettings, GatewayConfig } from './config.js'
 import { openDb } from './db.js'
 import { FilePool } from './file-pool.js'
 import { httpAuth } from './http-auth.js'
+import { progressData } from './progress-data.js'
 import { RateLimiter } from './rate-limit.js'
 import { createRelayCore } from './relay-core.js'
 import type { TaskStore } from './task-store.js'
+import { attachProgressSockets, type ProgressSocketOptions } from './ws-progress.js'
 import { GATEWAY_USERNAME, topicsFor } from '../protocol/index.js'
 import { Closer } from '../lib/lifecycle.js'
 import { endClient } from '../lib/mqtt.js'
@@ -33,6 +35,8 @@ export interface GatewayDeps {
   readonly now?: () => number
   /** Required when `config.mqttUrl` is null. */
   readonly startBroker?: EmbeddedBrokerFactory
+  /** Bounds and timers of `/ws/progress/{task_id}` (tests shorten the 1 s check). */
+  readonly progressSockets?: ProgressSocketOptions
 }
 
 export interface GatewayHandle {
@@ -155,6 +159,21 @@ export async function startGateway(
           server.closeAllConnections()
         }),
     )
+    // Upgraded sockets are no longer the HTTP server's: closed before it (the closer runs backwards).
+    const progressDeps = { views: core.views, waitingStatus: config.waitingStatus }
+    const progressSockets = attachProgressSockets(
+      server,
+      {
+        log,
+        apiSecret: config.apiSecret,
+        progressOf: (taskId) => {
+          const row = core.store.get(taskId)
+          return row ? progressData(progressDeps, row) : null
+        },
+      },
+      deps.progressSockets,
+    )
+    closer.add(() => progressSockets.close())
     const port = (server.address() as AddressInfo).port
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host
     const url = `http://${host}:${port}`
