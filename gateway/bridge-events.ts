@@ -123,16 +123,18 @@ export class BridgeEvents {
   #onProgress(gpuId: string, event: EventOf<'progress'>): void {
     const { store, log, now } = this.#d
     const before = store.get(event.taskId)
-    const applied = store.progress(
-      event.taskId,
+    const applied = store.progress({
+      id: event.taskId,
       gpuId,
-      event.attempt,
-      event.seq,
-      event.progress,
-      event.stage,
-      event.message ?? null,
-      now(),
-    )
+      attempt: event.attempt,
+      seq: event.seq,
+      progress: event.progress,
+      stage: event.stage,
+      message: event.message ?? null,
+      currentFrame: event.currentFrame ?? null,
+      totalFrames: event.totalFrames ?? null,
+      now: now(),
+    })
     if (!applied || !before) return
     for (const mark of MILESTONES) {
       if (before.progress < mark && event.progress >= mark) {

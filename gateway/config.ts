@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import { z } from 'zod'
 import { env, parseEnv } from '../lib/config.js'
 import { loadCredentials, type Credentials } from '../lib/credentials.js'
+import { DEFAULT_WAITING_TEXTS, type WaitingTexts } from './estimates.js'
 import { DEFAULT_TOPIC_ROOT, GpuId } from '../protocol/index.js'
 
 /** Environment variables of the gateway (documented in .env.example and the README). */
@@ -36,10 +37,24 @@ export const GatewayEnv = z.object({
   GPU_IDS: env.list('gpu-1').pipe(z.array(GpuId).min(1)),
   GPU_BOOT_ESTIMATE_S: env.int(120),
   TASK_RUN_ESTIMATE_S: env.int(120, 1),
+  /**
+   * The status `/api/heygem/progress` reports while a task waits for a GPU that is not ready:
+   * `processing` makes the unchanged PC app show the waiting words below (it never shows a
+   * `queued` task's message); `queued` keeps run_server's word.
+   */
+  WAITING_STATUS: z.enum(['processing', 'queued']).default('processing'),
+  /** Words for a task waiting while no GPU is online; {position}, {ahead}, {eta} are filled in. */
+  WAITING_TEXT_OFFLINE: env.str(DEFAULT_WAITING_TEXTS.offline),
+  /** … while a GPU is online but its service is still loading. */
+  WAITING_TEXT_STARTING: env.str(DEFAULT_WAITING_TEXTS.starting),
+  /** … while a ready GPU runs tasks ahead of it. */
+  WAITING_TEXT_QUEUED: env.str(DEFAULT_WAITING_TEXTS.queued),
   QUEUE_TTL_MS: env.ms(24 * 60 * 60 * 1000),
   EXEC_TIMEOUT_MS: env.ms(30 * 60 * 1000),
   STALL_TIMEOUT_MS: env.ms(10 * 60 * 1000),
   RETENTION_MS: env.ms(7 * 24 * 60 * 60 * 1000),
+  /** How long an asset (/api/asset/upload) is kept: run_server's 30 days. */
+  ASSET_TTL_MS: env.ms(30 * 24 * 60 * 60 * 1000),
   MAX_ATTEMPTS: env.int(3, 1),
   JSON_BODY_LIMIT: env.str('1mb'),
   UPLOAD_MAX_BYTES: env.int(2 * 1024 * 1024 * 1024, 1),
@@ -53,8 +68,6 @@ export interface EmbeddedBrokerSettings {
   readonly wsPort: number | null
   /** SQLite file of the embedded broker (sessions, queued messages, retained, wills); null: memory. */
   readonly persistencePath: string | null
-  /** How long an asset (/api/asset/upload) is kept: run_server's 30 days. */
-  ASSET_TTL_MS: env.ms(30 * 24 * 60 * 60 * 1000),
   readonly tls: {
     readonly certPath: string
     readonly keyPath: string
@@ -89,6 +102,9 @@ export interface GatewayConfig {
   readonly gpuIds: readonly string[]
   readonly bootEstimateS: number
   readonly runEstimateS: number
+  /** The compatible API's status word for a task waiting for a GPU that is not ready. */
+  readonly waitingStatus: 'processing' | 'queued'
+  readonly waitingTexts: WaitingTexts
   readonly queueTtlMs: number
   /** A task running longer than this is retried or failed. */
   readonly execTimeoutMs: number
@@ -96,6 +112,8 @@ export interface GatewayConfig {
   readonly stallTimeoutMs: number
   /** Finished tasks, their results and unreferenced files are purged after this. */
   readonly retentionMs: number
+  /** Assets (voices, avatars) are kept this long after their upload. */
+  readonly assetTtlMs: number
   readonly maxAttempts: number
   readonly jsonBodyLimit: string
   readonly uploadMaxBytes: number
@@ -112,8 +130,6 @@ export function gatewayConfigFromEnv(
   return Object.freeze({
     host: e.GATEWAY_HOST,
     port: e.GATEWAY_PORT,
-  /** Assets (voices, avatars) are kept this long after their upload. */
-  readonly assetTtlMs: number
     dataDir: e.DATA_DIR,
     mqttUrl: e.MQTT_URL ?? null,
     topicRoot: e.MQTT_TOPIC_ROOT,
@@ -137,10 +153,17 @@ export function gatewayConfigFromEnv(
     gpuIds: Object.freeze([...e.GPU_IDS]),
     bootEstimateS: e.GPU_BOOT_ESTIMATE_S,
     runEstimateS: e.TASK_RUN_ESTIMATE_S,
+    waitingStatus: e.WAITING_STATUS,
+    waitingTexts: Object.freeze({
+      offline: e.WAITING_TEXT_OFFLINE,
+      starting: e.WAITING_TEXT_STARTING,
+      queued: e.WAITING_TEXT_QUEUED,
+    }),
     queueTtlMs: e.QUEUE_TTL_MS,
     execTimeoutMs: e.EXEC_TIMEOUT_MS,
     stallTimeoutMs: e.STALL_TIMEOUT_MS,
     retentionMs: e.RETENTION_MS,
+    assetTtlMs: e.ASSET_TTL_MS,
     maxAttempts: e.MAX_ATTEMPTS,
     jsonBodyLimit: e.JSON_BODY_LIMIT,
     uploadMaxBytes: e.UPLOAD_MAX_BYTES,
@@ -163,7 +186,6 @@ export function gatewayTestConfig(
     mqttUrl: null,
     topicRoot: DEFAULT_TOPIC_ROOT,
     mqttClientId: 'gpu-relay-gateway',
-    assetTtlMs: e.ASSET_TTL_MS,
     broker: {
       host: '127.0.0.1',
       port: 0,
@@ -180,14 +202,16 @@ export function gatewayTestConfig(
     gpuIds: ['gpu-1'],
     bootEstimateS: 120,
     runEstimateS: 120,
+    waitingStatus: 'processing',
+    waitingTexts: DEFAULT_WAITING_TEXTS,
     queueTtlMs: 24 * 60 * 60 * 1000,
     execTimeoutMs: 30 * 60 * 1000,
     stallTimeoutMs: 10 * 60 * 1000,
     retentionMs: 7 * 24 * 60 * 60 * 1000,
+    assetTtlMs: 30 * 24 * 60 * 60 * 1000,
     maxAttempts: 3,
     jsonBodyLimit: '1mb',
     uploadMaxBytes: 2 * 1024 * 1024 * 1024,
     ...overrides,
   })
 }
-    assetTtlMs: 30 * 24 * 60 * 60 * 1000,

@@ -99,6 +99,11 @@ const MIGRATIONS: readonly string[] = [
   CREATE INDEX assets_by_owner ON assets (license_key, created_at);
   CREATE INDEX assets_by_hash ON assets (file_hash, expires_at);
   `,
+  // Frames rendered and expected, as run_server reports them (the PC app shows "i/N 帧").
+  `
+  ALTER TABLE tasks ADD COLUMN current_frame INTEGER;
+  ALTER TABLE tasks ADD COLUMN total_frames INTEGER;
+  `,
 ]
 
 export function openDb(path: string): Db {

@@ -137,12 +137,13 @@ export async function startGateway(
       submitLimiter: new RateLimiter(config.rateLimits.submitsPerMinute, now),
       uploadLimiter: new RateLimiter(config.rateLimits.uploadsPerMinute, now),
       pool,
+      assets: new AssetStore(db, config.assetTtlMs),
+      onlineCapacity: () => core.registry.online().reduce((sum, g) => sum + g.capacity, 0),
       log,
       now,
       jsonBodyLimit: config.jsonBodyLimit,
       uploadMaxBytes: config.uploadMaxBytes,
-      assets: new AssetStore(db, config.assetTtlMs),
-      onlineCapacity: () => core.registry.online().reduce((sum, g) => sum + g.capacity, 0),
+      waitingStatus: config.waitingStatus,
     })
     const server = createServer(app)
     await new Promise<void>((resolve, reject) => {

@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino'
 import type { Db } from './db.js'
-import type { GpuState, Holding } from '../protocol/index.js'
+import type { GpuState, Holding, ServiceReadiness } from '../protocol/index.js'
 
 export interface GpuPresence {
   readonly id: string
@@ -17,6 +17,10 @@ export interface GpuPresence {
   readonly lastSeen: number
   readonly capacity: number
   readonly heartbeatMs: number
+  /** Online and its GPU service can take work (the bridge's `ready`). */
+  readonly ready: boolean
+  /** The GPU service as the bridge last reported it; null before any report. */
+  readonly service: ServiceReadiness | null
 }
 
 export interface RegistryEvents {
@@ -57,6 +61,8 @@ export class GpuRegistry {
         lastSeen: row.last_seen,
         capacity: row.capacity,
         heartbeatMs: DEFAULT_HEARTBEAT_MS,
+        ready: false,
+        service: null,
       })
     }
     for (const id of knownIds) {
@@ -69,6 +75,8 @@ export class GpuRegistry {
           lastSeen: 0,
           capacity: 1,
           heartbeatMs: DEFAULT_HEARTBEAT_MS,
+          ready: false,
+          service: null,
         })
       }
     }
@@ -80,6 +88,11 @@ export class GpuRegistry {
 
   online(): GpuPresence[] {
     return this.all().filter((g) => g.online)
+  }
+
+  /** Online with a GPU service that can take work: what estimates count and work goes to. */
+  ready(): GpuPresence[] {
+    return this.all().filter((g) => g.online && g.ready)
   }
 
   get(id: string): GpuPresence | undefined {
@@ -103,7 +116,11 @@ export class GpuRegistry {
     }
     if (!state.online) {
       if (known && !known.online && state.epoch === known.epoch) return 'stale'
-      this.#set(gpuId, { online: false, epoch: state.epoch, since: now, lastSeen: now }, known)
+      this.#set(
+        gpuId,
+        { online: false, epoch: state.epoch, since: now, lastSeen: now, ready: false },
+        known,
+      )
       this.#log.warn({ gpuId, epoch: state.epoch, reason: state.reason ?? 'will' }, 'GPU offline')
       this.#events.onOffline(gpuId, state.reason ?? 'will')
       return 'offline'
@@ -118,9 +135,18 @@ export class GpuRegistry {
         lastSeen: now,
         capacity: state.capacity ?? known?.capacity ?? 1,
         heartbeatMs: state.heartbeatMs ?? known?.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+        // Bridges from before readiness existed say nothing: they are ready when online.
+        ready: state.ready ?? true,
+        service: state.service ?? null,
       },
       known,
     )
+    if (known?.ready !== (state.ready ?? true)) {
+      this.#log.info(
+        { gpuId, ready: state.ready ?? true, service: state.service },
+        'GPU service readiness changed',
+      )
+    }
     if (!retained && state.reason === 'birth') {
       this.#log.info(
         { gpuId, epoch: state.epoch, holding: state.holding?.length ?? 0 },
@@ -142,7 +168,7 @@ export class GpuRegistry {
   sweep(now: number): void {
     for (const gpu of this.#gpus.values()) {
       if (gpu.online && now - gpu.lastSeen > 3 * gpu.heartbeatMs) {
-        this.#set(gpu.id, { online: false, since: now }, gpu)
+        this.#set(gpu.id, { online: false, since: now, ready: false }, gpu)
         this.#log.warn(
           { gpuId: gpu.id, lastSeen: new Date(gpu.lastSeen).toISOString() },
           'GPU offline (heartbeat missed)',
@@ -152,9 +178,13 @@ export class GpuRegistry {
     }
   }
 
-  /** Where new work goes: the least-loaded online GPU, else the one seen last, else the first known. */
+  /**
+   * Where new work goes: the least-loaded ready GPU, else the least-loaded online one (its service
+   * is loading), else the one seen last, else the first known.
+   */
   pick(loadOf: (gpuId: string) => number): string {
-    const online = this.online()
+    const ready = this.ready()
+    const online = ready.length > 0 ? ready : this.online()
     if (online.length > 0) {
       let best = online[0]
       let bestScore = Infinity
@@ -188,6 +218,8 @@ export class GpuRegistry {
       lastSeen: patch.lastSeen ?? known?.lastSeen ?? 0,
       capacity: patch.capacity ?? known?.capacity ?? 1,
       heartbeatMs: patch.heartbeatMs ?? known?.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+      ready: patch.ready ?? known?.ready ?? false,
+      service: patch.service ?? known?.service ?? null,
     }
     this.#gpus.set(gpuId, next)
     this.#db

@@ -80,6 +80,8 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
     registry,
     bootEstimateS: config.bootEstimateS,
     runEstimateS: config.runEstimateS,
+    waitingTexts: config.waitingTexts,
+    now,
   })
   late.views = views
   late.dispatcher = dispatcher
@@ -114,9 +116,9 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
     views,
     actions,
     dispatcher,
+    registry,
     onMessage(topic, payload, retained) {
       const parsed = topics.parseGpuTopic(topic)
-    registry,
       if (!parsed) return
       // MQTT handlers never throw (STYLE): a failure is logged and the message dropped.
       try {

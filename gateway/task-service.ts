@@ -2,7 +2,13 @@
  * What the HTTP routes read: a task as its owner sees it (position, estimate, the words to show),
  * the queue, the GPUs. Computed from SQLite; nothing here changes a row (see task-actions.ts).
  */
-import { etaSeconds, queuedMessage } from './estimates.js'
+import {
+  bootRemainingS,
+  etaSeconds,
+  waitingText,
+  type WaitReason,
+  type WaitingTexts,
+} from './estimates.js'
 import type { GpuRegistry } from './gpu-registry.js'
 import type { TaskRow, TaskStore } from './task-store.js'
 import { AppError } from '../lib/errors.js'
@@ -13,6 +19,9 @@ export interface TaskServiceDeps {
   readonly registry: GpuRegistry
   readonly bootEstimateS: number
   readonly runEstimateS: number
+  readonly waitingTexts: WaitingTexts
+  /** Wall-clock ms (estimates only: no clock here decides anything). */
+  readonly now: () => number
 }
 
 export interface TaskView {
@@ -20,6 +29,10 @@ export interface TaskView {
   readonly position: number
   readonly etaSeconds: number
   readonly gpusOnline: number
+  /** GPUs online whose service can take work. */
+  readonly gpusReady: number
+  /** Why a queued task waits; null once it left the queue. */
+  readonly waiting: WaitReason | null
   /** What to tell the user now, in Chinese. */
   readonly message: string
 }
@@ -28,6 +41,9 @@ export interface QueueView {
   readonly queued: number
   readonly processing: number
   readonly gpusOnline: number
+  readonly gpusReady: number
+  /** Tasks the ready GPUs run at once (sum of their capacities). */
+  readonly capacity: number
   readonly etaSeconds: number
 }
 
@@ -44,47 +60,56 @@ export class TaskService {
     return row
   }
 
+  find(taskId: string): TaskRow | undefined {
+    return this.#d.store.get(taskId)
+  }
+
   view(row: TaskRow): TaskView {
-    const { store, registry } = this.#d
-    const online = registry.online()
+    const { store } = this.#d
+    const gpus = this.#gpuCounts()
     const position = store.queuePosition(row)
-    const counts = store.counts()
+    const waiting = row.state === 'queued' ? gpus.reason : null
     const eta =
       row.state === 'queued'
         ? etaSeconds({
             position,
-            processing: counts.processing,
-            gpusOnline: online.length,
-            onlineCapacity: online.reduce((sum, g) => sum + g.capacity, 0),
-            bootS: this.#d.bootEstimateS,
+            processing: store.counts().processing,
+            gpusOnline: gpus.ready,
+            onlineCapacity: gpus.capacity,
+            bootS: this.#bootS(row.created_at),
             runS: this.#runS(),
           })
         : 0
+    const message =
+      waiting === null ? describe(row) : waitingText(this.#d.waitingTexts, waiting, position, eta)
     return {
       row,
       position,
       etaSeconds: eta,
-      gpusOnline: online.length,
-      message: describe(row, position, eta, online.length),
+      gpusOnline: gpus.online,
+      gpusReady: gpus.ready,
+      waiting,
+      message,
     }
   }
 
   queue(): QueueView {
-    const { store, registry } = this.#d
-    const counts = store.counts()
-    const online = registry.online()
+    const counts = this.#d.store.counts()
+    const gpus = this.#gpuCounts()
     const eta = etaSeconds({
       position: counts.queued + 1,
       processing: counts.processing,
-      gpusOnline: online.length,
-      onlineCapacity: online.reduce((sum, g) => sum + g.capacity, 0),
-      bootS: this.#d.bootEstimateS,
+      gpusOnline: gpus.ready,
+      onlineCapacity: gpus.capacity,
+      bootS: this.#bootS(this.#d.now()),
       runS: this.#runS(),
     })
     return {
       queued: counts.queued,
       processing: counts.processing,
-      gpusOnline: online.length,
+      gpusOnline: gpus.online,
+      gpusReady: gpus.ready,
+      capacity: gpus.capacity,
       etaSeconds: eta,
     }
   }
@@ -94,10 +119,19 @@ export class TaskService {
   }
 
   /** Presence of every known GPU, for health and admins. */
-  gpus(): { id: string; online: boolean; epoch: number; since: string | null }[] {
+  gpus(): {
+    id: string
+    online: boolean
+    ready: boolean
+    service: string | null
+    epoch: number
+    since: string | null
+  }[] {
     return this.#d.registry.all().map((g) => ({
       id: g.id,
       online: g.online,
+      ready: g.online && g.ready,
+      service: g.online ? g.service : null,
       epoch: g.epoch,
       since: g.since > 0 ? new Date(g.since).toISOString() : null,
     }))
@@ -117,16 +151,40 @@ export class TaskService {
     }
   }
 
+  #gpuCounts(): { online: number; ready: number; capacity: number; reason: WaitReason } {
+    const { registry } = this.#d
+    const online = registry.online().length
+    const ready = registry.ready()
+    const reason: WaitReason = ready.length > 0 ? 'queued' : online > 0 ? 'starting' : 'offline'
+    return {
+      online,
+      ready: ready.length,
+      capacity: ready.reduce((sum, g) => sum + g.capacity, 0),
+      reason,
+    }
+  }
+
+  /**
+   * The boot estimate for a wait that began at the later of `since` and the last change of any
+   * GPU's presence: it counts down as the wait goes on (to a floor, once overdue).
+   */
+  #bootS(since: number): number {
+    const lastChange = Math.max(0, ...this.#d.registry.all().map((g) => g.since))
+    const elapsedS = (this.#d.now() - Math.max(since, lastChange)) / 1000
+    return bootRemainingS(this.#d.bootEstimateS, elapsedS)
+  }
+
   #runS(): number {
     const ms = this.#d.store.recentRunMs()
     return ms === null ? this.#d.runEstimateS : Math.max(1, Math.round(ms / 1000))
   }
 }
 
-function describe(row: TaskRow, position: number, eta: number, gpusOnline: number): string {
+/** The words for a task that is no longer waiting. */
+function describe(row: TaskRow): string {
   switch (row.state) {
     case 'queued':
-      return queuedMessage(position, eta, gpusOnline)
+      return '任务排队中'
     case 'processing':
       return row.stage_message ?? stageText(row)
     case 'done':

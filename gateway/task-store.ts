@@ -38,6 +38,22 @@ export interface TaskRow {
   readonly claim_epoch: number | null
   readonly progress_at: number | null
   readonly request_key: string | null
+  readonly current_frame: number | null
+  readonly total_frames: number | null
+}
+
+/** One progress event of the current attempt. */
+export interface ProgressUpdate {
+  readonly id: string
+  readonly gpuId: string
+  readonly attempt: number
+  readonly seq: number
+  readonly progress: number
+  readonly stage: Stage
+  readonly message: string | null
+  readonly currentFrame: number | null
+  readonly totalFrames: number | null
+  readonly now: number
 }
 
 export interface NewTask {
@@ -150,26 +166,32 @@ export class TaskStore {
   }
 
   /** Progress of the current attempt, applied once: only a higher `seq` changes the row. */
-  progress(
-    id: string,
-    gpuId: string,
-    attempt: number,
-    seq: number,
-    progress: number,
-    stage: Stage,
-    message: string | null,
-    now: number,
-  ): boolean {
+  progress(u: ProgressUpdate): boolean {
     return (
       this.#db
         .prepare(
           `UPDATE tasks SET
              progress_at = CASE WHEN progress != ? OR stage IS NOT ? THEN ? ELSE progress_at END,
-             progress = ?, stage = ?, stage_message = ?, last_seq = ?, updated_at = ?
+             progress = ?, stage = ?, stage_message = ?, current_frame = ?, total_frames = ?,
+             last_seq = ?, updated_at = ?
            WHERE id = ? AND state = 'processing' AND gpu_id = ? AND attempt = ? AND last_seq < ?`,
         )
-        .run(progress, stage, now, progress, stage, message, seq, now, id, gpuId, attempt, seq)
-        .changes === 1
+        .run(
+          u.progress,
+          u.stage,
+          u.now,
+          u.progress,
+          u.stage,
+          u.message,
+          u.currentFrame,
+          u.totalFrames,
+          u.seq,
+          u.now,
+          u.id,
+          u.gpuId,
+          u.attempt,
+          u.seq,
+        ).changes === 1
     )
   }
 
@@ -230,7 +252,7 @@ export class TaskStore {
       this.#db
         .prepare(
           `UPDATE tasks SET state = 'queued', attempt = attempt + 1, gpu_id = ?, progress = 0, stage = NULL,
-             stage_message = NULL, last_seq = 0, claimed_at = NULL, error_msg = ?, updated_at = ?
+             stage_message = NULL, current_frame = NULL, total_frames = NULL, last_seq = 0, claimed_at = NULL, error_msg = ?, updated_at = ?
            WHERE id = ? AND attempt = ?`,
         )
         .run(gpuId, reason, now, id, attempt)

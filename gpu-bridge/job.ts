@@ -129,7 +129,7 @@ async function handOver(
 function isRetryable(err: unknown): boolean {
   if (err instanceof ServiceRejected) return false
   if (err instanceof HttpError && err.status >= 400 && err.status < 500) {
-    return [404, 408, 409, 429].includes(err.status)
+    return [401, 404, 408, 409, 429].includes(err.status)
   }
   return true
 }

@@ -21,6 +21,8 @@ export interface RouteDeps {
   readonly uploadMaxBytes: number
   /** The online GPUs' capacities added up (run_server's `max_concurrent`). */
   readonly onlineCapacity: () => number
+  /** The status word a task waiting for a GPU that is not ready shows on the compatible API. */
+  readonly waitingStatus: 'processing' | 'queued'
   readonly log: Logger
   readonly now: () => number
 }

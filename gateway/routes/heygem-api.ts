@@ -8,7 +8,9 @@ import { ok, validate } from '../http-envelope.js'
 import { queueInfo } from './health.js'
 import { limitKey, type RouteDeps } from './deps.js'
 import { assertInputs, submitData, submitMessage, submitOwner } from './submit-shared.js'
-import { failureText, requestKey, resultUrl } from './task-api.js'
+import { progressData } from '../progress-data.js'
+import type { TaskRow } from '../task-store.js'
+import { requestKey } from './task-api.js'
 import { AppError } from '../../lib/errors.js'
 import {
   CheckFilesRequest,
@@ -16,7 +18,6 @@ import {
   HEYGEM_PATHS,
   TaskId,
   isTerminal,
-  type ProgressData,
   type QueueTask,
 } from '../../protocol/index.js'
 
@@ -77,21 +78,10 @@ export function heygemApi(deps: RouteDeps): Router {
   )
 
   router.get(HEYGEM_PATHS.progress, (req, res) => {
-    const query = validate(z.object({ task_id: TaskId }).loose(), req.query, 'task_id')
-    const row = views.get(query.task_id)
+    const row = compatTask(views, req.query.task_id)
     auth.assertVisible(req, row.owner)
-    const view = views.view(row)
-    const data: ProgressData = {
-      task_id: row.id,
-      status: views.serviceStatus(row),
-      progress: row.progress,
-      message: view.message,
-      queue_position: view.position,
-      eta_seconds: view.etaSeconds,
-      result_url: row.state === 'done' ? resultUrl(row.id) : null,
-      error_msg: failureText(row.state, row.error_msg, view.message),
-    }
-    ok(res, data, view.message)
+    const data = progressData({ views, waitingStatus: deps.waitingStatus }, row)
+    ok(res, data, data.message)
   })
 
   router.get(HEYGEM_PATHS.download, async (req, res, next) => {
@@ -120,6 +110,16 @@ export function heygemApi(deps: RouteDeps): Router {
   })
 
   return router
+}
+
+/** A task by the id a run_server client sends: any string; run_server's words when missing. */
+export function compatTask(views: RouteDeps['views'], taskId: unknown): TaskRow {
+  if (typeof taskId !== 'string' || taskId === '') {
+    throw new AppError('VALIDATION_FAILED', 400, '缺少 task_id')
+  }
+  const row = TaskId.safeParse(taskId).success ? views.find(taskId) : undefined
+  if (!row) throw new AppError('TASK_NOT_FOUND', 404, `任务 ${taskId.slice(0, 64)} 不存在`)
+  return row
 }
 
 function bodyLicense(body: unknown): unknown {

@@ -108,7 +108,7 @@ export function requestKey(req: Request, bodyKey: string | undefined): string | 
 
 function submitStatus(view: Submitted): TaskSubmitData['status'] {
   if (view.row.state === 'done') return 'done'
-  if (view.row.state === 'queued' && view.gpusOnline === 0) return 'queued'
+  if (view.row.state === 'queued' && view.gpusReady === 0) return 'queued'
   return 'submitted'
 }
 

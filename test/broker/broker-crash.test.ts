@@ -141,7 +141,7 @@ describe('wills of clients connected when the broker died', () => {
       { what: 'GPU back with a newer epoch', timeoutMs: 15_000 },
     )
     await afterWillSweep(second.url)
-    expect(await gpuPresence(gateway.url)).toEqual({ online: true, epoch: bridge.epoch() })
+    expect(await gpuPresence(gateway.url)).toMatchObject({ online: true, epoch: bridge.epoch() })
   })
 
   it('a GPU still away at the sweep is marked offline by its late will, and online again when it returns', async () => {

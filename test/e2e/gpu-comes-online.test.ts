@@ -37,6 +37,8 @@ describe('tasks queued while the GPU is off', () => {
     expect(gpu.stats.submissions.map((s) => s.audioHash)).toEqual(submitted.map((t) => t.audio))
     expect(gpu.stats.completed).toHaveLength(5)
     expect(gpu.stats.maxConcurrent).toBe(1)
+    // new inputs, the GPU off at submit: every task ran on its first attempt
+    expect(submitted.map((t) => gateway.store.get(t.taskId)?.attempt)).toEqual([1, 1, 1, 1, 1])
     // the avatar video travelled once
     expect(gpu.stats.uploads.filter((u) => u.hash === video)).toHaveLength(1)
     // every PC downloads the result made from its own inputs

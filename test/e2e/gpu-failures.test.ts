@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { TEXTS } from '../../gpu-bridge/user-text.js'
 import { publish } from '../../lib/mqtt.js'
 import { finalStatus, media, submitTask, taskStatus, upload } from '../helpers/pc.js'
 import {
@@ -96,12 +97,18 @@ describe('failures on the GPU side', () => {
   })
 })
 
-describe('a GPU service error far longer than an event may carry', () => {
-  it('ends the task as error with the message clipped, and the bridge goes on to the next task', async () => {
+describe('a GPU service error the owner cannot read, or far longer than an event may carry', () => {
+  it('ends the task as error with Chinese words instead of a traceback (kept in the log), and the bridge goes on', async () => {
     const traceback = `Traceback (most recent call last):\n${'  File "x.py", line 1, in f\n'.repeat(200)}RuntimeError: CUDA out of memory`
-    const { failed } = await failThenNext('long-error', traceback)
+    const { failed } = await failThenNext('english-error', traceback)
+    expect(failed.error_msg).toBe(TEXTS.engineInternal)
+  })
+
+  it('clips a long Chinese reason to what an event may carry', async () => {
+    const reason = `未检测到人脸，${'请检查视频第 1 帧；'.repeat(400)}`
+    const { failed } = await failThenNext('long-error', reason)
     const message = String(failed.error_msg)
     expect(message.length).toBeLessThanOrEqual(2000)
-    expect(message.startsWith('Traceback (most recent call last):')).toBe(true)
+    expect(message.startsWith('未检测到人脸，请检查视频第 1 帧')).toBe(true)
   })
 })

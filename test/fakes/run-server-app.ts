@@ -110,6 +110,7 @@ export function createRunServerListener(options: RunServerAppOptions): RequestLi
     }
     if (route.open !== true && !authorized(req.headers.authorization, options.secret)) {
       req.resume()
+      ctx.events.refused()
       sendFailure(res, 401, '鉴权失败')
       return
     }

@@ -16,6 +16,8 @@ export interface RunServerEvents {
   submit(entry: { taskId: string; audioHash: string; videoHash: string; cached: boolean }): void
   /** A client asked about a task it knows: its progress (HTTP or WebSocket) or its result. */
   ask(taskId: string, what: 'progress' | 'download'): void
+  /** A request refused with 401 `鉴权失败` (wrong or missing secret). */
+  refused(): void
 }
 
 export interface RunServerContext {

@@ -60,6 +60,8 @@ export interface FakeRunServerStats {
   readonly forgotten: readonly string[]
   /** TTL cleanup sweeps done so far. */
   readonly sweeps: number
+  /** HTTP requests refused with 401 (a wrong or missing secret). */
+  readonly refused: number
 }
 
 interface MutableStats {
@@ -71,6 +73,7 @@ interface MutableStats {
   downloaded: Set<string>
   forgotten: string[]
   sweeps: number
+  refused: number
 }
 
 export function newStats(): { stats: FakeRunServerStats; mutable: MutableStats } {
@@ -83,6 +86,7 @@ export function newStats(): { stats: FakeRunServerStats; mutable: MutableStats }
     downloaded: new Set(),
     forgotten: [],
     sweeps: 0,
+    refused: 0,
   }
   return { stats: mutable, mutable }
 }

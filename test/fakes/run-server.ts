@@ -132,6 +132,7 @@ export async function startFakeRunServer(options: FakeRunServerOptions): Promise
           mutable.asked.add(taskId)
           if (what === 'download') mutable.downloaded.add(taskId)
         },
+        refused: () => (mutable.refused += 1),
       },
     }
     up = {

@@ -1,8 +1,14 @@
 import { describe, expect, it } from 'vitest'
-import { etaSeconds, humanDuration, queuedMessage } from '../../gateway/estimates.js'
+import {
+  DEFAULT_WAITING_TEXTS,
+  bootRemainingS,
+  etaSeconds,
+  humanDuration,
+  waitingText,
+} from '../../gateway/estimates.js'
 
 describe('estimates', () => {
-  it('adds the boot time when no GPU is online, and the runs ahead', () => {
+  it('adds the boot time when no GPU is ready, and the runs ahead', () => {
     const base = { processing: 0, gpusOnline: 0, onlineCapacity: 0, bootS: 120, runS: 60 }
     expect(etaSeconds({ ...base, position: 1 })).toBe(120)
     expect(etaSeconds({ ...base, position: 3 })).toBe(240)
@@ -12,13 +18,26 @@ describe('estimates', () => {
     ).toBe(120)
   })
 
-  it('tells the user in Chinese that the task waits for the GPU and when it should start', () => {
-    expect(queuedMessage(1, 120, 0)).toBe(
-      '⏳ GPU 服务器未上线，任务已排队，预计约 2 分钟后开始；服务器上线后将自动处理，无需重新提交',
+  it('counts the boot estimate down as the wait goes on, to a floor once overdue', () => {
+    expect(bootRemainingS(120, 0)).toBe(120)
+    expect(bootRemainingS(120, 50)).toBe(70)
+    expect(bootRemainingS(120, 119)).toBe(30)
+    expect(bootRemainingS(120, 3600)).toBe(30)
+  })
+
+  it('tells the user in Chinese that the task waits for the GPU, its place and when it should start', () => {
+    expect(waitingText(DEFAULT_WAITING_TEXTS, 'offline', 1, 120)).toBe(
+      '⏳ GPU 服务器未上线，任务已排队（第1位），预计约 2 分钟后开始；服务器上线后将自动处理，无需重新提交',
     )
-    expect(queuedMessage(3, 45, 1)).toBe(
-      '任务已提交，排队中（前面还有 2 个任务），预计约 45 秒后开始',
+    expect(waitingText(DEFAULT_WAITING_TEXTS, 'queued', 3, 45)).toBe(
+      '任务排队中（第3位），预计约 45 秒后开始',
     )
+    expect(waitingText(DEFAULT_WAITING_TEXTS, 'queued', 1, 0)).toBe('任务已提交，即将开始处理')
     expect(humanDuration(3 * 3600)).toBe('约 3 小时')
+  })
+
+  it('uses configured words, for an app that never mentions the GPU', () => {
+    const texts = { ...DEFAULT_WAITING_TEXTS, offline: '排队中，前面 {ahead} 个，{eta}后开始' }
+    expect(waitingText(texts, 'offline', 3, 600)).toBe('排队中，前面 2 个，约 10 分钟后开始')
   })
 })

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { openDb } from '../../gateway/db.js'
-import { TaskStore } from '../../gateway/task-store.js'
+import { TaskStore, type ProgressUpdate } from '../../gateway/task-store.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
 async function store(): Promise<TaskStore> {
@@ -13,6 +13,12 @@ async function store(): Promise<TaskStore> {
 }
 
 const file = (hash: string) => ({ hash: hash.repeat(32), ext: '.wav', size: 10 })
+
+/** One progress event of t1 on gpu-1, attempt 1, without frames. */
+function up(fields: Pick<ProgressUpdate, 'seq' | 'progress' | 'now'> & Partial<ProgressUpdate>) {
+  const base = { id: 't1', gpuId: 'gpu-1', attempt: 1, stage: 'synthesizing' as const }
+  return { ...base, message: null, currentFrame: null, totalFrames: null, ...fields }
+}
 
 function add(s: TaskStore, id: string, now = 1_000) {
   return s.insert({
@@ -45,10 +51,12 @@ describe('task store', () => {
     const s = await store()
     add(s, 't1')
     s.claim('t1', 'gpu-1', 1, 1, 9, 2_000)
-    expect(s.progress('t1', 'gpu-1', 1, 3, 40, 'synthesizing', null, 2_100)).toBe(true)
-    expect(s.progress('t1', 'gpu-1', 1, 2, 20, 'synthesizing', null, 2_200)).toBe(false)
-    expect(s.progress('t1', 'gpu-1', 1, 3, 40, 'synthesizing', null, 2_200)).toBe(false)
-    expect(s.progress('t1', 'gpu-2', 1, 9, 90, 'encoding', null, 2_300)).toBe(false)
+    expect(s.progress(up({ seq: 3, progress: 40, now: 2_100 }))).toBe(true)
+    expect(s.progress(up({ seq: 2, progress: 20, now: 2_200 }))).toBe(false)
+    expect(s.progress(up({ seq: 3, progress: 40, now: 2_200 }))).toBe(false)
+    expect(
+      s.progress(up({ seq: 9, progress: 90, now: 2_300, gpuId: 'gpu-2', stage: 'encoding' })),
+    ).toBe(false)
     expect(s.get('t1')?.progress).toBe(40)
   })
 

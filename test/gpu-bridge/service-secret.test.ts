@@ -25,7 +25,7 @@ describe('the GPU service secret', () => {
   })
 
   it('prefers GPU_SERVICE_SECRET, else reads the file, and names a file it cannot read', async () => {
-    const dir = await tempDir()
+    const dir = await tempDir('service-secret')
     const path = join(dir, 'config.ini')
     writeFileSync(path, INI)
     expect(resolveServiceSecret('from-env', path)).toBe('from-env')

@@ -14,7 +14,11 @@ import { startBridge, type BridgeHandle } from '../../gpu-bridge/bridge.js'
 import type { Credentials } from '../../lib/credentials.js'
 import { silentLogger } from '../../lib/logger.js'
 import { endClient } from '../../lib/mqtt.js'
-import { startFakeRunServer, type FakeRunServer } from '../fakes/run-server.js'
+import {
+  startFakeRunServer,
+  type FakeRunServer,
+  type FakeRunServerOptions,
+} from '../fakes/run-server.js'
 
 export const log = silentLogger()
 
@@ -55,11 +59,16 @@ export async function testMqttClient(url: string, role: 'gateway' | 'admin'): Pr
   return client
 }
 
-export async function startTestGpu(dir: string, durationMs = 400): Promise<FakeRunServer> {
+export async function startTestGpu(
+  dir: string,
+  durationMs = 400,
+  options: Partial<FakeRunServerOptions> = {},
+): Promise<FakeRunServer> {
   const gpu = await startFakeRunServer({
     dir: join(dir, 'gpu-service'),
     durationMs,
     resultSize: 32 * 1024,
+    ...options,
   })
   onTestFinished(() => gpu.close())
   return gpu

@@ -88,8 +88,11 @@ describe('RelayClient against the real gateway', () => {
     expect(status).toMatchObject({ task_id: submit.task_id, status: 'queued', queue_position: 1 })
     expect(status.result_url).toBeNull()
 
+    // run_server's progress as the unchanged PC app reads it: a task waiting for a GPU that is not
+    // online is `processing`, because the PC app shows only a processing task's message.
     const progress = await client.progress(submit.task_id)
-    expect(progress).toMatchObject({ status: 'queued', progress: 0, queue_position: 1 })
+    expect(progress).toMatchObject({ status: 'processing', progress: 1, queue_position: 1 })
+    expect(progress.message).toContain('GPU 服务器未上线，任务已排队（第1位）')
   })
 
   it('refuses a submit whose files were never uploaded with a 404 and a Chinese message', async () => {
