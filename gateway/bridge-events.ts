@@ -1,5 +1,5 @@
 /**
- * Bridge events on `relay/gpus/{gpuId}/events` (DESIGN §3.2, §3.6): claims granted or refused by
+ * Bridge events on `relay/gpus/{gpuId}/events` (docs/design.md §3.2, §3.6): claims granted or refused by
  * compare-and-set, progress, done and error applied once per (taskId, attempt, seq). MQTT handlers
  * never throw: a bad payload is logged and dropped.
  */

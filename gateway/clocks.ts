@@ -1,5 +1,5 @@
 /**
- * The four clocks (DESIGN §4), run from the gateway's tick: queue TTL (→ expired), execution
+ * The four clocks (docs/design.md §4), run from the gateway's tick: queue TTL (→ expired), execution
  * timeout and stall timeout (→ a new attempt while attempts remain, else error; the bridge is told
  * to stop following the old one), and retention (finished tasks, their results and unreferenced
  * files purged, their retained topics cleared).

@@ -1,4 +1,4 @@
-/** The gateway's SQLite database: the single source of truth for tasks (DESIGN §3). */
+/** The gateway's SQLite database: the single source of truth for tasks (docs/design.md §3). */
 import Database from 'better-sqlite3'
 
 export type Db = Database.Database

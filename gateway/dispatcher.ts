@@ -1,5 +1,5 @@
 /**
- * The gateway's outbound side (DESIGN §3): write then publish task messages, control messages to
+ * The gateway's outbound side (docs/design.md §3): write then publish task messages, control messages to
  * bridges, and the outcomes every part shares (retry as a new attempt, fail for good, cancel).
  * Inbound bridge events are in bridge-events.ts, the birth reconcile in reconcile.ts, the clocks
  * in clocks.ts.

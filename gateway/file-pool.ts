@@ -1,5 +1,5 @@
 /**
- * Content-addressed file pool (DESIGN §6): every file is stored under the md5 of its bytes.
+ * Content-addressed file pool (docs/design.md §6): every file is stored under the md5 of its bytes.
  * Writes stream into a temporary file while hashing, then rename into place, so a file under its
  * hash is always complete; a claimed hash that does not match is stored under the real one.
  */

@@ -138,7 +138,6 @@ export async function startGateway(
       uploadLimiter: new RateLimiter(config.rateLimits.uploadsPerMinute, now),
       pool,
       assets: new AssetStore(db, config.assetTtlMs),
-      onlineCapacity: () => core.registry.online().reduce((sum, g) => sum + g.capacity, 0),
       log,
       now,
       jsonBodyLimit: config.jsonBodyLimit,

@@ -1,5 +1,5 @@
 /**
- * GPU presence with epochs (DESIGN §3.4). A bridge's birth and heartbeats carry its epoch; a
+ * GPU presence with epochs (docs/design.md §3.4). A bridge's birth and heartbeats carry its epoch; a
  * message with an older epoch than the last birth is stale and ignored, so a late Last Will of a
  * previous connection cannot mark a reconnected GPU offline. Three missed heartbeats also count
  * as offline.
@@ -24,7 +24,7 @@ export interface GpuPresence {
 }
 
 export interface RegistryEvents {
-  /** A live birth: what the bridge holds right now, for the reconcile (DESIGN §3.3). */
+  /** A live birth: what the bridge holds right now, for the reconcile (docs/design.md §3.3). */
   onOnline(gpuId: string, holding: readonly Holding[], epoch: number): void
   /** Online, but we did not see its birth: ask for one. */
   onPresumedOnline(gpuId: string): void

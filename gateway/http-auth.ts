@@ -1,5 +1,5 @@
 /**
- * Who is calling the HTTP API (DESIGN §7, issue "only the right party in"):
+ * Who is calling the HTTP API (docs/design.md §7, issue "only the right party in"):
  * - a PC: `Authorization: Bearer <API_SECRET>` (required when API_SECRET is set);
  * - an admin: `Bearer <ADMIN_TOKEN>`, sees every owner's tasks;
  * - a GPU bridge: `Bearer gpu.{gpuId}.{secret}`, only for the file endpoints it needs.

@@ -1,4 +1,4 @@
-/** The envelope `{code, msg, data}` (DESIGN §7), input validation, and the one error middleware. */
+/** The envelope `{code, msg, data}` (docs/design.md §7), input validation, and the one error middleware. */
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express'
 import type { Logger } from 'pino'
 import { z } from 'zod'

@@ -8,9 +8,8 @@
  * app shows as they are; WAITING_STATUS=queued keeps run_server's word instead.
  */
 import type { TaskRow } from './task-store.js'
-import type { TaskService, TaskView } from './task-service.js'
+import { failureText, resultUrl, type TaskService } from './task-service.js'
 import { queueInfo } from './routes/health.js'
-import { resultUrl } from './routes/task-api.js'
 import type { ProgressData, ServiceStatus } from '../protocol/index.js'
 
 export interface ProgressDeps {
@@ -34,24 +33,16 @@ export function progressData(deps: ProgressDeps, row: TaskRow): ProgressData {
     total_frames: row.total_frames ?? 0,
     current_frame: row.current_frame ?? 0,
     queue_position: view.position,
-    queue: { ...queueInfo(q, q.capacity) },
+    queue: { ...queueInfo(q) },
     created_at: seconds(row.created_at),
     started_at: seconds(row.claimed_at),
     finished_at: seconds(row.finished_at),
     error: failureText(view) ?? '',
     // The relay's own keys.
     eta_seconds: view.etaSeconds,
-    result_url: row.state === 'done' ? resultUrl(row.id) : null,
+    result_url: resultUrl(row),
     error_msg: failureText(view),
   }
-}
-
-/** Why a task ended without a result (null while it may still succeed). */
-export function failureText(view: TaskView): string | null {
-  const { state, error_msg: errorMsg } = view.row
-  if (state === 'error') return errorMsg ?? view.message
-  if (state === 'cancelled' || state === 'expired') return view.message
-  return null
 }
 
 function progressOf(row: TaskRow, shownAsWaiting: boolean): number {

@@ -1,5 +1,5 @@
 /**
- * Reconcile on every birth (DESIGN §3.3): what a bridge holds, as listed by a live birth, against
+ * Reconcile on every birth (docs/design.md §3.3): what a bridge holds, as listed by a live birth, against
  * what SQLite says is assigned to it. Lost broker state, lost sessions and messages published
  * before the first subscription are all repaired here.
  */
@@ -62,7 +62,7 @@ export function reconcileBirth(
 
 /**
  * A GPU went offline (will, shutdown or missed heartbeats): its queued, unclaimed work moves to
- * the least-loaded GPU still online (DESIGN §10). The claim keeps this safe: a late message for
+ * the least-loaded GPU still online (docs/design.md §10). The claim keeps this safe: a late message for
  * the old GPU is refused as `reassigned`. With no GPU online the work stays where it is.
  */
 export function moveQueuedFrom(deps: ReconcileDeps, gpuId: string): number {

@@ -1,5 +1,5 @@
 /**
- * The rows the clocks and the owner's actions touch (DESIGN §4): cancel, manual retry, identical
+ * The rows the clocks and the owner's actions touch (docs/design.md §4): cancel, manual retry, identical
  * submits, execution and stall timeouts, and retention. Each change is one transaction with its
  * transition record, like the rest of the task store.
  */

@@ -180,6 +180,19 @@ export class TaskService {
   }
 }
 
+/** Where a done task's result is downloaded (the compatible download path). */
+export function resultUrl(row: TaskRow): string | null {
+  return row.state === 'done' ? `/api/heygem/download?task_id=${row.id}` : null
+}
+
+/** Why a task ended without a result (null while it may still succeed). */
+export function failureText(view: TaskView): string | null {
+  const { state, error_msg: errorMsg } = view.row
+  if (state === 'error') return errorMsg ?? view.message
+  if (state === 'cancelled' || state === 'expired') return view.message
+  return null
+}
+
 /** The words for a task that is no longer waiting. */
 function describe(row: TaskRow): string {
   switch (row.state) {

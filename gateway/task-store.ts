@@ -1,6 +1,6 @@
 /**
  * Task rows: every state change is one SQLite statement (or transaction) and leaves a transition
- * record. The claim is the compare-and-set that makes "claim before run" hold (DESIGN §3.2).
+ * record. The claim is the compare-and-set that makes "claim before run" hold (docs/design.md §3.2).
  */
 import type { Statement } from 'better-sqlite3'
 import type { Db } from './db.js'

@@ -1,6 +1,6 @@
 /**
  * `GET /ws/progress/{task_id}?token=`: progress pushed over a WebSocket, as run_server's flask-sock
- * route does it (GPU-SERVICES.md §1), so the unchanged PC app with `websockets` is pushed its
+ * route does it (docs/real-services.md §1), so the unchanged PC app with `websockets` is pushed its
  * progress instead of polling. Each socket gets `{"code":0,"data":<progress data>}` at once, then
  * whenever (status, progress, current_frame) changes, checked on one shared timer (1 s), and always
  * the terminal one (`done` or `error`), after which it is closed. Beyond run_server, a change of

@@ -1,5 +1,5 @@
 /**
- * startBridge: the GPU machine's MQTT client (DESIGN §2, §3). A fixed client id and
+ * startBridge: the GPU machine's MQTT client (docs/design.md §2, §3). A fixed client id and
  * clean-session=false, so tasks published while the GPU was off wait in the broker; presence with
  * epochs (presence.ts); task messages stored durably before they are acknowledged; the runner
  * claims and runs them through the GPU service adapter.
@@ -128,7 +128,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
   readiness.start()
   let closing = false
 
-  // Acknowledge a message only once it is stored (DESIGN §3.5): mqtt.js sends PUBACK after this
+  // Acknowledge a message only once it is stored (docs/design.md §3.5): mqtt.js sends PUBACK after this
   // callback, and withholds it when we pass an error.
   client.handleMessage = (packet, callback) => {
     try {

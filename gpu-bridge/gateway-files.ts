@@ -1,5 +1,5 @@
 /**
- * The bridge's HTTP side of the gateway (DESIGN §6): input files streamed out of the gateway's
+ * The bridge's HTTP side of the gateway (docs/design.md §6): input files streamed out of the gateway's
  * pool, results streamed back in, each checked by md5 on both ends.
  */
 import { Readable } from 'node:stream'

@@ -1,5 +1,5 @@
 /**
- * The bridge's durable inbox (DESIGN §3.5): received → claiming → running (with the GPU service's
+ * The bridge's durable inbox (docs/design.md §3.5): received → claiming → running (with the GPU service's
  * task id) → finished (terminal event not yet acknowledged). A row is written before its MQTT
  * message is acknowledged, so nothing received is lost by a crash; after a restart the bridge
  * resumes from here. The connection epoch lives here too.
@@ -73,7 +73,7 @@ export class Inbox {
   }
 
   /**
-   * Next connection epoch, persisted before it is used (DESIGN §3.4). It never goes back, even if
+   * Next connection epoch, persisted before it is used (docs/design.md §3.4). It never goes back, even if
    * this file is lost (a re-imaged GPU machine): at least the clock in ms, at least last + 1.
    */
   bumpEpoch(now: number): number {
@@ -202,7 +202,7 @@ export class Inbox {
     return rows
   }
 
-  /** What the birth reports, so the gateway can reconcile (DESIGN §3.3). */
+  /** What the birth reports, so the gateway can reconcile (docs/design.md §3.3). */
   holding(): Holding[] {
     return this.all()
       .slice(0, MAX_HOLDING)

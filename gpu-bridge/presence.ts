@@ -1,5 +1,5 @@
 /**
- * The bridge's presence on `relay/gpus/{gpuId}/state` (DESIGN §3.4): a new epoch for every
+ * The bridge's presence on `relay/gpus/{gpuId}/state` (docs/design.md §3.4): a new epoch for every
  * connection (kept on disk), a retained Last Will carrying it, a birth listing what the inbox
  * holds, heartbeats, and a graceful "offline" on shutdown. If a will or state of an older
  * connection ends up retained over ours (a late will), ours is put back.

@@ -1,6 +1,6 @@
 /**
  * The bridge's scheduler: claims the oldest received task while a slot is free, runs it once the
- * gateway grants the claim, reports the outcome and re-sends it until acknowledged (DESIGN §3.2,
+ * gateway grants the claim, reports the outcome and re-sends it until acknowledged (docs/design.md §3.2,
  * §3.5). All state lives in the inbox; this class only holds timers and the running jobs.
  */
 import type { Logger } from 'pino'

@@ -1,5 +1,5 @@
 /**
- * RelayClient: the PC side's typed view of the gateway's HTTP API (DESIGN §7). Every reply is read
+ * RelayClient: the PC side's typed view of the gateway's HTTP API (docs/design.md §7). Every reply is read
  * as the `{code, msg, data}` envelope and parsed with the protocol schemas; `code != 0` becomes an
  * HttpError carrying the server's own (Chinese) `msg`. Files go up and come down streamed.
  */

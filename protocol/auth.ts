@@ -1,5 +1,5 @@
 /**
- * Who is who (DESIGN §7, issue "only the right party in"): the names both ends must agree on.
+ * Who is who (docs/design.md §7, issue "only the right party in"): the names both ends must agree on.
  * MQTT: the gateway logs in as `gateway`, an admin as `admin`, a GPU as its gpuId with client id
  * `gpu-relay-bridge-{gpuId}`. HTTP: PCs send `Authorization: Bearer <api secret>` and name their
  * owner with `license_key`; a bridge sends `Authorization: Bearer gpu.{gpuId}.{secret}`.

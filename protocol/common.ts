@@ -4,7 +4,7 @@ import { z } from 'zod'
 export const PROTOCOL_VERSION = 1 as const
 export const Version = z.literal(PROTOCOL_VERSION)
 
-/** md5 of a file's bytes, lower-case hex: the file's name everywhere (DESIGN §6). */
+/** md5 of a file's bytes, lower-case hex: the file's name everywhere (docs/design.md §6). */
 export const Md5 = z
   .string()
   .regex(/^[0-9a-fA-F]{32}$/, 'must be 32 hex characters (md5)')
@@ -34,7 +34,7 @@ export const FileRef = z.object({
 })
 export type FileRef = z.infer<typeof FileRef>
 
-/** What a GPU service says a job is doing (run_server statuses, DESIGN §8). */
+/** What a GPU service says a job is doing (run_server statuses, docs/design.md §8). */
 export const ServiceStatus = z.enum([
   'queued',
   'processing',

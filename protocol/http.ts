@@ -1,5 +1,5 @@
 /**
- * HTTP shapes (DESIGN §7). The same envelope everywhere: `{code, msg, data}`; `code` 0 is success.
+ * HTTP shapes (docs/design.md §7). The same envelope everywhere: `{code, msg, data}`; `code` 0 is success.
  * The GPU-server-compatible paths are spoken both by the GPU machine's run_server and by the gateway,
  * so the PC app only changes its URL.
  */

@@ -1,5 +1,5 @@
 /**
- * MQTT payloads (DESIGN §5). All JSON, all with `"v": 1`, all readable in MQTT Explorer.
+ * MQTT payloads (docs/design.md §5). All JSON, all with `"v": 1`, all readable in MQTT Explorer.
  * Producers build them with these types; consumers parse with these schemas and drop what fails.
  */
 import { z } from 'zod'
@@ -64,7 +64,7 @@ export const GpuState = z.object({
   heartbeatMs: z.number().int().min(100).max(600_000).optional(),
   /**
    * 'birth' on each new connection and when the gateway asks (`rebirth`), 'heartbeat' after;
-   * absent in a will. Only a live birth (not a retained copy) is reconciled (DESIGN §3.3).
+   * absent in a will. Only a live birth (not a retained copy) is reconciled (docs/design.md §3.3).
    */
   reason: z.enum(['birth', 'heartbeat', 'shutdown']).optional(),
   /** What the inbox holds; carried by births only. */
@@ -107,7 +107,7 @@ export type ClaimRefusal = z.infer<typeof ClaimRefusal>
 
 /**
  * `relay/gpus/{gpuId}/control`: the gateway's answers. `ack` confirms a terminal event
- * (`done`/`error`) so the bridge can stop re-sending it; it is our addition to DESIGN §5.
+ * (`done`/`error`) so the bridge can stop re-sending it; it is our addition to docs/design.md §5.
  */
 export const ControlMessage = z.discriminatedUnion('kind', [
   z.object({ v: Version, kind: z.literal('claim-granted'), taskId: TaskId, attempt: Attempt }),

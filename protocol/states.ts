@@ -1,6 +1,6 @@
 import { z } from 'zod'
 
-/** Task life (DESIGN §4). The gateway's SQLite row holds one of these. */
+/** Task life (docs/design.md §4). The gateway's SQLite row holds one of these. */
 export const TaskState = z.enum(['queued', 'processing', 'done', 'error', 'cancelled', 'expired'])
 export type TaskState = z.infer<typeof TaskState>
 

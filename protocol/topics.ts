@@ -1,5 +1,5 @@
 /**
- * MQTT topic names (DESIGN §5). Topic names are built only here; every other module asks this one.
+ * MQTT topic names (docs/design.md §5). Topic names are built only here; every other module asks this one.
  * The root is configurable (`MQTT_TOPIC_ROOT`), default `relay`.
  */
 export const DEFAULT_TOPIC_ROOT = 'relay'

@@ -19,6 +19,7 @@ import { bridgeTestConfig } from '../gpu-bridge/config.js'
 import { RelayClient } from '../pc-adapter/client.js'
 import { renderVideo } from '../pc-adapter/submit-flow.js'
 import { mp4Bytes, wavBytes } from '../test/helpers/media.js'
+import { md5Buffer } from '../lib/hash.js'
 import { startFakeRunServer } from '../test/fakes/run-server.js'
 
 const bridgeDelayMs = Number(process.env.DEMO_BRIDGE_DELAY_MS ?? 6000)
@@ -54,7 +55,9 @@ async function main(): Promise<void> {
     log.info({ url: gpu.url }, 'fake GPU service (run_server) ready, but its bridge is not running')
 
     const avatar = join(dir, 'avatar.mp4')
-    await writeFile(avatar, mp4Bytes('demo-avatar', 256 * 1024))
+    const avatarBytes = mp4Bytes('demo-avatar', 256 * 1024)
+    await writeFile(avatar, avatarBytes)
+    const avatarHash = md5Buffer(avatarBytes)
     const pcs = ['PC-ALICE', 'PC-BOB']
     const client = new RelayClient({ baseUrl: gateway.url })
     say(`Two PCs submit ${String(taskCount)} tasks while the GPU is off`)
@@ -114,7 +117,7 @@ async function main(): Promise<void> {
     process.stdout.write(
       [
         `  tasks run:                                ${String(rows.length)} (GPU service saw ${String(gpu.stats.submissions.length)} submissions, max ${String(gpu.stats.maxConcurrent)} at once)`,
-        `  avatar video uploads to the GPU:          ${String(gpu.stats.uploads.filter((u) => u.size === 256 * 1024).length)}`,
+        `  avatar video uploads to the GPU:          ${String(gpu.stats.uploads.filter((u) => u.hash === avatarHash).length)}`,
         `  bridge start → first task claimed:        ${String(firstClaim - bridgeStartedAt)} ms`,
         `  per task, claim → done minus GPU's ${String(jobMs)} ms: mean ${mean.toFixed(0)} ms (${overheads.map((o) => String(o)).join(', ')} ms)`,
         '',

@@ -1,5 +1,5 @@
 /**
- * run_server's asset API (GPU-SERVICES §1), kept by the gateway so the H5 app can manage its
+ * run_server's asset API (docs/real-services.md §1), kept by the gateway so the H5 app can manage its
  * voices and avatars while the GPU is off (no GPU is involved at all):
  * - `POST /api/asset/upload` (multipart `file`, `license_key`, `asset_type`, `name?`): the file
  *   goes into the pool (audio or video content only) and is kept 30 days; the same file again for

@@ -19,8 +19,6 @@ export interface RouteDeps {
   readonly submitLimiter: RateLimiter
   readonly uploadLimiter: RateLimiter
   readonly uploadMaxBytes: number
-  /** The online GPUs' capacities added up (run_server's `max_concurrent`). */
-  readonly onlineCapacity: () => number
   /** The status word a task waiting for a GPU that is not ready shows on the compatible API. */
   readonly waitingStatus: 'processing' | 'queued'
   readonly log: Logger

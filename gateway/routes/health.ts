@@ -4,7 +4,7 @@ import type { RouteDeps } from './deps.js'
 import type { QueueView } from '../task-service.js'
 import { HEYGEM_PATHS } from '../../protocol/index.js'
 
-export function healthApi(deps: Pick<RouteDeps, 'views' | 'onlineCapacity'>): Router {
+export function healthApi(deps: Pick<RouteDeps, 'views'>): Router {
   const { views } = deps
   const router = Router({ caseSensitive: true })
   router.get(HEYGEM_PATHS.health, (_req, res) => {
@@ -14,8 +14,14 @@ export function healthApi(deps: Pick<RouteDeps, 'views' | 'onlineCapacity'>): Ro
       code: 0,
       msg: 'ok',
       initialized: true,
-      queue: queueInfo(q, deps.onlineCapacity()),
-      gpu: { online: q.gpusOnline > 0, gpus_online: q.gpusOnline, gpus: views.gpus() },
+      queue: queueInfo(q),
+      gpu: {
+        online: q.gpusOnline > 0,
+        ready: q.gpusReady > 0,
+        gpus_online: q.gpusOnline,
+        gpus_ready: q.gpusReady,
+        gpus: views.gpus(),
+      },
       relay: true,
     })
   })
@@ -28,18 +34,18 @@ export interface QueueReply {
   readonly total_tasks: number
   readonly processing: number
   readonly queued: number
-  /** How many jobs run at once: the online GPUs' capacities added up, at least 1. */
+  /** How many jobs run at once: the ready GPUs' capacities added up, at least 1. */
   readonly max_concurrent: number
   readonly gpus_online: number
   readonly eta_seconds: number
 }
 
-export function queueInfo(q: QueueView, onlineCapacity: number): QueueReply {
+export function queueInfo(q: QueueView): QueueReply {
   return {
     total_tasks: q.queued + q.processing,
     processing: q.processing,
     queued: q.queued,
-    max_concurrent: Math.max(1, onlineCapacity),
+    max_concurrent: Math.max(1, q.capacity),
     gpus_online: q.gpusOnline,
     eta_seconds: q.etaSeconds,
   }

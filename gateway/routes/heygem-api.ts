@@ -1,6 +1,6 @@
 /**
  * The GPU server's own API (run_server.py), same paths and shapes, so the PC app only changes
- * `HEYGEM_SERVER_URL` to point here (DESIGN §7). Health is in health.ts, upload_file in upload.ts.
+ * `HEYGEM_SERVER_URL` to point here (docs/design.md §7). Health is in health.ts, upload_file in upload.ts.
  */
 import { Router } from 'express'
 import { z } from 'zod'
@@ -41,7 +41,7 @@ export function heygemApi(deps: RouteDeps): Router {
               progress: row.progress,
               created_at: row.created_at / 1000,
             }))
-    ok(res, { ...queueInfo(views.queue(), deps.onlineCapacity()), tasks })
+    ok(res, { ...queueInfo(views.queue()), tasks })
   })
 
   router.post(HEYGEM_PATHS.checkFiles, async (req, res) => {

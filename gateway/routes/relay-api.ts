@@ -1,5 +1,5 @@
 /**
- * What bridges fetch and store over HTTP (DESIGN §6): input files out of the pool, results in.
+ * What bridges fetch and store over HTTP (docs/design.md §6): input files out of the pool, results in.
  * A GPU may fetch only inputs of tasks assigned to it, and store results only for its own
  * running task; both directions are streamed and hash-verified by the pool.
  */

@@ -47,6 +47,13 @@ export function submitOwner(
   return bodyLicense !== undefined && bodyLicense !== '' ? bodyLicense : requestLicense
 }
 
+/** `done` (a cache hit), `queued` (no GPU ready to take it), else `submitted`. */
+export function submitStatus(view: Submitted): 'submitted' | 'queued' | 'done' {
+  if (view.row.state === 'done') return 'done'
+  if (view.row.state === 'queued' && view.gpusReady === 0) return 'queued'
+  return 'submitted'
+}
+
 /** `msg` of a GPU-API submit, as run_server words it. */
 export function submitMessage(view: Submitted): string {
   return view.cacheHit ? '缓存命中，直接返回' : '任务已提交'
@@ -56,15 +63,14 @@ export function submitMessage(view: Submitted): string {
  * `data` of a GPU-API submit: run_server's `task_id`, `queue` (its four keys) and, for a cache
  * hit, `cached: true`; ours added (`status`, `message`, the queue position and estimate).
  */
-export function submitData(view: Submitted, deps: Pick<RouteDeps, 'views' | 'onlineCapacity'>) {
-  const state = view.row.state
+export function submitData(view: Submitted, deps: Pick<RouteDeps, 'views'>) {
   return {
     task_id: view.row.id,
     ...(view.cacheHit ? { cached: true } : {}),
-    status: state === 'done' ? 'done' : view.gpusOnline > 0 ? 'submitted' : 'queued',
+    status: submitStatus(view),
     message: view.message,
     queue: {
-      ...queueInfo(deps.views.queue(), deps.onlineCapacity()),
+      ...queueInfo(deps.views.queue()),
       position: view.position,
     },
   }

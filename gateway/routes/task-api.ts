@@ -1,11 +1,10 @@
-/** The seed's task API (DESIGN §7): submit and status, plus cancel, retry and history. */
+/** The seed's task API (docs/design.md §7): submit and status, plus cancel, retry and history. */
 import { Router, type Request } from 'express'
 import { z } from 'zod'
 import { ok, validate } from '../http-envelope.js'
 import { limitKey, type RouteDeps } from './deps.js'
-import { assertInputs, submitOwner } from './submit-shared.js'
-import type { Submitted } from '../task-actions.js'
-import type { TaskView } from '../task-service.js'
+import { assertInputs, submitOwner, submitStatus } from './submit-shared.js'
+import { failureText, resultUrl, type TaskView } from '../task-service.js'
 import { AppError } from '../../lib/errors.js'
 import {
   IDEMPOTENCY_HEADER,
@@ -55,7 +54,7 @@ export function taskApi(deps: RouteDeps): Router {
         msg: view.message,
         queue_position: view.position,
         eta_seconds: view.etaSeconds,
-        result_url: view.row.state === 'done' ? resultUrl(view.row.id) : null,
+        result_url: resultUrl(view.row),
       }
       ok(res, data, view.message)
     },
@@ -106,36 +105,15 @@ export function requestKey(req: Request, bodyKey: string | undefined): string | 
   return bodyKey ?? null
 }
 
-function submitStatus(view: Submitted): TaskSubmitData['status'] {
-  if (view.row.state === 'done') return 'done'
-  if (view.row.state === 'queued' && view.gpusReady === 0) return 'queued'
-  return 'submitted'
-}
-
 export function statusData(view: TaskView): TaskStatusData {
   return {
     task_id: view.row.id,
     status: view.row.state,
     progress: view.row.progress,
-    result_url: view.row.state === 'done' ? resultUrl(view.row.id) : null,
-    error_msg: failureText(view.row.state, view.row.error_msg, view.message),
+    result_url: resultUrl(view.row),
+    error_msg: failureText(view),
     queue_position: view.position,
     eta_seconds: view.etaSeconds,
     msg: view.message,
   }
-}
-
-export function resultUrl(taskId: string): string {
-  return `/api/heygem/download?task_id=${taskId}`
-}
-
-/** Why a task ended without a result (null while it may still succeed). */
-export function failureText(
-  state: string,
-  errorMsg: string | null,
-  message: string,
-): string | null {
-  if (state === 'error') return errorMsg ?? message
-  if (state === 'cancelled' || state === 'expired') return message
-  return null
 }

@@ -1,5 +1,5 @@
 /**
- * Uploads into the pool, as run_server takes them (GPU-SERVICES §1), all through one streamed
+ * Uploads into the pool, as run_server takes them (docs/real-services.md §1), all through one streamed
  * receiver (multipart.ts):
  * - `POST /api/heygem/upload_file` (multipart `file`, `hash`, `ext`): `hash` may be any string
  *   (the H5 app sends `tmp_…`); the file is stored and answered under its real md5.

@@ -1,5 +1,5 @@
 /**
- * A GPU service adapter (DESIGN §8): how the bridge gets one task run by the service next to it.
+ * A GPU service adapter (docs/design.md §8): how the bridge gets one task run by the service next to it.
  * The bridge owns claims, events and the inbox; an adapter only talks to its service.
  */
 import type { Readable } from 'node:stream'

@@ -289,9 +289,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     // fake service saw the relay could not have avoided: a job the service forgot when it
     // restarted (before its result was fetched), and a job nobody ever asked about, because the
     // bridge that sent it died before it read the answer (the relay then runs a new attempt).
+    // A cache hit (the service had rendered these inputs and answers with that result) runs
+    // nothing on the GPU, so it is no run at all.
+    const runs = gpu.stats.submissions.filter((s) => !s.cached)
     const runsPerAudio = new Map<string, { runs: number; excused: number }>()
     const forgotten = new Set(gpu.stats.forgotten)
-    for (const s of gpu.stats.submissions) {
+    for (const s of runs) {
       const entry = runsPerAudio.get(s.audioHash) ?? { runs: 0, excused: 0 }
       entry.runs++
       if (forgotten.has(s.taskId) || !gpu.stats.asked.has(s.taskId)) entry.excused++
@@ -300,7 +303,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     let duplicateRuns = 0
     let lostByGpu = 0
     let orphaned = 0
-    for (const s of gpu.stats.submissions) {
+    for (const s of runs) {
       if (forgotten.has(s.taskId)) lostByGpu++
       else if (!gpu.stats.asked.has(s.taskId)) orphaned++
     }

@@ -1,6 +1,6 @@
 /**
  * `/ws/progress/{task_id}` on the gateway, read with a plain WebSocket client: the pushes as
- * run_server sends them (GPU-SERVICES.md §1), its 401 and 404 replies, and the bounds.
+ * run_server sends them (docs/real-services.md §1), its 401 and 404 replies, and the bounds.
  */
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'

@@ -1,5 +1,5 @@
 /**
- * run_server's voice and avatar assets (`/api/asset/upload|list|delete`, GPU-SERVICES.md §1): records
+ * run_server's voice and avatar assets (`/api/asset/upload|list|delete`, docs/real-services.md §1): records
  * per license key, deduplicated per (license, type, md5, ext) while unexpired, kept 30 days, files
  * in the shared pool `store/{md5}{ext}`. The real one keeps them in SQLite next to the program, so
  * they outlive a restart: here they live as long as the fake's handle.

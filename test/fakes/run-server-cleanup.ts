@@ -1,7 +1,7 @@
 /**
  * run_server's cleanup thread: every `cleanup_interval_seconds` (first after one interval), every
  * entry of `uploads/` and `outputs/` whose mtime is older than `file_ttl_seconds` is removed, except
- * `uploads/store/` (the pool is managed apart, GPU-SERVICES.md §1), and expired assets go with their
+ * `uploads/store/` (the pool is managed apart, docs/real-services.md §1), and expired assets go with their
  * files. A done task's record stays, so its download then answers 404 `结果文件不存在`.
  */
 import { lstat, readdir, rm } from 'node:fs/promises'

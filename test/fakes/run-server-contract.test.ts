@@ -1,5 +1,5 @@
 /**
- * The fake run_server against the facts of the real one (GPU-SERVICES.md §1): one table of
+ * The fake run_server against the facts of the real one (docs/real-services.md §1): one table of
  * requests and the reply shapes they must record — HTTP status, content type, the exact key sets
  * (present and absent), the exact texts, and the CORS headers on every reply. `{name}` in a row is
  * a value of the fixture (uploaded hashes, task ids in known states).

@@ -1,6 +1,6 @@
 /**
  * The md5 file pool's routes: `POST /api/heygem/check_files` and `POST /api/heygem/upload_file`
- * (GPU-SERVICES.md §1). Neither reply has a `msg`; the upload answers exactly `{hash, server_path}`.
+ * (docs/real-services.md §1). Neither reply has a `msg`; the upload answers exactly `{hash, server_path}`.
  */
 import { realpath } from 'node:fs/promises'
 import { extname } from 'node:path'

@@ -1,5 +1,5 @@
 /**
- * What run_server's `/progress` shows for one task at a moment (GPU-SERVICES.md §1 "Task life and
+ * What run_server's `/progress` shows for one task at a moment (docs/real-services.md §1 "Task life and
  * progress words"), computed from the time since the job started:
  *
  * - queued: `排队等待中... (第N位)`, progress 1 + one per 10 s waited, at most 5 (the stored words

@@ -1,5 +1,5 @@
 /**
- * The task routes of run_server (GPU-SERVICES.md §1): `submit` (by hash, with the audio+video
+ * The task routes of run_server (docs/real-services.md §1): `submit` (by hash, with the audio+video
  * cache), the legacy multipart `upload`, `progress`, `download` (Range-aware) and `queue`.
  */
 import { createHash } from 'node:crypto'

@@ -1,6 +1,6 @@
 /**
  * A fake of the GPU machine's `run_server.py` that is the real one shape for shape
- * (GPU-SERVICES.md §1), for tests and the demo: its endpoints and reply bodies, optional auth,
+ * (docs/real-services.md §1), for tests and the demo: its endpoints and reply bodies, optional auth,
  * CORS, a port that stays closed while the models load, one job at a time, tasks kept only in
  * memory (a restart forgets them, 404 afterwards) while the files on disk stay, the audio+video
  * result cache, the TTL cleanup, and the real failure modes on demand (`failNext`: an engine error

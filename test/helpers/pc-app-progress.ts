@@ -1,5 +1,5 @@
 /**
- * The progress stage of the PC app's `run_heygem_online` (GPU-SERVICES.md §2): the WebSocket
+ * The progress stage of the PC app's `run_heygem_online` (docs/real-services.md §2): the WebSocket
  * `/ws/progress/{task_id}` as the app's `websockets` client reads it, the fallback polling of
  * `/api/heygem/progress`, and the text the app shows for each update.
  */

@@ -1,5 +1,5 @@
 /**
- * The user's PC app, as a test helper: a faithful model of `run_heygem_online` (GPU-SERVICES.md §2)
+ * The user's PC app, as a test helper: a faithful model of `run_heygem_online` (docs/real-services.md §2)
  * that drives a server exactly as the unchanged app does, and records what the app would show.
  * Call order: health loop → check_files (video, audio) → upload_file for each missing one → submit
  * → progress (WebSocket first, else polling) → streamed download. Every call applies
