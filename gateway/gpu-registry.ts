@@ -141,7 +141,7 @@ export class GpuRegistry {
       },
       known,
     )
-    if (known?.ready !== (state.ready ?? true)) {
+    if (wasOnline && known.ready !== (state.ready ?? true)) {
       this.#log.info(
         { gpuId, ready: state.ready ?? true, service: state.service },
         'GPU service readiness changed',
@@ -149,7 +149,13 @@ export class GpuRegistry {
     }
     if (!retained && state.reason === 'birth') {
       this.#log.info(
-        { gpuId, epoch: state.epoch, holding: state.holding?.length ?? 0 },
+        {
+          gpuId,
+          epoch: state.epoch,
+          holding: state.holding?.length ?? 0,
+          ready: state.ready ?? true,
+          service: state.service,
+        },
         'GPU online',
       )
       this.#events.onOnline(gpuId, state.holding ?? [], state.epoch)

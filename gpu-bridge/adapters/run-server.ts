@@ -18,12 +18,12 @@ import type {
   Submitted,
 } from './types.js'
 import { ServiceRejected, ServiceUnreachable, SubmitUncertain } from './types.js'
+import { probeRunServer } from './run-server-readiness.js'
 import { engineReason, serviceReplyText } from '../user-text.js'
 import { HttpError, readEnvelope, requestJson, uploadMultipart } from '../../lib/http-client.js'
 import {
   HEYGEM_PATHS,
   RunServerCheckFiles,
-  RunServerHealth,
   RunServerProgress,
   RunServerSubmit,
   RunServerUpload,
@@ -38,9 +38,6 @@ export interface RunServerOptions {
   /** run_server's `api_secret` (null: it has none). */
   readonly secret: string | null
 }
-
-/** How long one readiness probe may take. */
-const PROBE_TIMEOUT_MS = 5_000
 
 export function runServerAdapter(options: RunServerOptions): GpuAdapter {
   const url = (path: string): string => new URL(path, options.url).toString()
@@ -75,39 +72,8 @@ export function runServerAdapter(options: RunServerOptions): GpuAdapter {
   return {
     name: 'run-server',
 
-    async readiness(signal: AbortSignal): Promise<Readiness> {
-      const probe = AbortSignal.any([signal, AbortSignal.timeout(PROBE_TIMEOUT_MS)])
-      const target = url(HEYGEM_PATHS.health)
-      let reply
-      try {
-        reply = await requestJson(target, { timeoutMs: PROBE_TIMEOUT_MS, signal: probe })
-      } catch (err) {
-        return { state: 'down', detail: err instanceof Error ? err.message : String(err) }
-      }
-      const health = RunServerHealth.safeParse(reply.body)
-      if (!health.success) {
-        return { state: 'down', detail: `health answered HTTP ${String(reply.status)}, not JSON` }
-      }
-      if (health.data.relay === true) {
-        return { state: 'relay', detail: `${target} is a gpu-relay gateway (relay: true)` }
-      }
-      if (health.data.code !== 0 || health.data.initialized !== true) {
-        return { state: 'loading', detail: 'health says the engine is not initialized yet' }
-      }
-      // Health never needs the secret; the queue does, so it tells whether ours is right.
-      try {
-        const queue = await requestJson(url(HEYGEM_PATHS.queue), {
-          headers: auth,
-          timeoutMs: PROBE_TIMEOUT_MS,
-          signal: probe,
-        })
-        if (queue.status === 401) {
-          return { state: 'unauthorized', detail: 'the GPU service refused our secret (401)' }
-        }
-      } catch (err) {
-        return { state: 'down', detail: err instanceof Error ? err.message : String(err) }
-      }
-      return { state: 'ready', detail: 'initialized' }
+    readiness(signal: AbortSignal): Promise<Readiness> {
+      return probeRunServer(options.url, auth, signal)
     },
 
     async prepare(task: TaskMessage, source: InputSource, signal: AbortSignal): Promise<string[]> {
