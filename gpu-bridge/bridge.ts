@@ -111,7 +111,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
     pollMs: config.pollMs,
     progressIntervalMs: config.progressIntervalMs,
     serviceDownMs: config.serviceDownMs,
-    onServiceUnreachable: () => readiness.suspect(),
+    onServiceTrouble: (state) => readiness.suspect(state),
     capacity: config.capacity,
     claimRetryMs: config.claimRetryMs,
     resendMs: config.resendMs,
@@ -123,7 +123,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
   // Tell the gateway at once (not at the next heartbeat), and claim what waited for the service.
   onReadiness = () => {
     if (client.connected) presence.heartbeat()
-    runner.pump()
+    runner.resume()
   }
   readiness.start()
   let closing = false

@@ -25,8 +25,8 @@ export interface JobDeps {
   readonly pollMs: number
   readonly progressIntervalMs: number
   readonly serviceDownMs: number
-  /** A step could not reach the GPU service: stop claiming until its readiness is confirmed. */
-  readonly onServiceUnreachable?: () => void
+  /** The GPU service was unreachable, or refused our secret: stop claiming until a probe says otherwise. */
+  readonly onServiceTrouble?: (state: 'down' | 'unauthorized') => void
   readonly progress: (update: ProgressUpdate) => void
 }
 
@@ -93,6 +93,7 @@ export async function runJob(
   } catch (err) {
     if (signal.aborted) throw err
     jobLog.warn({ err }, 'job failed')
+    if (err instanceof HttpError && err.status === 401) deps.onServiceTrouble?.('unauthorized')
     return { kind: 'error', message: describeFailure(err), retryable: isRetryable(err) }
   } finally {
     throttle.cancel()
@@ -155,7 +156,7 @@ async function untilServiceUp<T>(
       return await step()
     } catch (err) {
       if (!isUnreachable(err)) throw err
-      if (err instanceof ServiceUnreachable) deps.onServiceUnreachable?.()
+      if (err instanceof ServiceUnreachable) deps.onServiceTrouble?.('down')
       const now = deps.now()
       downSince ??= now
       if (now - downSince >= limitMs) throw err

@@ -69,12 +69,12 @@ export class ReadinessWatch {
     }, this.#d.intervalMs)
   }
 
-  /** A job step found the service unreachable: stop claiming until a probe says otherwise. */
-  suspect(): void {
+  /** A job step found the service unreachable or refusing us: no claims until a probe says so. */
+  suspect(state: 'down' | 'unauthorized'): void {
     if (this.#state !== 'ready') return
-    this.#state = 'down'
-    this.#d.log.warn({ service: 'down' }, EXPLAIN.down)
-    this.#d.onChange('down')
+    this.#state = state
+    this.#d.log.warn({ service: state }, EXPLAIN[state])
+    this.#d.onChange(state)
   }
 
   stop(): void {

@@ -74,7 +74,11 @@ export class Runner {
         this.#sentAt.delete(row.taskId)
         this.#inbox.setPhase(row.taskId, row.attempt, 'running')
         this.#log.info({ taskId: row.taskId, attempt: row.attempt }, 'claim granted')
-        this.#start(row)
+        // The service went away since the claim left: start once it is back (resume), rather
+        // than spend the attempt waiting for it.
+        if (this.#d.isReady()) this.#start(row)
+        else
+          this.#log.info({ taskId: row.taskId }, 'GPU service not ready; the job starts when it is')
         return
       case 'claim-refused':
         if (row?.phase !== 'claiming') return
@@ -116,13 +120,18 @@ export class Runner {
     }
   }
 
-  /** After every (re)connection: resume what the inbox says is ours, then claim more. */
+  /**
+   * After every (re)connection, and when the GPU service becomes ready: resume what the inbox
+   * says is ours (jobs and claims only while the service is ready), then claim more.
+   */
   resume(): void {
-    for (const row of this.#inbox.inPhase('running')) {
-      if (!this.#jobs.has(row.taskId)) this.#start(row)
-    }
     for (const row of this.#inbox.inPhase('finished')) this.#sendFinal(row)
-    for (const row of this.#inbox.inPhase('claiming')) this.#sendClaim(row)
+    if (this.#d.isReady()) {
+      for (const row of this.#inbox.inPhase('running')) {
+        if (!this.#jobs.has(row.taskId)) this.#start(row)
+      }
+      for (const row of this.#inbox.inPhase('claiming')) this.#sendClaim(row)
+    }
     this.pump()
   }
 
@@ -243,7 +252,8 @@ export class Runner {
   #maintain(): void {
     if (this.#closed || !this.#d.isConnected()) return
     const now = this.#d.now()
-    for (const row of this.#inbox.inPhase('claiming')) {
+    // A claim waits while the service cannot run it: a grant now would only spend the attempt.
+    for (const row of this.#d.isReady() ? this.#inbox.inPhase('claiming') : []) {
       if (now - (this.#sentAt.get(row.taskId) ?? 0) >= this.#d.claimRetryMs) this.#sendClaim(row)
     }
     for (const row of this.#inbox.inPhase('finished')) {

@@ -15,6 +15,19 @@ describe("the owner's words for a failed job", () => {
       TEXTS.engineInternal,
     )
     expect(userSafe('下载失败 http://10.0.0.5:8383/api/heygem/download?task_id=1')).toBe('下载失败')
+    // Mixed: the Chinese clauses stay, the library's sentence and the paths go.
+    expect(
+      engineReason(
+        "视频处理失败: [Errno 2] No such file or directory: '/root/heygem/temp/x.mp4'",
+        '',
+      ),
+    ).toBe('视频处理失败')
+    expect(engineReason(null, '合成失败: RuntimeError: CUDA out of memory. 显存不足')).toBe(
+      '显存不足',
+    )
+    expect(engineReason('读取 C:\\data\\a.wav 失败', '')).toBe('读取 失败')
+    expect(engineReason('GPU 显存不足，请稍后重试', '')).toBe('GPU 显存不足，请稍后重试')
+    expect(engineReason('第 3/250 帧人脸检测失败', '')).toBe('第 3/250 帧人脸检测失败')
     const refused = new HttpError(
       'cannot reach http://127.0.0.1:8383/x: fetch failed',
       0,
