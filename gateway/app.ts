@@ -2,8 +2,10 @@
  * The express application: CORS, JSON body limit, who is calling (http-auth.ts), the route
  * groups, and one envelope for every error.
  */
+import type { IncomingMessage } from 'node:http'
 import express, { type Express, type RequestHandler } from 'express'
 import { errorHandler, notFoundHandler } from './http-envelope.js'
+import { ASSET_PATHS, HEYGEM_PATHS, TASK_PATHS } from '../protocol/index.js'
 import { assetApi } from './routes/assets.js'
 import type { RouteDeps } from './routes/deps.js'
 import { healthApi } from './routes/health.js'
@@ -48,7 +50,9 @@ export function createApp(deps: AppDeps): Express {
   app.set('case sensitive routing', true)
   app.use(cors)
   app.use(healthApi(deps)) // open: no credentials, before anything can refuse
-  app.use(express.json({ limit: deps.jsonBodyLimit }))
+  // run_server reads a JSON route's body as JSON whatever its Content-Type (a browser's
+  // text/plain included); uploads and a bridge's result stream are left to their routes.
+  app.use(express.json({ limit: deps.jsonBodyLimit, type: isJsonBody }))
   app.use(deps.auth.identify)
   const guard: RequestHandler = (req, res, next) => {
     const path = req.path.toLowerCase()
@@ -65,4 +69,21 @@ export function createApp(deps: AppDeps): Express {
   app.use(notFoundHandler())
   app.use(errorHandler(deps.log))
   return app
+}
+
+/** The routes whose body is JSON: everything but uploads and a bridge's result stream. */
+const JSON_ROUTES: ReadonlySet<string> = new Set([
+  HEYGEM_PATHS.checkFiles,
+  HEYGEM_PATHS.submit,
+  ASSET_PATHS.delete,
+  TASK_PATHS.submit,
+  TASK_PATHS.cancel,
+  TASK_PATHS.retry,
+])
+
+/** JSON by its Content-Type anywhere, and on the JSON routes whatever its Content-Type says. */
+function isJsonBody(req: IncomingMessage): boolean {
+  const type = (req.headers['content-type'] ?? '').toLowerCase()
+  if (/^application\/(?:[\w.-]+\+)?json\b/u.test(type)) return true
+  return JSON_ROUTES.has((req.url ?? '').split('?')[0] ?? '')
 }

@@ -63,7 +63,9 @@ export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
     }
     const who = resolve(token)
     if (!who && config.apiSecret === null && parseGpuBearer(token) === null) {
-      // run_server without a secret ignores Authorization; so does the gateway without one.
+      // run_server without a secret ignores Authorization; so does the gateway without one (a
+      // mistyped ADMIN_TOKEN then acts as anonymous: logged, so it can be told apart).
+      log.debug({ path: req.path, ip: req.ip }, 'unknown bearer taken as anonymous (no API_SECRET)')
       principals.set(req, { kind: 'anonymous' })
       bearers.set(req, token)
       next()
@@ -71,13 +73,7 @@ export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
     }
     if (!who) {
       log.warn({ path: req.path, ip: req.ip }, 'HTTP credentials refused')
-      next(
-        new AppError(
-          'UNAUTHORIZED',
-          401,
-          '身份验证失败：请检查 API 密钥（Authorization: Bearer …）',
-        ),
-      )
+      next(new AppError('UNAUTHORIZED', 401, '鉴权失败'))
       return
     }
     principals.set(req, who)
@@ -113,13 +109,7 @@ export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
     if (who.kind === 'gpu') {
       next(new AppError('FORBIDDEN', 403, 'GPU 凭据只能用于文件传输接口'))
     } else if (who.kind === 'anonymous' && config.apiSecret !== null) {
-      next(
-        new AppError(
-          'UNAUTHORIZED',
-          401,
-          '需要 API 密钥：请在请求头加入 Authorization: Bearer <密钥>',
-        ),
-      )
+      next(new AppError('UNAUTHORIZED', 401, '鉴权失败'))
     } else {
       next()
     }

@@ -53,7 +53,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       return
     }
     if (status === 400) {
-      sendError(res, 400, 'BAD_JSON', '请求体不是有效的 JSON')
+      sendError(res, 400, 'BAD_JSON', '请求体必须是合法的JSON')
       return
     }
     log.error({ err, method: req.method, path: req.path }, 'request failed')

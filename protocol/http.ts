@@ -77,6 +77,14 @@ export const FileHash = z
   .max(200)
   .transform((s) => (/^[0-9a-fA-F]{32}$/.test(s) ? s.toLowerCase() : s))
 
+/** An extension, or `fallback` when it is missing or empty (a file name without one). */
+function extOr(fallback: string) {
+  return z
+    .union([z.literal(''), Ext])
+    .optional()
+    .transform((v) => (v === undefined || v === '' ? fallback : v))
+}
+
 // ---- GPU server API (run_server) ----
 
 /** Any hash string and any extension, as run_server; `files: []` (or none) answers `{}`. */
@@ -109,9 +117,9 @@ export type UploadFileData = z.infer<typeof UploadFileData>
  */
 export const GpuSubmitRequest = z.object({
   audio_hash: FileHash.default(''),
-  audio_ext: Ext.default('.wav'),
+  audio_ext: extOr('.wav'),
   video_hash: FileHash.default(''),
-  video_ext: Ext.default('.mp4'),
+  video_ext: extOr('.mp4'),
   license_key: z.string().trim().max(200).optional(),
   /** Ours, not run_server's: a repeated submit with the same id returns the same task. */
   request_id: z.string().min(1).max(200).optional(),
@@ -169,9 +177,9 @@ export type HealthReply = z.infer<typeof HealthReply>
 /** As the GPU-API submit, lenient the same way: `license_key: ""` is a task without an owner. */
 export const TaskSubmitRequest = z.object({
   audio_hash: FileHash.default(''),
-  audio_ext: Ext.default('.wav'),
+  audio_ext: extOr('.wav'),
   video_hash: FileHash.default(''),
-  video_ext: Ext.default('.mp4'),
+  video_ext: extOr('.mp4'),
   license_key: z.string().trim().max(200).default(''),
   /** A repeated submit with the same id (per license key) returns the same task. */
   request_id: z.string().min(1).max(200).optional(),

@@ -3,7 +3,6 @@
  * `HEYGEM_SERVER_URL` to point here (docs/design.md §7). Health is in health.ts, upload_file in upload.ts.
  */
 import { Router } from 'express'
-import { z } from 'zod'
 import { ok, validate } from '../http-envelope.js'
 import { queueInfo } from './health.js'
 import { limitKey, type RouteDeps } from './deps.js'
@@ -85,8 +84,7 @@ export function heygemApi(deps: RouteDeps): Router {
   })
 
   router.get(HEYGEM_PATHS.download, async (req, res, next) => {
-    const query = validate(z.object({ task_id: TaskId }).loose(), req.query, 'task_id')
-    const row = views.get(query.task_id)
+    const row = compatTask(views, req.query.task_id)
     auth.assertVisible(req, row.owner)
     if (row.state !== 'done' || row.result_hash === null) {
       throw new AppError(

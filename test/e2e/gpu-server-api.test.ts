@@ -247,6 +247,33 @@ describe('what run_server accepts, the gateway accepts', () => {
     expect(tmpHash.env.msg).toBe('视频文件不存在: tmp_1700000000_ab12.avi，请先上传')
   })
 
+  it('reads a JSON route’s body as JSON whatever its Content-Type, an empty ext as the default, and answers task ids as run_server words it', async () => {
+    const dir = await tempDir('gpu-api-bodies')
+    const gateway = await startTestGateway(dir)
+    const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
+    const video = await upload(gateway.url, media('v', 'video'), '.mp4')
+    // A browser posting without a preflight sends text/plain; run_server parses it all the same.
+    const res = await fetch(`${gateway.url}/api/heygem/submit`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain;charset=UTF-8' },
+      body: JSON.stringify({ audio_hash: audio, audio_ext: '', video_hash: video, video_ext: '' }),
+    })
+    const body = (await res.json()) as { code: number; data: { task_id: string } }
+    expect(res.status).toBe(200)
+    expect(body.code).toBe(0)
+    expect(gateway.store.get(body.data.task_id)).toMatchObject({
+      audio_ext: '.wav',
+      video_ext: '.mp4',
+    })
+
+    for (const path of ['/api/heygem/progress', '/api/heygem/download']) {
+      const missing = await call(gateway.url, path)
+      expect([missing.status, missing.env.msg]).toEqual([400, '缺少 task_id'])
+      const unknown = await call(gateway.url, `${path}?task_id=0123456789abcdef`)
+      expect([unknown.status, unknown.env.msg]).toEqual([404, '任务 0123456789abcdef 不存在'])
+    }
+  })
+
   it('answers check_files for any hash string and any extension; files: [] is {}', async () => {
     const dir = await tempDir('gpu-api-check')
     const gateway = await startTestGateway(dir)
