@@ -28,7 +28,8 @@ const EXPLAIN: Record<ServiceReadiness, string> = {
 export class ReadinessWatch {
   readonly #d: ReadinessWatchDeps
   readonly #stop = new AbortController()
-  #state: ServiceReadiness = 'down'
+  /** null until the first probe: its result is always logged, whatever it is. */
+  #state: ServiceReadiness | null = null
   #timer: NodeJS.Timeout | undefined
   #checking = false
 
@@ -37,7 +38,7 @@ export class ReadinessWatch {
   }
 
   get state(): ServiceReadiness {
-    return this.#state
+    return this.#state ?? 'down'
   }
 
   get ready(): boolean {
