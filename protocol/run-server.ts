@@ -23,7 +23,7 @@ export const RunServerHealth = z.looseObject({
 export type RunServerHealth = z.infer<typeof RunServerHealth>
 
 /** `data` of check_files: hash → present. Anything not `true` counts as missing. */
-export const RunServerCheckFiles = z.record(z.string(), z.unknown())
+export const RunServerCheckFiles = z.record(z.string(), z.unknown()).catch({})
 
 /** `data` of upload_file: the real md5 of what it stored (it renames a mismatched upload). */
 export const RunServerUpload = z.looseObject({ hash: z.string().optional() })
