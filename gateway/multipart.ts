@@ -4,7 +4,8 @@
  * md5 is computed; nothing is buffered whole. Over the size limit a file is cut off (and a body
  * that goes on and on gets a 413 and a closed connection); a client that goes away mid-upload
  * leaves nothing behind. The caller checks what arrived, commits what it accepts, and `settle()`
- * removes every staged file it did not commit.
+ * removes every staged file it did not commit. `receiveFile` is the common case: one file field,
+ * refused when missing or cut off.
  */
 import type { Request, Response } from 'express'
 import busboy from 'busboy'
@@ -47,6 +48,40 @@ const GRACE_BYTES = 1024 * 1024
 
 export function tooLarge(maxBytes: number): AppError {
   return new AppError('FILE_TOO_LARGE', 413, `文件超过大小上限（${String(maxBytes)} 字节）`)
+}
+
+/** Cut off at the size limit: refused, whatever else is wrong with it. */
+export function assertComplete(file: ReceivedFile, maxBytes: number): void {
+  if (file.truncated) throw tooLarge(maxBytes)
+}
+
+export interface ReceiveFileOptions extends Omit<ReceiveOptions, 'fileFields'> {
+  /** The one file field to take. */
+  readonly fileField: string
+  /** The 400's text when that file is not in the body. */
+  readonly missing: string
+}
+
+/**
+ * Receive a body with one file field, refusing it (after settling) when that file is missing or cut
+ * off at the size limit. The caller settles `upload` once done with it (finally).
+ */
+export async function receiveFile(
+  req: Request,
+  res: Response,
+  opts: ReceiveFileOptions,
+): Promise<{ upload: Received; file: ReceivedFile }> {
+  const { fileField, missing, ...rest } = opts
+  const upload = await receiveMultipart(req, res, { ...rest, fileFields: [fileField] })
+  try {
+    const file = upload.file(fileField)
+    if (!file) throw new AppError('VALIDATION_FAILED', 400, missing)
+    assertComplete(file, opts.maxFileBytes)
+    return { upload, file }
+  } catch (err) {
+    await upload.settle()
+    throw err
+  }
 }
 
 export function receiveMultipart(

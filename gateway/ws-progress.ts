@@ -12,23 +12,18 @@
  * Bounded: a cap on sockets in all and per task (over it the upgrade is refused with 503, and the
  * PC app polls instead), pings that end dead peers, pushes skipped (never queued) while a slow
  * reader has not drained its buffer, and tiny inbound frames. Other upgrade paths get a 404.
+ * This file is the upgrade, the auth and the first reply; ws-progress-subscribers.ts keeps the
+ * subscribed sockets and pushes to them.
  */
 import type { IncomingMessage, Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { WebSocketServer, type WebSocket } from 'ws'
+import { ProgressSubscribers, finish, type PushedProgress } from './ws-progress-subscribers.js'
 import { secretMatches } from '../lib/credentials.js'
-import { errorMessage } from '../lib/errors.js'
 import { TaskId } from '../protocol/index.js'
 
-/** The fields that decide whether a push is due; the rest of the object is sent as it is. */
-export interface PushedProgress {
-  readonly status: string
-  readonly progress: number
-  readonly current_frame?: number | undefined
-  readonly message?: string | undefined
-  readonly queue_position?: number | undefined
-}
+export type { PushedProgress } from './ws-progress-subscribers.js'
 
 export interface ProgressSocketOptions {
   /** How often tasks are checked for a change (run_server: 1 s). */
@@ -69,23 +64,24 @@ const DEFAULTS = {
 } as const
 const CLOSE_GRACE_MS = 1_000
 
-interface Subscriber {
-  readonly ws: WebSocket
-  readonly taskId: string
-  lastKey: string | null
-  alive: boolean
-  /** When the buffer was first seen over the limit; null while it drains. */
-  stalledSince: number | null
-}
-
-const isTerminal = (p: PushedProgress): boolean => p.status === 'done' || p.status === 'error'
-const keyOf = (p: PushedProgress): string =>
-  JSON.stringify([p.status, p.progress, p.current_frame, p.message, p.queue_position])
-
 /** Refuse an upgrade with a bare HTTP reply and drop the socket. */
 function refuse(socket: Duplex, status: 404 | 503, text: string): void {
   socket.once('finish', () => socket.destroy())
   socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
+}
+
+/** Close `ws`, terminating it if it has not closed within the grace period. */
+function closeWithin(ws: WebSocket, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const cut = setTimeout(() => {
+      ws.terminate()
+    }, graceMs)
+    ws.once('close', () => {
+      clearTimeout(cut)
+      resolve()
+    })
+    ws.close(1001, 'server shutting down')
+  })
 }
 
 export function attachProgressSockets(
@@ -101,93 +97,20 @@ export function attachProgressSockets(
     perMessageDeflate: false,
     maxPayload: 1024, // clients have nothing to say
   })
-  const subscribers = new Set<Subscriber>()
+  const subscribers = new ProgressSubscribers(log, deps.progressOf, o)
   /** Every upgraded socket, subscribed or being turned away, until it has closed. */
   const live = new Set<WebSocket>()
-  const perTask = new Map<string, number>()
   let handshakes = 0
   let closing = false
 
-  const finish = (ws: WebSocket, reply: object): void => {
-    ws.send(JSON.stringify(reply))
-    ws.close(1000)
-  }
-
-  const drop = (sub: Subscriber): void => {
-    if (!subscribers.delete(sub)) return
-    const left = (perTask.get(sub.taskId) ?? 1) - 1
-    if (left > 0) perTask.set(sub.taskId, left)
-    else perTask.delete(sub.taskId)
-  }
-
-  /** Push to one socket if due; false once it is done with. */
-  const push = (sub: Subscriber, data: PushedProgress | null, now: number): void => {
-    if (data === null) {
-      drop(sub)
-      finish(sub.ws, { code: 404, msg: '任务已被清理' })
-      return
-    }
-    const terminal = isTerminal(data)
-    const key = keyOf(data)
-    if (!terminal && key === sub.lastKey) return
-    if (sub.ws.bufferedAmount > o.maxBufferedBytes) {
-      sub.stalledSince ??= now
-      if (now - sub.stalledSince >= o.stalledMs) {
-        log.warn({ taskId: sub.taskId }, 'progress socket not reading; cut')
-        drop(sub)
-        sub.ws.terminate()
-      }
-      return // the next tick sends what is current then
-    }
-    sub.stalledSince = null
-    sub.ws.send(JSON.stringify({ code: 0, data }))
-    sub.lastKey = key
-    if (terminal) {
-      drop(sub)
-      sub.ws.close(1000)
-    }
-  }
-
-  const lookup = (taskId: string): PushedProgress | null | Error => {
-    try {
-      return deps.progressOf(taskId)
-    } catch (err) {
-      return err instanceof Error ? err : new Error(errorMessage(err))
-    }
-  }
-
-  const tick = (): void => {
-    const now = Date.now()
-    const seen = new Map<string, PushedProgress | null | Error>()
-    for (const sub of [...subscribers]) {
-      let data = seen.get(sub.taskId)
-      if (data === undefined) {
-        data = lookup(sub.taskId)
-        seen.set(sub.taskId, data)
-      }
-      if (data instanceof Error) {
-        log.error({ err: data, taskId: sub.taskId }, 'progress lookup failed')
-        drop(sub)
-        sub.ws.close(1011)
-      } else {
-        push(sub, data, now)
-      }
-    }
-  }
-
-  const ping = (): void => {
-    for (const sub of [...subscribers]) {
-      if (!sub.alive) {
-        drop(sub)
-        sub.ws.terminate()
-        continue
-      }
-      sub.alive = false
-      sub.ws.ping()
-    }
-  }
-
-  const timers = [setInterval(tick, o.intervalMs), setInterval(ping, o.pingIntervalMs)]
+  const timers = [
+    setInterval(() => {
+      subscribers.tick()
+    }, o.intervalMs),
+    setInterval(() => {
+      subscribers.ping()
+    }, o.pingIntervalMs),
+  ]
   for (const t of timers) t.unref()
 
   const open = (ws: WebSocket, rawId: string, token: string): void => {
@@ -200,7 +123,7 @@ export function attachProgressSockets(
       return
     }
     const id = TaskId.safeParse(rawId)
-    const data = id.success ? lookup(id.data) : null
+    const data = id.success ? subscribers.lookup(id.data) : null
     if (data instanceof Error) {
       log.error({ err: data, taskId: rawId }, 'progress lookup failed')
       ws.close(1011)
@@ -210,16 +133,7 @@ export function attachProgressSockets(
       finish(ws, { code: 404, msg: `任务 ${rawId.slice(0, 128)} 不存在` })
       return
     }
-    const sub: Subscriber = { ws, taskId: id.data, lastKey: null, alive: true, stalledSince: null }
-    subscribers.add(sub)
-    perTask.set(sub.taskId, (perTask.get(sub.taskId) ?? 0) + 1)
-    ws.on('pong', () => {
-      sub.alive = true
-    })
-    ws.on('close', () => {
-      drop(sub)
-    })
-    push(sub, data, Date.now())
+    subscribers.add(ws, id.data, data)
   }
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -244,7 +158,7 @@ export function attachProgressSockets(
       rawId = encodedId
     }
     const busy =
-      subscribers.size + handshakes >= o.maxSockets || (perTask.get(rawId) ?? 0) >= o.maxPerTask
+      subscribers.size + handshakes >= o.maxSockets || subscribers.countOf(rawId) >= o.maxPerTask
     if (busy) {
       log.warn({ sockets: subscribers.size }, 'progress socket refused: too many open')
       refuse(socket, 503, 'Service Unavailable')
@@ -274,22 +188,7 @@ export function attachProgressSockets(
       for (const t of timers) clearInterval(t)
       server.off('upgrade', onUpgrade)
       subscribers.clear()
-      perTask.clear()
-      await Promise.all(
-        [...live].map(
-          (ws) =>
-            new Promise<void>((resolve) => {
-              const cut = setTimeout(() => {
-                ws.terminate()
-              }, CLOSE_GRACE_MS)
-              ws.once('close', () => {
-                clearTimeout(cut)
-                resolve()
-              })
-              ws.close(1001, 'server shutting down')
-            }),
-        ),
-      )
+      await Promise.all([...live].map((ws) => closeWithin(ws, CLOSE_GRACE_MS)))
       wss.close()
     },
   }

@@ -14,9 +14,9 @@ import { extname } from 'node:path'
 import { z } from 'zod'
 import type { AssetRow } from '../assets-store.js'
 import { ok, validate } from '../http-envelope.js'
-import { receiveMultipart } from '../multipart.js'
+import { receiveFile } from '../multipart.js'
 import { limitKey, type RouteDeps } from './deps.js'
-import { assertComplete, extOf, storeMedia } from './upload.js'
+import { extOf, storeMedia } from './upload.js'
 import { AppError } from '../../lib/errors.js'
 import {
   ASSET_PATHS,
@@ -47,16 +47,14 @@ export function assetApi(deps: RouteDeps): Router {
     ASSET_PATHS.upload,
     deps.uploadLimiter.middleware((req) => limitKey(req, auth), '上传'),
     async (req, res) => {
-      const upload = await receiveMultipart(req, res, {
+      const { upload, file } = await receiveFile(req, res, {
         pool: deps.pool,
         maxFileBytes: deps.uploadMaxBytes,
-        fileFields: ['file'],
+        fileField: 'file',
         expects: 'file、license_key、asset_type、name',
+        missing: '缺少 file',
       })
       try {
-        const file = upload.file('file')
-        if (!file) throw new AppError('VALIDATION_FAILED', 400, '缺少 file')
-        assertComplete(file, deps.uploadMaxBytes)
         const license = licenseOf(req, upload.field('license_key'))
         const type = AssetType.safeParse(upload.field('asset_type')?.trim())
         if (!type.success) {

@@ -10,7 +10,7 @@
 import { Router, type Request } from 'express'
 import { extname } from 'node:path'
 import { ok } from '../http-envelope.js'
-import { receiveMultipart, tooLarge, type ReceivedFile } from '../multipart.js'
+import { assertComplete, receiveFile, receiveMultipart, type ReceivedFile } from '../multipart.js'
 import { limitKey, type RouteDeps } from './deps.js'
 import { submitData, submitMessage } from './submit-shared.js'
 import { AppError } from '../../lib/errors.js'
@@ -23,16 +23,14 @@ export function uploadApi(deps: RouteDeps): Router {
     HEYGEM_PATHS.uploadFile,
     deps.uploadLimiter.middleware((req) => limitKey(req, deps.auth), '上传'),
     async (req, res) => {
-      const upload = await receiveMultipart(req, res, {
+      const { upload, file } = await receiveFile(req, res, {
         pool: deps.pool,
         maxFileBytes: deps.uploadMaxBytes,
-        fileFields: ['file'],
+        fileField: 'file',
         expects: 'file、hash、ext',
+        missing: '缺少 file 字段',
       })
       try {
-        const file = upload.file('file')
-        if (!file) throw missing('缺少 file 字段')
-        assertComplete(file, deps.uploadMaxBytes)
         const claimed = upload.field('hash')?.trim() ?? ''
         if (claimed === '') throw missing('缺少 hash 字段')
         if (claimed.length > 200) {
@@ -107,11 +105,6 @@ export function assertPlainName(name: string): void {
   if (name.includes('..') || name.includes('/') || name.includes('\\') || name.includes('\0')) {
     throw new AppError('BAD_FILENAME', 400, '文件名不能包含路径（.. / \\）')
   }
-}
-
-/** Cut off at the size limit: refused, whatever else is wrong with it. */
-export function assertComplete(file: ReceivedFile, maxBytes: number): void {
-  if (file.truncated) throw tooLarge(maxBytes)
 }
 
 /**
