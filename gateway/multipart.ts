@@ -56,25 +56,24 @@ export function assertComplete(file: ReceivedFile, maxBytes: number): void {
 }
 
 export interface ReceiveFileOptions extends Omit<ReceiveOptions, 'fileFields'> {
-  /** The one file field to take. */
-  readonly fileField: string
-  /** The 400's text when that file is not in the body. */
+  /** The 400's text when the `file` field is not in the body. */
   readonly missing: string
 }
 
 /**
- * Receive a body with one file field, refusing it (after settling) when that file is missing or cut
- * off at the size limit. The caller settles `upload` once done with it (finally).
+ * Receive a body whose one file is the field `file` (as run_server's single-file uploads send it),
+ * refusing it (after settling) when that file is missing or cut off at the size limit. The caller
+ * settles `upload` once done with it (finally).
  */
 export async function receiveFile(
   req: Request,
   res: Response,
   opts: ReceiveFileOptions,
 ): Promise<{ upload: Received; file: ReceivedFile }> {
-  const { fileField, missing, ...rest } = opts
-  const upload = await receiveMultipart(req, res, { ...rest, fileFields: [fileField] })
+  const { missing, ...rest } = opts
+  const upload = await receiveMultipart(req, res, { ...rest, fileFields: ['file'] })
   try {
-    const file = upload.file(fileField)
+    const file = upload.file('file')
     if (!file) throw new AppError('VALIDATION_FAILED', 400, missing)
     assertComplete(file, opts.maxFileBytes)
     return { upload, file }

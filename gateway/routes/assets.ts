@@ -50,7 +50,6 @@ export function assetApi(deps: RouteDeps): Router {
       const { upload, file } = await receiveFile(req, res, {
         pool: deps.pool,
         maxFileBytes: deps.uploadMaxBytes,
-        fileField: 'file',
         expects: 'file、license_key、asset_type、name',
         missing: '缺少 file',
       })

@@ -26,7 +26,6 @@ export function uploadApi(deps: RouteDeps): Router {
       const { upload, file } = await receiveFile(req, res, {
         pool: deps.pool,
         maxFileBytes: deps.uploadMaxBytes,
-        fileField: 'file',
         expects: 'file、hash、ext',
         missing: '缺少 file 字段',
       })

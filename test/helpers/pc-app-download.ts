@@ -2,15 +2,8 @@
  * The last stage of the PC app's `run_heygem_online`: `GET /api/heygem/download`, streamed, with the
  * app's checks (a JSON content type is an error; a body under 1,024 bytes is an error) and its texts.
  */
-import { GrError, type ProgressSession } from './pc-app-progress.js'
-import {
-  RequestsError,
-  pyGet,
-  pyJson,
-  pyRequest,
-  pyStr,
-  raiseForStatus,
-} from './pc-app-requests.js'
+import { GrError, getForTask, type ProgressSession } from './pc-app-progress.js'
+import { RequestsError, pyGet, pyJson, pyStr } from './pc-app-requests.js'
 
 /** `a or b or c`: the first truthy value, else the last. */
 function firstTruthy(...values: unknown[]): unknown {
@@ -41,15 +34,7 @@ async function readAll(body: ReadableStream<Uint8Array> | null): Promise<Buffer>
 
 export async function downloadResult(s: ProgressSession): Promise<Buffer> {
   try {
-    s.call('GET /api/heygem/download')
-    const r = await pyRequest({
-      method: 'GET',
-      url: `${s.serverUrl}/api/heygem/download`,
-      params: { task_id: s.taskId },
-      headers: s.headers,
-      timeoutS: 600,
-    })
-    raiseForStatus(r)
+    const r = await getForTask(s, '/api/heygem/download', 600)
     const contentType = r.res.headers.get('content-type') ?? ''
     if (contentType.includes('application/json')) {
       let message: string

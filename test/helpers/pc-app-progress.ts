@@ -14,6 +14,7 @@ import {
   pyStr,
   pyTruthy,
   raiseForStatus,
+  type PyResponse,
 } from './pc-app-requests.js'
 
 /** A `gr.Error`: the text the app shows the user in its error box. */
@@ -39,6 +40,24 @@ export interface ProgressSession {
 }
 
 type Outcome = 'done' | 'error' | 'continue'
+
+/** `requests.get(f"{server}{path}", params={"task_id": …})` then `raise_for_status()`, recorded. */
+export async function getForTask(
+  s: ProgressSession,
+  path: string,
+  timeoutS: number,
+): Promise<PyResponse> {
+  s.call(`GET ${path}`)
+  const r = await pyRequest({
+    method: 'GET',
+    url: `${s.serverUrl}${path}`,
+    params: { task_id: s.taskId },
+    headers: s.headers,
+    timeoutS,
+  })
+  raiseForStatus(r)
+  return r
+}
 
 /** The app's `_process_progress_update`: show one update; may raise as Python would. */
 export function showUpdate(s: ProgressSession, pdata: unknown, elapsed: number): Outcome {
@@ -117,15 +136,7 @@ export async function progressByPolling(s: ProgressSession): Promise<void> {
     if (elapsed > s.maxWaitS) throw timedOut(elapsed)
     let pdata: unknown
     try {
-      s.call('GET /api/heygem/progress')
-      const r = await pyRequest({
-        method: 'GET',
-        url: `${s.serverUrl}/api/heygem/progress`,
-        params: { task_id: s.taskId },
-        headers: s.headers,
-        timeoutS: 15,
-      })
-      raiseForStatus(r)
+      const r = await getForTask(s, '/api/heygem/progress', 15)
       pdata = pyGet(await pyJson(r), 'data', {})
     } catch {
       await sleep(s.pollIntervalMs)
