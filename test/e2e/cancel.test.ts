@@ -4,6 +4,16 @@ import { startTestBridge, startTestGateway, startTestGpu } from '../helpers/rela
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
 
+/** Submit `audio` and `video` for license key K: the new task's id. */
+async function submitted(url: string, audio: string, video: string): Promise<string> {
+  return String((await submitTask(url, audio, video, 'K')).data.task_id)
+}
+
+/** Upload a fresh audio and submit it with `video`: the new task's id. */
+async function submittedWithNewAudio(url: string, label: string, video: string): Promise<string> {
+  return submitted(url, await upload(url, media(label, 'audio'), '.wav'), video)
+}
+
 describe('cancelling a task', () => {
   it('never runs a task cancelled while queued', async () => {
     const dir = await tempDir('cancel-queued')
@@ -11,17 +21,8 @@ describe('cancelling a task', () => {
     const gpu = await startTestGpu(dir, 200)
     const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
     const video = await upload(gateway.url, media('v', 'video'), '.mp4')
-    const doomed = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
-    const kept = String(
-      (
-        await submitTask(
-          gateway.url,
-          await upload(gateway.url, media('b', 'audio'), '.wav'),
-          video,
-          'K',
-        )
-      ).data.task_id,
-    )
+    const doomed = await submitted(gateway.url, audio, video)
+    const kept = await submittedWithNewAudio(gateway.url, 'b', video)
     const cancelled = await call(gateway.url, '/api/heygem/task/cancel', { task_id: doomed })
     expect(cancelled.env).toMatchObject({ code: 0, data: { status: 'cancelled' } })
 
@@ -42,26 +43,8 @@ describe('cancelling a task', () => {
     const gpu = await startTestGpu(dir, 1_500)
     await startTestBridge(dir, gateway, gpu)
     const video = await upload(gateway.url, media('v', 'video'), '.mp4')
-    const running = String(
-      (
-        await submitTask(
-          gateway.url,
-          await upload(gateway.url, media('a', 'audio'), '.wav'),
-          video,
-          'K',
-        )
-      ).data.task_id,
-    )
-    const next = String(
-      (
-        await submitTask(
-          gateway.url,
-          await upload(gateway.url, media('b', 'audio'), '.wav'),
-          video,
-          'K',
-        )
-      ).data.task_id,
-    )
+    const running = await submittedWithNewAudio(gateway.url, 'a', video)
+    const next = await submittedWithNewAudio(gateway.url, 'b', video)
     await waitFor(async () => (await taskStatus(gateway.url, running)).status === 'processing', {
       what: 'running',
     })

@@ -4,6 +4,7 @@
  * secret as `?token=`, the legacy two-file upload, and assets kept while no GPU is online.
  */
 import { describe, expect, it } from 'vitest'
+import { z } from 'zod'
 import { md5Buffer } from '../../lib/hash.js'
 import { fakeResultBytes } from '../fakes/result-bytes.js'
 import { mkvBytes, mp3Bytes } from '../helpers/media.js'
@@ -13,6 +14,11 @@ import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const API_SECRET = 'h5-api-secret-1'
+
+/** Replies as far as the tests read them; other keys are kept for the equality checks. */
+const Submitted = z.looseObject({ task_id: z.string() })
+const Asset = z.looseObject({ id: z.number(), asset_type: z.string() })
+const AssetList = z.array(Asset)
 
 const RUN_SERVER_CORS = {
   'access-control-allow-origin': '*',
@@ -146,7 +152,7 @@ describe('the legacy upload (audio and video in one request)', () => {
       msg: '任务已提交',
       data: { queue: { total_tasks: 1, queued: 1, processing: 0, max_concurrent: 1 } },
     })
-    const data = reply.body.data as { task_id: string }
+    const data = Submitted.parse(reply.body.data)
     expect(gateway.store.get(data.task_id)).toMatchObject({
       owner: 'LEGACY',
       state: 'queued',
@@ -189,7 +195,7 @@ describe('assets (voices and avatars) kept by the gateway', () => {
         file_size: voice.length,
       },
     })
-    const voiceId = (up.body.data as { id: number }).id
+    const voiceId = Asset.parse(up.body.data).id
     // The H5 app may send the license key as the bearer (no API_SECRET on this gateway).
     const avatar = await postForm(
       assetUrl('upload'),
@@ -206,7 +212,7 @@ describe('assets (voices and avatars) kept by the gateway', () => {
     expect(again.body).toMatchObject({ code: 0, data: { id: voiceId } })
 
     const list = await call(gateway.url, '/api/asset/list?license_key=H5-KEY')
-    const items = list.env.data as unknown as Record<string, unknown>[]
+    const items = AssetList.parse(list.env.data)
     expect(items.map((i) => i.asset_type)).toEqual(['avatar', 'voice'])
     expect(items[1]).toEqual({
       id: voiceId,
@@ -219,7 +225,7 @@ describe('assets (voices and avatars) kept by the gateway', () => {
       days_left: 29,
     })
     const voices = await call(gateway.url, '/api/asset/list?license_key=H5-KEY&asset_type=voice')
-    expect((voices.env.data as unknown as unknown[]).length).toBe(1)
+    expect(AssetList.parse(voices.env.data).length).toBe(1)
     const foreign = await call(gateway.url, '/api/asset/list?license_key=OTHER')
     expect(foreign.env.data).toEqual([])
 
@@ -237,7 +243,8 @@ describe('assets (voices and avatars) kept by the gateway', () => {
     const del = await call(gateway.url, '/api/asset/delete', { id: voiceId, license_key: 'H5-KEY' })
     expect(del.env).toMatchObject({ code: 0, msg: '已删除' })
     const after = await call(gateway.url, '/api/asset/list?license_key=H5-KEY')
-    expect((after.env.data as unknown as { id: number }[]).map((i) => i.id)).not.toContain(voiceId)
-    expect((after.env.data as unknown as unknown[]).length).toBe(1)
+    const left = AssetList.parse(after.env.data)
+    expect(left.map((i) => i.id)).not.toContain(voiceId)
+    expect(left.length).toBe(1)
   })
 })

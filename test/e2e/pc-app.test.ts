@@ -31,6 +31,25 @@ function rendered(inputs: Pick<PcAppOptions, 'video' | 'audio'>): Buffer {
   return fakeResultBytes(md5Buffer(inputs.audio.bytes), md5Buffer(inputs.video.bytes), 32 * 1024)
 }
 
+/** The app's calls after its health loop when it uploads both files and gets progress by WebSocket. */
+function callsAfterHealth(taskId: string): string[] {
+  return [
+    'POST /api/heygem/check_files',
+    'POST /api/heygem/upload_file',
+    'POST /api/heygem/upload_file',
+    'POST /api/heygem/submit',
+    `WS /ws/progress/${taskId}`,
+    'GET /api/heygem/download',
+  ]
+}
+
+/** Run the app expecting it to stop: what the user is left with. */
+async function failedRun(options: PcAppOptions): Promise<PcAppError> {
+  const failed = await runHeygemOnline(options).catch((err: unknown) => err)
+  expect(failed).toBeInstanceOf(PcAppError)
+  return failed as PcAppError
+}
+
 /** The gateway behind a reverse proxy that passes HTTP but answers WebSocket upgrades with 404. */
 async function proxyWithoutWebSockets(target: string): Promise<string> {
   const server: Server = createServer((req, res) => {
@@ -70,15 +89,7 @@ describe('the PC app pointed at the gateway', () => {
 
     const result = await runHeygemOnline({ serverUrl: gateway.url, ...inputs, ...FAST })
 
-    expect(result.calls).toEqual([
-      'GET /api/heygem/health',
-      'POST /api/heygem/check_files',
-      'POST /api/heygem/upload_file',
-      'POST /api/heygem/upload_file',
-      'POST /api/heygem/submit',
-      `WS /ws/progress/${result.taskId}`,
-      'GET /api/heygem/download',
-    ])
+    expect(result.calls).toEqual(['GET /api/heygem/health', ...callsAfterHealth(result.taskId)])
     expect(result.via).toBe('ws')
     expect(result.video.equals(rendered(inputs))).toBe(true)
     const row = gateway.store.get(result.taskId)
@@ -132,14 +143,8 @@ describe('the PC app pointed at the gateway', () => {
     await startTestBridge(dir, gateway, gpu)
     gpu.failNext('未检测到人脸')
 
-    const failed = await runHeygemOnline({
-      serverUrl: gateway.url,
-      ...pcInputs('noface'),
-      ...FAST,
-    }).catch((err: unknown) => err)
+    const err = await failedRun({ serverUrl: gateway.url, ...pcInputs('noface'), ...FAST })
 
-    expect(failed).toBeInstanceOf(PcAppError)
-    const err = failed as PcAppError
     expect(err.message).toBe('服务器合成失败: 未检测到人脸')
     expect(err.shown).toBe(true)
     expect(err.via).toBe('ws')
@@ -191,13 +196,8 @@ describe('the PC app pointed at the gateway', () => {
 
     // Health is open; check_files fails quietly (the app then uploads everything); the upload's
     // 401 reaches the user as requests words it.
-    const refused = await runHeygemOnline({
-      serverUrl: gateway.url,
-      ...pcInputs('nosecret'),
-      ...FAST,
-    }).catch((err: unknown) => err)
-    expect(refused).toBeInstanceOf(PcAppError)
-    expect((refused as PcAppError).message).toBe(
+    const refused = await failedRun({ serverUrl: gateway.url, ...pcInputs('nosecret'), ...FAST })
+    expect(refused.message).toBe(
       `上传video到服务器失败: 401 Client Error: Unauthorized for url: ${gateway.url}/api/heygem/upload_file`,
     )
   })
@@ -214,14 +214,7 @@ describe('the PC app pointed at the gateway', () => {
     })
     const health = result.calls.filter((c) => c === 'GET /api/heygem/health')
     expect(health.length, 'connection refused while loading').toBeGreaterThan(1)
-    expect(result.calls.slice(health.length)).toEqual([
-      'POST /api/heygem/check_files',
-      'POST /api/heygem/upload_file',
-      'POST /api/heygem/upload_file',
-      'POST /api/heygem/submit',
-      `WS /ws/progress/${result.taskId}`,
-      'GET /api/heygem/download',
-    ])
+    expect(result.calls.slice(health.length)).toEqual(callsAfterHealth(result.taskId))
     expect(result.displayed[0]).toMatch(/^环境检测\.\.\. \d+%$/)
     expect(result.displayed.some((t) => t.includes('合成中'))).toBe(true)
     expect(result.via).toBe('ws')
@@ -231,17 +224,16 @@ describe('the PC app pointed at the gateway', () => {
   it('shows a refused upload only as requests words it (raise_for_status before the body)', async () => {
     const dir = await tempDir('pc-app-refused')
     const gateway = await startTestGateway(dir)
-    const refused = await runHeygemOnline({
+    const refused = await failedRun({
       serverUrl: gateway.url,
       video: { name: 'notes.avi', bytes: Buffer.from('not a video at all '.repeat(100)) },
       audio: { name: 'voice.wav', bytes: wavBytes('refused-audio') },
       ...FAST,
-    }).catch((err: unknown) => err)
-    expect(refused).toBeInstanceOf(PcAppError)
-    expect((refused as PcAppError).message).toMatch(
+    })
+    expect(refused.message).toMatch(
       /^上传video到服务器失败: 4\d\d Client Error: [A-Za-z ]+ for url: http:\/\/127\.0\.0\.1:\d+\/api\/heygem\/upload_file$/,
     )
-    expect((refused as PcAppError).calls.at(-1)).toBe('POST /api/heygem/upload_file')
+    expect(refused.calls.at(-1)).toBe('POST /api/heygem/upload_file')
   })
 
   it('gets mp4 results too, the server URL completed as the app does', async () => {
