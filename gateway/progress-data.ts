@@ -17,7 +17,7 @@ export interface ProgressDeps {
   readonly waitingStatus: 'processing' | 'queued'
 }
 
-/** Shown by the PC app as its lowest percentage (it clamps to 12–95): "nothing done yet". */
+/** Shown by the PC app as its lowest percentage (it clamps to 12–95): "begun, nothing done yet". */
 const WAITING_PROGRESS = 1
 
 export function progressData(deps: ProgressDeps, row: TaskRow): ProgressData {
@@ -48,7 +48,8 @@ export function progressData(deps: ProgressDeps, row: TaskRow): ProgressData {
 function progressOf(row: TaskRow, shownAsWaiting: boolean): number {
   if (shownAsWaiting) return WAITING_PROGRESS
   if (row.state === 'done') return 100
-  if (row.state === 'processing') return row.progress
+  // At 0 the PC app shows a guess of its own from the time spent: a running task has begun.
+  if (row.state === 'processing') return Math.max(WAITING_PROGRESS, row.progress)
   return 0
 }
 

@@ -165,12 +165,14 @@ export class TaskService {
   }
 
   /**
-   * The boot estimate for a wait that began at the later of `since` and the last change of any
-   * GPU's presence: it counts down as the wait goes on (to a floor, once overdue).
+   * The boot estimate for a wait that began at the later of `since` and the moment the last GPU
+   * went offline: it counts down as the wait goes on (to a floor, once overdue). A GPU coming
+   * online whose service still loads does not restart it: that is the same boot going on.
    */
   #bootS(since: number): number {
-    const lastChange = Math.max(0, ...this.#d.registry.all().map((g) => g.since))
-    const elapsedS = (this.#d.now() - Math.max(since, lastChange)) / 1000
+    const offline = this.#d.registry.all().filter((g) => !g.online)
+    const wentOffline = Math.max(0, ...offline.map((g) => g.since))
+    const elapsedS = (this.#d.now() - Math.max(since, wentOffline)) / 1000
     return bootRemainingS(this.#d.bootEstimateS, elapsedS)
   }
 

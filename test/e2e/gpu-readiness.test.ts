@@ -44,6 +44,23 @@ describe('a GPU service that is not ready yet', () => {
     expect(await gpuPresence(gateway.url)).toMatchObject({ ready: true, service: 'ready' })
   })
 
+  it('counts the estimate down across the GPU coming online while its service still loads', async () => {
+    const dir = await tempDir('countdown')
+    let skewMs = 0
+    const gateway = await startTestGateway(dir, { bootEstimateS: 120 }, () => Date.now() + skewMs)
+    const taskId = await submitFresh(gateway.url)
+    const before = await progress(gateway.url, taskId)
+    expect(String(before.message)).toMatch(/GPU 服务器未上线/)
+    skewMs = 30_000 // half a minute of waiting, on the gateway's clock
+    const gpu = await startTestGpu(dir, 200, { loadMs: 60_000 })
+    await startTestBridge(dir, gateway, gpu)
+    await waitFor(async () => (await gpuPresence(gateway.url)).online, { what: 'GPU online' })
+    const starting = await progress(gateway.url, taskId)
+    expect(String(starting.message)).toMatch(/GPU 服务器正在启动/)
+    // The same boot goes on: 30 s of it are gone, it did not start again at 120 s.
+    expect(Number(starting.eta_seconds)).toBeLessThanOrEqual(Number(before.eta_seconds) - 29)
+  })
+
   it('with a secret: sends it, and a wrong one spends no attempt until it is put right', async () => {
     const dir = await tempDir('service-secret')
     const gateway = await startTestGateway(dir)

@@ -37,13 +37,15 @@ export const TEST_CREDENTIALS: Credentials = {
 export async function startTestGateway(
   dir: string,
   overrides: Partial<GatewayConfig> = {},
+  /** The gateway's wall clock (default Date.now). */
+  now?: () => number,
 ): Promise<GatewayHandle> {
   const config = gatewayTestConfig(join(dir, 'gateway'), {
     credentials: TEST_CREDENTIALS,
     mqttAllowAnonymous: false,
     ...overrides,
   })
-  const gateway = await startGateway(config, { log, startBroker })
+  const gateway = await startGateway(config, { log, startBroker, ...(now ? { now } : {}) })
   onTestFinished(() => gateway.close())
   return gateway
 }
