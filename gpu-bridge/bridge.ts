@@ -122,7 +122,8 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
   })
   // Tell the gateway at once (not at the next heartbeat), and claim what waited for the service.
   onReadiness = () => {
-    if (client.connected) presence.heartbeat()
+    if (!client.connected) return // the next connection resumes anyway
+    presence.heartbeat()
     runner.resume()
   }
   readiness.start()
