@@ -12,7 +12,7 @@ import type { GpuAdapter } from './adapters/types.js'
 import { runServerAdapter } from './adapters/run-server.js'
 import type { BridgeConfig } from './config.js'
 import { GatewayFiles } from './gateway-files.js'
-import { Inbox } from './inbox.js'
+import { openInbox } from './inbox-open.js'
 import { Presence } from './presence.js'
 import { ReadinessWatch } from './readiness.js'
 import { Runner } from './runner.js'
@@ -49,8 +49,10 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
   const now = deps.now ?? Date.now
   const log = deps.log.child({ component: 'gpu-bridge', gpuId: config.gpuId })
   await mkdir(config.dataDir, { recursive: true })
-  const inbox = new Inbox(join(config.dataDir, 'bridge.sqlite'), (taskId) => {
-    log.error({ taskId }, 'unreadable inbox row removed')
+  const inbox = openInbox(join(config.dataDir, 'bridge.sqlite'), {
+    onCorruptRow: (taskId) => log.error({ taskId }, 'unreadable inbox row removed'),
+    onMovedAside: (movedTo, err) =>
+      log.error({ err, movedTo }, 'inbox unreadable: moved aside, starting empty'),
   })
   const adapter =
     deps.adapter ?? runServerAdapter({ url: config.serviceUrl, secret: config.serviceSecret })

@@ -68,6 +68,24 @@ export class Inbox {
     }
   }
 
+  /** Open and check the whole file; throws (closed) when SQLite finds it damaged. */
+  static checked(path: string, onCorrupt: (taskId: string) => void): Inbox {
+    let inbox: Inbox | undefined
+    try {
+      inbox = new Inbox(path, onCorrupt)
+      const result = inbox.#db.pragma('quick_check', { simple: true })
+      if (result !== 'ok') throw new Error(`inbox quick_check: ${String(result)}`)
+      return inbox
+    } catch (err) {
+      try {
+        inbox?.close()
+      } catch {
+        // already unusable
+      }
+      throw err
+    }
+  }
+
   close(): void {
     this.#db.close()
   }
