@@ -25,9 +25,10 @@ export interface RouteDeps {
   readonly now: () => number
 }
 
-/** Rate limits count per owner: the license key if the request names one, else the address. */
-export function limitKey(req: Request, auth: HttpAuth, bodyLicense?: unknown): string {
-  if (typeof bodyLicense === 'string' && bodyLicense !== '') return `license:${bodyLicense}`
-  const license = auth.licenseOf(req)
-  return license === null ? `ip:${req.ip ?? 'unknown'}` : `license:${license}`
+/**
+ * Rate limits count per caller: its address and the credential it proved. A `license_key` is only
+ * stated, so it is no part of the key (changing it on every request must not get past a limit).
+ */
+export function limitKey(req: Request, auth: HttpAuth): string {
+  return `${auth.principal(req).kind}@${req.ip ?? 'unknown'}`
 }

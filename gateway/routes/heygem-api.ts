@@ -58,7 +58,7 @@ export function heygemApi(deps: RouteDeps): Router {
 
   router.post(
     HEYGEM_PATHS.submit,
-    deps.submitLimiter.middleware((req) => limitKey(req, auth, bodyLicense(req.body)), '提交'),
+    deps.submitLimiter.middleware((req) => limitKey(req, auth), '提交'),
     async (req, res) => {
       const body = validate(GpuSubmitRequest, req.body ?? {}, 'body')
       const audio = { hash: body.audio_hash, ext: body.audio_ext }
@@ -118,10 +118,4 @@ export function compatTask(views: RouteDeps['views'], taskId: unknown): TaskRow 
   const row = TaskId.safeParse(taskId).success ? views.find(taskId) : undefined
   if (!row) throw new AppError('TASK_NOT_FOUND', 404, `任务 ${taskId.slice(0, 64)} 不存在`)
   return row
-}
-
-function bodyLicense(body: unknown): unknown {
-  return typeof body === 'object' && body !== null && 'license_key' in body
-    ? body.license_key
-    : undefined
 }

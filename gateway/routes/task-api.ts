@@ -30,11 +30,7 @@ export function taskApi(deps: RouteDeps): Router {
 
   router.post(
     TASK_PATHS.submit,
-    deps.submitLimiter.middleware(
-      (req) =>
-        limitKey(req, auth, (req.body as { license_key?: unknown } | undefined)?.license_key),
-      '提交',
-    ),
+    deps.submitLimiter.middleware((req) => limitKey(req, auth), '提交'),
     async (req, res) => {
       const body = validate(TaskSubmitRequest, req.body ?? {}, 'body')
       const audio = { hash: body.audio_hash, ext: body.audio_ext }
