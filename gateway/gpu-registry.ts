@@ -34,6 +34,8 @@ export interface RegistryEvents {
 export type StateVerdict = 'birth' | 'presumed' | 'heartbeat' | 'offline' | 'stale'
 
 const DEFAULT_HEARTBEAT_MS = 15_000
+/** A recorded epoch this far ahead of the gateway's clock came from a clock that was wrong. */
+const EPOCH_AHEAD_MS = 24 * 60 * 60 * 1000
 
 export class GpuRegistry {
   readonly #gpus = new Map<string, GpuPresence>()
@@ -108,11 +110,22 @@ export class GpuRegistry {
   apply(gpuId: string, state: GpuState, now: number, retained: boolean): StateVerdict {
     const known = this.#gpus.get(gpuId)
     if (known && state.epoch < known.epoch) {
-      this.#log.info(
-        { gpuId, epoch: state.epoch, current: known.epoch, online: state.online },
-        'stale GPU state ignored',
+      // Epochs are at least the bridge's clock in ms. One recorded while that clock was far ahead
+      // would make every later epoch of a re-installed bridge look stale for good: a live birth
+      // resets an epoch that is that far ahead of our own clock (a will or a retained copy never).
+      const reset =
+        !retained && state.online && state.reason === 'birth' && known.epoch > now + EPOCH_AHEAD_MS
+      if (!reset) {
+        this.#log.info(
+          { gpuId, epoch: state.epoch, current: known.epoch, online: state.online },
+          'stale GPU state ignored',
+        )
+        return 'stale'
+      }
+      this.#log.warn(
+        { gpuId, epoch: state.epoch, recorded: known.epoch },
+        'GPU epoch reset: the recorded one is far ahead of the clock',
       )
-      return 'stale'
     }
     if (!state.online) {
       if (known && !known.online && state.epoch === known.epoch) return 'stale'

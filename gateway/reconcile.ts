@@ -40,8 +40,10 @@ export function reconcileBirth(
   for (const task of store.processingOn(gpuId)) {
     if (held.get(task.id)?.attempt === task.attempt) continue
     // Claimed by this very connection and not held: it finished and was acknowledged while
-    // the birth was in flight, or will be reported; only an earlier connection's claim is lost.
-    if ((task.claim_epoch ?? -1) >= epoch) continue
+    // the birth was in flight, or will be reported; any other connection's claim is lost. (A
+    // claim of a higher epoch than this birth is an earlier install's whose epochs ran ahead:
+    // the registry reset them, see gpu-registry.ts.)
+    if (task.claim_epoch === epoch) continue
     dispatcher.retryOrFail(task, 'GPU 重新上线后不再持有该任务（可能已重启）', 'lost-on-gpu')
     requeued++
   }

@@ -79,6 +79,21 @@ describe('GPU registry', () => {
     ])
   })
 
+  it('accepts a re-installed bridge whose recorded epoch came from a clock far ahead, but never through a will or a retained copy', async () => {
+    const { reg, events } = await registry()
+    const now = 1_800_000_000_000
+    const farAhead = now + 30 * 86_400_000
+    expect(reg.apply('gpu-1', birth(farAhead), now, LIVE)).toBe('birth')
+    expect(reg.apply('gpu-1', will(now + 5), now + 10, LIVE)).toBe('stale')
+    expect(reg.apply('gpu-1', birth(now + 5), now + 10, RETAINED)).toBe('stale')
+    expect(reg.apply('gpu-1', birth(now + 20), now + 30, LIVE)).toBe('birth')
+    expect(reg.get('gpu-1')).toMatchObject({ online: true, epoch: now + 20 })
+    // From then on the ordinary rule: an older epoch is stale, a birth too.
+    expect(reg.apply('gpu-1', will(now + 5), now + 40, LIVE)).toBe('stale')
+    expect(reg.apply('gpu-1', birth(now + 6), now + 50, LIVE)).toBe('stale')
+    expect(events).toEqual([`birth gpu-1 ${String(farAhead)}`, `birth gpu-1 ${String(now + 20)}`])
+  })
+
   it('remembers epochs across restarts, so an old will after a restart is still stale', async () => {
     const { reg, db } = await registry()
     reg.apply('gpu-1', birth(7), 0, LIVE)
