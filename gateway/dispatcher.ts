@@ -35,10 +35,17 @@ type EventOf<K extends BridgeEvent['kind']> = Extract<BridgeEvent, { kind: K }>
 
 /** Don't re-publish the same task attempt more often than this when a claim says it is missing. */
 const REPUBLISH_MIN_INTERVAL_MS = 2_000
+/**
+ * A birth re-publishes what its bridge does not hold, but the same attempt at most once in this
+ * long: a flood of births (reconnects, rebirth answers) costs about one backlog, not one a birth.
+ */
+const BIRTH_REPUBLISH_MIN_MS = 5_000
 
 export class Dispatcher {
   readonly #d: DispatcherDeps
   readonly #lastRepublish = new Map<string, number>()
+  /** When a birth last re-published each attempt (pruned as it goes). */
+  readonly #birthRepublish = new Map<string, number>()
 
   constructor(deps: DispatcherDeps) {
     this.#d = deps
@@ -99,6 +106,23 @@ export class Dispatcher {
 
   forgetRepublish(taskId: string, attempt: number): void {
     this.#lastRepublish.delete(`${taskId}:${attempt}`)
+    this.#birthRepublish.delete(`${taskId}:${attempt}`)
+  }
+
+  /** Re-publish for a birth, unless a birth did so for this attempt a moment ago. */
+  republishForBirth(task: TaskRow): boolean {
+    const key = `${task.id}:${task.attempt}`
+    const now = this.#d.now()
+    const last = this.#birthRepublish.get(key)
+    if (last !== undefined && now - last < BIRTH_REPUBLISH_MIN_MS) return false
+    if (this.#birthRepublish.size >= 10_000) {
+      for (const [k, at] of this.#birthRepublish) {
+        if (now - at >= BIRTH_REPUBLISH_MIN_MS) this.#birthRepublish.delete(k)
+      }
+    }
+    this.#birthRepublish.set(key, now)
+    this.publishTask(task, 'reconcile')
+    return true
   }
 
   /** Retryable failure: a new attempt while attempts remain, else a final error. */

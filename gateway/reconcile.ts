@@ -33,8 +33,7 @@ export function reconcileBirth(
   let republished = 0
   for (const task of store.queuedFor(gpuId)) {
     if (held.get(task.id)?.attempt === task.attempt) continue
-    dispatcher.publishTask(task, 'reconcile')
-    republished++
+    if (dispatcher.republishForBirth(task)) republished++
   }
   let requeued = 0
   for (const task of store.processingOn(gpuId)) {
