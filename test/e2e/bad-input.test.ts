@@ -95,6 +95,20 @@ async function snapshot(dataDir: string): Promise<string> {
   }
 }
 
+function publishedAttempt(dataDir: string, taskId: string): number | null {
+  const db = new Database(join(dataDir, 'gateway.sqlite'), { readonly: true })
+  try {
+    const row = db
+      .prepare<[string], { published_attempt: number }>(
+        'SELECT published_attempt FROM tasks WHERE id = ?',
+      )
+      .get(taskId)
+    return row?.published_attempt ?? null
+  } finally {
+    db.close()
+  }
+}
+
 function rogue(url: string, gpuId: string, secret: string): Promise<MqttClient> {
   return mqtt.connectAsync(url, {
     clientId: bridgeClientId(gpuId),
@@ -150,6 +164,9 @@ describe('bad input', () => {
       body: submit,
     })
     const taskId = (created.body as { data: { task_id: string } }).data.task_id
+    // The submit's own last write (marking the task published, on the broker's PUBACK) lands
+    // after its reply: wait for it, so the snapshots compare only what the bad input did.
+    await waitFor(() => publishedAttempt(dataDir, taskId) === 1, { what: 'the task published' })
     const unknown = randomUUID()
 
     const cases: HttpCase[] = [
