@@ -58,6 +58,13 @@ export const GatewayEnv = z.object({
   MAX_ATTEMPTS: env.int(3, 1),
   JSON_BODY_LIMIT: env.str('1mb'),
   UPLOAD_MAX_BYTES: env.int(2 * 1024 * 1024 * 1024, 1),
+  /** A request whose headers have not all arrived within this is closed. */
+  HTTP_HEADERS_TIMEOUT_MS: env.ms(10_000),
+  /**
+   * A connection that sends and reads nothing for this long is closed. Transfers are limited by
+   * this and by size, never by their total time (a 2 GiB avatar over a slow uplink arrives).
+   */
+  HTTP_IDLE_TIMEOUT_MS: env.ms(30_000),
   LOG_LEVEL: env.logLevel(),
 })
 
@@ -116,6 +123,8 @@ export interface GatewayConfig {
   readonly assetTtlMs: number
   readonly maxAttempts: number
   readonly jsonBodyLimit: string
+  readonly headersTimeoutMs: number
+  readonly idleTimeoutMs: number
   readonly uploadMaxBytes: number
 }
 
@@ -166,6 +175,8 @@ export function gatewayConfigFromEnv(
     assetTtlMs: e.ASSET_TTL_MS,
     maxAttempts: e.MAX_ATTEMPTS,
     jsonBodyLimit: e.JSON_BODY_LIMIT,
+    headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+    idleTimeoutMs: e.HTTP_IDLE_TIMEOUT_MS,
     uploadMaxBytes: e.UPLOAD_MAX_BYTES,
     logLevel: e.LOG_LEVEL,
   })
@@ -211,6 +222,8 @@ export function gatewayTestConfig(
     assetTtlMs: 30 * 24 * 60 * 60 * 1000,
     maxAttempts: 3,
     jsonBodyLimit: '1mb',
+    headersTimeoutMs: 10_000,
+    idleTimeoutMs: 30_000,
     uploadMaxBytes: 2 * 1024 * 1024 * 1024,
     ...overrides,
   })

@@ -144,7 +144,20 @@ export async function startGateway(
       uploadMaxBytes: config.uploadMaxBytes,
       waitingStatus: config.waitingStatus,
     })
-    const server = createServer(app)
+    const server = createServer(
+      {
+        headersTimeout: config.headersTimeoutMs,
+        // No limit on a request's total time: a long upload that keeps sending is fine; one
+        // that goes quiet is closed by the idle timeout below.
+        requestTimeout: 0,
+        // How often headersTimeout is checked (Node's default is 30 s).
+        connectionsCheckingInterval: Math.min(1_000, config.headersTimeoutMs),
+      },
+      app,
+    )
+    // Sockets idle (nothing read, nothing written) this long are destroyed. Upgraded WebSockets
+    // manage their own liveness (pings) and clear this timeout.
+    server.setTimeout(config.idleTimeoutMs)
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen(config.port, config.host, () => {
