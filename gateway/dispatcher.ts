@@ -37,7 +37,9 @@ type EventOf<K extends BridgeEvent['kind']> = Extract<BridgeEvent, { kind: K }>
 const REPUBLISH_MIN_INTERVAL_MS = 2_000
 /**
  * A birth re-publishes what its bridge does not hold, but the same attempt at most once in this
- * long: a flood of births (reconnects, rebirth answers) costs about one backlog, not one a birth.
+ * long: a flood of births (reconnects, rebirth answers) costs about two backlogs, not one a birth.
+ * What a birth skipped is published once more when the interval is over, if still unclaimed (the
+ * broker may have lost the earlier copy in between).
  */
 const BIRTH_REPUBLISH_MIN_MS = 5_000
 
@@ -46,6 +48,11 @@ export class Dispatcher {
   readonly #lastRepublish = new Map<string, number>()
   /** When a birth last re-published each attempt (pruned as it goes). */
   readonly #birthRepublish = new Map<string, number>()
+  /** Attempts a birth skipped, to publish again once the interval is over (`tick`). */
+  readonly #skippedByBirth = new Map<
+    string,
+    { readonly taskId: string; readonly attempt: number }
+  >()
 
   constructor(deps: DispatcherDeps) {
     this.#d = deps
@@ -107,6 +114,7 @@ export class Dispatcher {
   forgetRepublish(taskId: string, attempt: number): void {
     this.#lastRepublish.delete(`${taskId}:${attempt}`)
     this.#birthRepublish.delete(`${taskId}:${attempt}`)
+    this.#skippedByBirth.delete(`${taskId}:${attempt}`)
   }
 
   /** Re-publish for a birth, unless a birth did so for this attempt a moment ago. */
@@ -114,15 +122,30 @@ export class Dispatcher {
     const key = `${task.id}:${task.attempt}`
     const now = this.#d.now()
     const last = this.#birthRepublish.get(key)
-    if (last !== undefined && now - last < BIRTH_REPUBLISH_MIN_MS) return false
+    if (last !== undefined && now - last < BIRTH_REPUBLISH_MIN_MS) {
+      this.#skippedByBirth.set(key, { taskId: task.id, attempt: task.attempt })
+      return false
+    }
     if (this.#birthRepublish.size >= 10_000) {
       for (const [k, at] of this.#birthRepublish) {
         if (now - at >= BIRTH_REPUBLISH_MIN_MS) this.#birthRepublish.delete(k)
       }
     }
     this.#birthRepublish.set(key, now)
+    this.#skippedByBirth.delete(key)
     this.publishTask(task, 'reconcile')
     return true
+  }
+
+  /** Every second: publish what births skipped, once their interval is over, if still queued. */
+  tick(): void {
+    const now = this.#d.now()
+    for (const [key, skipped] of this.#skippedByBirth) {
+      if (now - (this.#birthRepublish.get(key) ?? 0) < BIRTH_REPUBLISH_MIN_MS) continue
+      this.#skippedByBirth.delete(key)
+      const row = this.#d.store.get(skipped.taskId)
+      if (row?.state === 'queued' && row.attempt === skipped.attempt) this.republishForBirth(row)
+    }
   }
 
   /** Retryable failure: a new attempt while attempts remain, else a final error. */

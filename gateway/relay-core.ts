@@ -140,6 +140,7 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
       try {
         registry.sweep(now())
         clocks.tick()
+        dispatcher.tick()
       } catch (err) {
         log.error({ err }, 'tick failed')
       }
