@@ -140,6 +140,14 @@ export class Dispatcher {
   /** Every second: publish what births skipped, once their interval is over, if still queued. */
   tick(): void {
     const now = this.#d.now()
+    // Entries past their interval decide nothing any more (a missing one reads as "long ago"):
+    // dropped, so attempts that are never claimed (cancelled, expired, purged) leave nothing behind.
+    for (const [key, at] of this.#lastRepublish) {
+      if (now - at >= REPUBLISH_MIN_INTERVAL_MS || now < at) this.#lastRepublish.delete(key)
+    }
+    for (const [key, at] of this.#birthRepublish) {
+      if (now - at >= BIRTH_REPUBLISH_MIN_MS || now < at) this.#birthRepublish.delete(key)
+    }
     for (const [key, skipped] of this.#skippedByBirth) {
       if (now - (this.#birthRepublish.get(key) ?? 0) < BIRTH_REPUBLISH_MIN_MS) continue
       this.#skippedByBirth.delete(key)
