@@ -106,7 +106,7 @@ type HandOver =
   | { readonly kind: 'stored'; readonly result: FileRef }
   | { readonly kind: 'refused'; readonly outcome: JobOutcome }
 
-/** The longest wait between two hand-over tries. */
+/** The longest wait between two hand-over tries (shorter with a short poll interval). */
 const HAND_OVER_MAX_WAIT_MS = 30_000
 
 /**
@@ -124,6 +124,7 @@ async function handOver(
   signal: AbortSignal,
 ): Promise<HandOver> {
   const base = Math.max(1, Math.min(deps.pollMs * 2, 1_000))
+  const cap = Math.min(HAND_OVER_MAX_WAIT_MS, Math.max(base, deps.pollMs * 20))
   for (let tries = 1; ; tries++) {
     const result = await untilServiceUp(deps, signal, () =>
       deps.adapter.openResult(serviceTaskId, signal),
@@ -160,7 +161,7 @@ async function handOver(
       if (status !== null && status >= 400 && status < 500 && ![401, 408, 429].includes(status)) {
         throw err // a request the gateway will never take (a bug): no point in sending it again
       }
-      const waitMs = backoff(base, tries)
+      const waitMs = backoff(base, cap, tries)
       deps.log.warn(
         { taskId: row.taskId, attempt: row.attempt, status, tries, waitMs, err: errorMessage(err) },
         'result hand-over failed; result kept, trying again',
@@ -173,9 +174,9 @@ async function handOver(
 /** What the owner reads when the video is larger than the gateway takes. */
 const RESULT_TOO_LARGE_TEXT = '生成的视频超过网关允许的大小，无法传回'
 
-/** Exponential backoff from `base` to HAND_OVER_MAX_WAIT_MS, with jitter (half to all of it). */
-function backoff(base: number, tries: number): number {
-  const ceiling = Math.min(HAND_OVER_MAX_WAIT_MS, base * 2 ** Math.min(tries - 1, 20))
+/** Exponential backoff from `base` to `cap`, with jitter (half to all of it). */
+function backoff(base: number, cap: number, tries: number): number {
+  const ceiling = Math.min(cap, base * 2 ** Math.min(tries - 1, 20))
   return Math.round(ceiling / 2 + Math.random() * (ceiling / 2))
 }
 
