@@ -149,11 +149,16 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
     tick() {
       try {
         registry.sweep(now())
-        clock.tick()
         clocks.tick()
         dispatcher.tick()
       } catch (err) {
         log.error({ err }, 'tick failed')
+      }
+      try {
+        clock.tick()
+      } catch (err) {
+        // A full disk, say: the clock runs on in memory and is saved at a later tick.
+        log.error({ err }, 'relay clock not saved')
       }
     },
     close() {
