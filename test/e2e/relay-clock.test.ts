@@ -1,7 +1,11 @@
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { media, submitTask, taskStatus, upload } from '../helpers/pc.js'
+import { bridgeTestConfig } from '../../gpu-bridge/config.js'
+import { startBridge } from '../../gpu-bridge/bridge.js'
 import {
+  TEST_SECRETS,
+  log,
   startTestBridge,
   startTestGateway,
   startTestGpu,
@@ -134,5 +138,39 @@ describe('the relay clock: durations that no wall-clock step and no gateway down
     expect(gpu.stats.submissions).toHaveLength(1)
     const notes = second.store.transitions(id).map((t) => t.to_state)
     expect(notes).toEqual(['queued', 'processing', 'done'])
+  }, 60_000)
+
+  it('keeps a bridge whose clock steps back a day mid-job reporting progress: nothing stalls or runs twice', async () => {
+    const dir = await tempDir('bridge-step')
+    const gateway = await startTestGateway(dir, { stallTimeoutMs: 2_500, maxAttempts: 2 })
+    const gpu = await startTestGpu(dir, 6_000)
+    let offset = 0
+    const bridge = await startBridge(
+      bridgeTestConfig({
+        gpuId: 'gpu-1',
+        mqttUrl: gateway.mqttUrl,
+        gatewayUrl: gateway.url,
+        serviceUrl: gpu.url,
+        dataDir: join(dir, 'bridge'),
+        secret: TEST_SECRETS.gpu,
+      }),
+      { log, now: () => Date.now() + offset },
+    )
+    onTestFinished(() => bridge.close())
+    const [id] = await submitMany(gateway.url, 1, 'bridge-step')
+    if (id === undefined) throw new Error('no id')
+    const progressOf = (): number => gateway.store.get(id)?.progress ?? 0
+    await waitFor(() => progressOf() > 5, { what: 'the job reporting progress' })
+    offset = -DAY
+    const before = progressOf()
+    await waitFor(() => progressOf() > before + 20 || gateway.store.get(id)?.state === 'done', {
+      what: 'progress after the step back',
+    })
+    await waitFor(() => gateway.store.get(id)?.state === 'done', {
+      what: 'done',
+      timeoutMs: 20_000,
+    })
+    expect(gateway.store.get(id)).toMatchObject({ state: 'done', attempt: 1 })
+    expect(gpu.stats.submissions).toHaveLength(1)
   }, 60_000)
 })
