@@ -6,7 +6,7 @@
 import type { Logger } from 'pino'
 import type { Dispatcher } from './dispatcher.js'
 import type { FilePool } from './file-pool.js'
-import type { TaskRow, TaskStore } from './task-store.js'
+import { storedResultOf, type TaskRow, type TaskStore } from './task-store.js'
 import {
   BridgeEvent,
   PROTOCOL_VERSION,
@@ -92,11 +92,11 @@ export class BridgeEvents {
       return
     }
     if (task.state !== 'queued') return refuse('not-queued')
-    if (task.expires_at <= now()) {
+    if (store.isExpired(task)) {
       if (store.expire(task.id, now())) this.#out.snapshot(task.id)
       return refuse('expired')
     }
-    const older = store.olderQueued(gpuId, task.seq, now())
+    const older = store.olderQueued(gpuId, task.seq)
     if (older.length > 0) {
       // Run in submit order: the bridge must take the older ones first. Make sure it has them.
       for (const row of older) this.#out.republishIfQuiet(row)
@@ -147,12 +147,30 @@ export class BridgeEvents {
     this.#out.snapshot(event.taskId)
   }
 
+  /**
+   * A done names the result this GPU handed over for this attempt (docs/design.md §6), and nothing
+   * else: another pool file (the task's own input, say) is refused and logged, and the attempt
+   * ends as if its result never arrived.
+   */
   #onDone(gpuId: string, event: EventOf<'done'>): void {
     const { store, pool, log, now } = this.#d
     const task = store.get(event.taskId)
     if (task?.state === 'processing' && task.attempt === event.attempt && task.gpu_id === gpuId) {
-      const stored = pool.get(event.result.hash)
-      if (stored?.size !== event.result.size) {
+      const handed = storedResultOf(task)
+      const inPool = pool.get(event.result.hash)
+      if (handed?.hash !== event.result.hash || handed.size !== event.result.size) {
+        log.warn(
+          {
+            taskId: task.id,
+            gpuId,
+            attempt: task.attempt,
+            named: event.result.hash,
+            stored: handed?.hash ?? null,
+          },
+          'done refused: it names no result this GPU stored for the attempt',
+        )
+        this.#out.retryOrFail(task, '结果文件未能传回网关', 'result-missing')
+      } else if (inPool?.size !== event.result.size) {
         log.warn({ taskId: task.id, gpuId, result: event.result }, 'done without its result file')
         this.#out.retryOrFail(task, '结果文件未能传回网关', 'result-missing')
       } else if (store.finishDone(task.id, gpuId, task.attempt, event.seq, event.result, now())) {

@@ -2,7 +2,9 @@
  * The four clocks (docs/design.md §4), run from the gateway's tick: queue TTL (→ expired), execution
  * timeout and stall timeout (→ a new attempt while attempts remain, else error; the bridge is told
  * to stop following the old one), and retention (finished tasks, their results and unreferenced
- * files purged, their retained topics cleared).
+ * files purged, their retained topics cleared). Task durations are measured on the relay clock
+ * (relay-clock.ts), so a wall-clock step or the gateway's own downtime neither expires, re-runs
+ * nor fails anything.
  */
 import type { Logger } from 'pino'
 import type { AdminTopics } from './admin-topics.js'
@@ -25,7 +27,10 @@ export interface ClocksDeps extends ClockSettings {
   readonly dispatcher: Dispatcher
   readonly admin: AdminTopics
   readonly log: Logger
+  /** Wall-clock ms: the display times the transitions record, and the file pool's use times. */
   readonly now: () => number
+  /** The relay clock (relay-clock.ts): what every duration here is measured on. */
+  readonly relay: () => number
 }
 
 /** Retention runs at most this often: it scans, the others are indexed lookups. */
@@ -38,37 +43,37 @@ export class Clocks {
 
   constructor(deps: ClocksDeps) {
     this.#d = deps
-    deps.housekeeping.restartStallClocks(deps.now())
+    deps.housekeeping.restartStallClocks()
   }
 
   tick(): void {
-    const now = this.#d.now()
-    this.#expire(now)
-    this.#timeouts(now)
-    if (now - this.#lastRetention >= Math.min(RETENTION_EVERY_MS, this.#d.retentionMs)) {
-      this.#lastRetention = now
-      void this.#retention(now)
+    this.#expire()
+    this.#timeouts()
+    const relay = this.#d.relay()
+    if (relay - this.#lastRetention >= Math.min(RETENTION_EVERY_MS, this.#d.retentionMs)) {
+      this.#lastRetention = relay
+      void this.#retention(this.#d.now())
     }
   }
 
-  #expire(now: number): void {
-    const { store, dispatcher, log } = this.#d
-    for (const id of store.dueToExpire(now)) {
-      if (store.expire(id, now)) {
+  #expire(): void {
+    const { store, dispatcher, log, now } = this.#d
+    for (const id of store.dueToExpire()) {
+      if (store.expire(id, now())) {
         log.info({ taskId: id }, 'task expired')
         dispatcher.snapshot(id)
       }
     }
   }
 
-  #timeouts(now: number): void {
+  #timeouts(): void {
     const { housekeeping, execTimeoutMs, stallTimeoutMs } = this.#d
-    const overrun = housekeeping.overrunning(now, execTimeoutMs)
+    const overrun = housekeeping.overrunning(execTimeoutMs)
     for (const task of overrun) {
       this.#giveUp(task, `执行超时（超过${humanDuration(execTimeoutMs / 1000)}）`, 'exec-timeout')
     }
     const seen = new Set(overrun.map((t) => t.id))
-    for (const task of housekeeping.stalled(now, stallTimeoutMs)) {
+    for (const task of housekeeping.stalled(stallTimeoutMs)) {
       if (seen.has(task.id)) continue
       const quiet = humanDuration(stallTimeoutMs / 1000)
       this.#giveUp(task, `任务进度${quiet}没有变化（GPU 疑似卡住）`, 'stall-timeout')
@@ -88,11 +93,13 @@ export class Clocks {
     this.#sweeping = true
     const { housekeeping, pool, admin, log, retentionMs } = this.#d
     try {
-      const old = housekeeping.expiredRetention(now, retentionMs)
+      const old = housekeeping.expiredRetention(retentionMs)
       for (const task of old) {
         housekeeping.purge(task.id)
         admin.clearTask(task.id)
       }
+      // The pool records its files' use in wall-clock ms (a step forward can only take files no
+      // remaining task refers to a little early; a step back keeps them longer).
       const files = await pool.sweep(now - retentionMs)
       if (old.length > 0 || files > 0) {
         log.info({ tasks: old.length, files }, 'retention: purged finished tasks and files')

@@ -58,6 +58,8 @@ export const GatewayEnv = z.object({
   MAX_ATTEMPTS: env.int(3, 1),
   JSON_BODY_LIMIT: env.str('1mb'),
   UPLOAD_MAX_BYTES: env.int(2 * 1024 * 1024 * 1024, 1),
+  /** Largest result a GPU may hand over (413 RESULT_TOO_LARGE); unset: UPLOAD_MAX_BYTES. */
+  RESULT_MAX_BYTES: z.coerce.number().int().min(1).optional(),
   /** A request whose headers have not all arrived within this is closed. */
   HTTP_HEADERS_TIMEOUT_MS: env.ms(10_000),
   /**
@@ -126,6 +128,8 @@ export interface GatewayConfig {
   readonly headersTimeoutMs: number
   readonly idleTimeoutMs: number
   readonly uploadMaxBytes: number
+  /** Largest result a GPU may hand over. */
+  readonly resultMaxBytes: number
 }
 
 export function gatewayConfigFromEnv(
@@ -178,6 +182,7 @@ export function gatewayConfigFromEnv(
     headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
     idleTimeoutMs: e.HTTP_IDLE_TIMEOUT_MS,
     uploadMaxBytes: e.UPLOAD_MAX_BYTES,
+    resultMaxBytes: e.RESULT_MAX_BYTES ?? e.UPLOAD_MAX_BYTES,
     logLevel: e.LOG_LEVEL,
   })
 }
@@ -225,6 +230,7 @@ export function gatewayTestConfig(
     headersTimeoutMs: 10_000,
     idleTimeoutMs: 30_000,
     uploadMaxBytes: 2 * 1024 * 1024 * 1024,
+    resultMaxBytes: overrides.uploadMaxBytes ?? 2 * 1024 * 1024 * 1024,
     ...overrides,
   })
 }

@@ -104,6 +104,30 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE tasks ADD COLUMN current_frame INTEGER;
   ALTER TABLE tasks ADD COLUMN total_frames INTEGER;
   `,
+  // The relay clock (relay-clock.ts, docs/design.md §4): ms that advance only while the gateway
+  // runs. It starts at the wall clock of this migration, so the wall times already recorded are
+  // its times too. Durations (queue TTL, execution and stall timeouts, retention) are measured
+  // on the rc_* columns; the wall columns stay for display. The stored_result_* columns hold the
+  // one result a GPU handed over for an attempt, and result_type the content type it is served with.
+  `
+  CREATE TABLE relay_clock (id INTEGER PRIMARY KEY CHECK (id = 1), ms INTEGER NOT NULL);
+  INSERT INTO relay_clock (id, ms)
+    VALUES (1, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
+  ALTER TABLE tasks ADD COLUMN rc_created_at INTEGER;
+  ALTER TABLE tasks ADD COLUMN rc_expires_at INTEGER;
+  ALTER TABLE tasks ADD COLUMN rc_claimed_at INTEGER;
+  ALTER TABLE tasks ADD COLUMN rc_progress_at INTEGER;
+  ALTER TABLE tasks ADD COLUMN rc_finished_at INTEGER;
+  UPDATE tasks SET rc_created_at = created_at, rc_expires_at = expires_at,
+    rc_claimed_at = claimed_at, rc_progress_at = progress_at, rc_finished_at = finished_at;
+  CREATE INDEX tasks_by_rc_finish ON tasks (state, rc_finished_at);
+  ALTER TABLE tasks ADD COLUMN stored_result_attempt INTEGER;
+  ALTER TABLE tasks ADD COLUMN stored_result_hash TEXT;
+  ALTER TABLE tasks ADD COLUMN stored_result_ext TEXT;
+  ALTER TABLE tasks ADD COLUMN stored_result_size INTEGER;
+  ALTER TABLE tasks ADD COLUMN stored_result_type TEXT;
+  ALTER TABLE tasks ADD COLUMN result_type TEXT;
+  `,
 ]
 
 export function openDb(path: string): Db {

@@ -28,6 +28,8 @@ export interface DispatcherDeps {
   readonly admin: AdminTopics
   readonly log: Logger
   readonly now: () => number
+  /** The relay clock (relay-clock.ts): the re-publish intervals are measured on it. */
+  readonly relay: () => number
   readonly maxAttempts: number
 }
 
@@ -76,7 +78,7 @@ export class Dispatcher {
       expiresAt: new Date(task.expires_at).toISOString(),
     }
     const gpuId = task.gpu_id
-    this.#lastRepublish.set(`${task.id}:${task.attempt}`, this.#d.now())
+    this.#lastRepublish.set(`${task.id}:${task.attempt}`, this.#d.relay())
     publish(client, topics.gpuTasks(gpuId), encodePayload(message), { qos: 1 })
       .then(() => {
         store.markPublished(task.id, task.attempt)
@@ -120,7 +122,7 @@ export class Dispatcher {
   /** Re-publish for a birth, unless a birth did so for this attempt a moment ago. */
   republishForBirth(task: TaskRow): boolean {
     const key = `${task.id}:${task.attempt}`
-    const now = this.#d.now()
+    const now = this.#d.relay()
     const last = this.#birthRepublish.get(key)
     if (last !== undefined && now - last < BIRTH_REPUBLISH_MIN_MS) {
       this.#skippedByBirth.set(key, { taskId: task.id, attempt: task.attempt })
@@ -139,7 +141,7 @@ export class Dispatcher {
 
   /** Every second: publish what births skipped, once their interval is over, if still queued. */
   tick(): void {
-    const now = this.#d.now()
+    const now = this.#d.relay()
     // Entries past their interval decide nothing any more (a missing one reads as "long ago"):
     // dropped, so attempts that are never claimed (cancelled, expired, purged) leave nothing behind.
     for (const [key, at] of this.#lastRepublish) {
@@ -182,7 +184,7 @@ export class Dispatcher {
   republishIfQuiet(task: TaskRow): void {
     const key = `${task.id}:${task.attempt}`
     const last = this.#lastRepublish.get(key) ?? 0
-    if (this.#d.now() - last < REPUBLISH_MIN_INTERVAL_MS) return
+    if (this.#d.relay() - last < REPUBLISH_MIN_INTERVAL_MS) return
     this.publishTask(task, 'claim out of order')
   }
 

@@ -142,6 +142,7 @@ export async function startGateway(
       now,
       jsonBodyLimit: config.jsonBodyLimit,
       uploadMaxBytes: config.uploadMaxBytes,
+      resultMaxBytes: config.resultMaxBytes,
       waitingStatus: config.waitingStatus,
     })
     const server = createServer(

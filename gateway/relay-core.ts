@@ -14,6 +14,7 @@ import { Dispatcher } from './dispatcher.js'
 import type { FilePool } from './file-pool.js'
 import { GpuRegistry } from './gpu-registry.js'
 import { moveQueuedFrom, reconcileBirth } from './reconcile.js'
+import { RelayClock } from './relay-clock.js'
 import { TaskActions } from './task-actions.js'
 import { TaskHousekeeping } from './task-housekeeping.js'
 import { TaskService } from './task-service.js'
@@ -40,13 +41,19 @@ export interface RelayCoreDeps {
   readonly client: MqttClient
   readonly topics: Topics
   readonly log: Logger
+  /** Wall-clock ms (display times). */
   readonly now: () => number
+  /** The monotonic clock the relay clock advances by (default `performance.now`). */
+  readonly monotonic?: () => number
 }
 
 export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): RelayCore {
   const { db, pool, client, topics, log, now } = deps
-  const store = new TaskStore(db)
-  const housekeeping = new TaskHousekeeping(db)
+  // Durations are measured on the relay clock, never on the wall clock (docs/design.md §4).
+  const clock = new RelayClock(db, deps.monotonic)
+  const relay = (): number => clock.now()
+  const store = new TaskStore(db, relay)
+  const housekeeping = new TaskHousekeeping(db, relay)
   const late: { views?: TaskService; dispatcher?: Dispatcher } = {}
   const admin = new AdminTopics(client, topics, log, () => {
     return late.views?.queue() ?? { queued: 0, processing: 0, gpusOnline: 0, etaSeconds: 0 }
@@ -73,6 +80,7 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
     admin,
     log,
     now,
+    relay,
     maxAttempts: config.maxAttempts,
   })
   const views = new TaskService({
@@ -82,6 +90,7 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
     runEstimateS: config.runEstimateS,
     waitingTexts: config.waitingTexts,
     now,
+    relay,
   })
   late.views = views
   late.dispatcher = dispatcher
@@ -106,6 +115,7 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
     admin,
     log,
     now,
+    relay,
     execTimeoutMs: config.execTimeoutMs,
     stallTimeoutMs: config.stallTimeoutMs,
     retentionMs: config.retentionMs,
@@ -144,9 +154,20 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
       } catch (err) {
         log.error({ err }, 'tick failed')
       }
+      try {
+        clock.tick()
+      } catch (err) {
+        // A full disk, say: the clock runs on in memory and is saved at a later tick.
+        log.error({ err }, 'relay clock not saved')
+      }
     },
     close() {
       admin.close()
+      try {
+        clock.persist()
+      } catch (err) {
+        log.error({ err }, 'relay clock not saved at shutdown')
+      }
     },
   }
 }

@@ -1,16 +1,20 @@
 /**
  * The rows the clocks and the owner's actions touch (docs/design.md §4): cancel, manual retry, identical
  * submits, execution and stall timeouts, and retention. Each change is one transaction with its
- * transition record, like the rest of the task store.
+ * transition record, like the rest of the task store. The clocks measure on the relay clock's
+ * `rc_*` columns (relay-clock.ts), never on the wall clock.
  */
 import type { Db } from './db.js'
 import type { TaskRow } from './task-store.js'
 
 export class TaskHousekeeping {
   readonly #db: Db
+  readonly #relay: () => number
 
-  constructor(db: Db) {
+  /** `relay`: the relay clock's reading (relay-clock.ts). */
+  constructor(db: Db, relay: () => number) {
     this.#db = db
+    this.#relay = relay
   }
 
   /** queued or processing → cancelled; the row as it was, or undefined if it could not be. */
@@ -20,10 +24,11 @@ export class TaskHousekeeping {
       if (!before || (before.state !== 'queued' && before.state !== 'processing')) return undefined
       this.#db
         .prepare(
-          `UPDATE tasks SET state = 'cancelled', stage = NULL, updated_at = ?, finished_at = ?
+          `UPDATE tasks SET state = 'cancelled', stage = NULL, updated_at = ?, finished_at = ?,
+             rc_finished_at = ?
            WHERE id = ? AND state = ?`,
         )
-        .run(now, now, id, before.state)
+        .run(now, now, this.#relay(), id, before.state)
       this.#transition(id, now, before.state, 'cancelled', before.attempt, before.gpu_id, by)
       return before
     })()
@@ -31,6 +36,7 @@ export class TaskHousekeeping {
 
   /** error → queued as a new attempt (the owner asks again). */
   retry(id: string, gpuId: string, now: number, expiresAt: number): boolean {
+    const relay = this.#relay()
     return this.#db.transaction(() => {
       const before = this.#get(id)
       if (before?.state !== 'error') return false
@@ -38,10 +44,11 @@ export class TaskHousekeeping {
         .prepare(
           `UPDATE tasks SET state = 'queued', attempt = attempt + 1, gpu_id = ?, progress = 0,
              stage = NULL, stage_message = NULL, last_seq = 0, claimed_at = NULL, finished_at = NULL,
-             error_msg = NULL, updated_at = ?, expires_at = ?
+             error_msg = NULL, updated_at = ?, expires_at = ?, rc_claimed_at = NULL,
+             rc_finished_at = NULL, rc_expires_at = ?
            WHERE id = ? AND state = 'error'`,
         )
-        .run(gpuId, now, expiresAt, id)
+        .run(gpuId, now, expiresAt, relay + (expiresAt - now), id)
       this.#transition(id, now, 'error', 'queued', before.attempt + 1, gpuId, 'manual retry')
       return true
     })()
@@ -73,50 +80,64 @@ export class TaskHousekeeping {
       this.#db
         .prepare(
           `UPDATE tasks SET state = 'done', progress = 100, result_hash = ?, result_ext = ?,
-             result_size = ?, claimed_at = ?, finished_at = ?, updated_at = ?, gpu_id = NULL,
-             published_attempt = attempt
+             result_size = ?, result_type = ?, claimed_at = ?, finished_at = ?, updated_at = ?,
+             gpu_id = NULL, published_attempt = attempt, rc_claimed_at = ?, rc_finished_at = ?
            WHERE id = ? AND state = 'queued'`,
         )
-        .run(from.result_hash, from.result_ext, from.result_size, now, now, now, id)
+        .run(
+          from.result_hash,
+          from.result_ext,
+          from.result_size,
+          from.result_type,
+          now,
+          now,
+          now,
+          this.#relay(),
+          this.#relay(),
+          id,
+        )
       this.#transition(id, now, 'queued', 'done', 1, null, `cache hit of ${from.id}`)
     })()
   }
 
-  /** Running longer than the execution timeout. */
-  overrunning(now: number, execTimeoutMs: number): TaskRow[] {
+  /** Running longer than the execution timeout (relay clock: the gateway's downtime is not counted). */
+  overrunning(execTimeoutMs: number): TaskRow[] {
     return this.#db
       .prepare<[number], TaskRow>(
-        `SELECT * FROM tasks WHERE state = 'processing' AND claimed_at <= ? ORDER BY seq`,
+        `SELECT * FROM tasks WHERE state = 'processing' AND rc_claimed_at <= ? ORDER BY seq`,
       )
-      .all(now - execTimeoutMs)
+      .all(this.#relay() - execTimeoutMs)
   }
 
   /**
    * At start-up: progress could not arrive while the gateway was down, so the stall clock of
-   * running tasks starts again now rather than counting the outage as a hang.
+   * running tasks starts again now rather than counting the last quiet moments before the
+   * outage as part of a hang.
    */
-  restartStallClocks(now: number): void {
-    this.#db.prepare(`UPDATE tasks SET progress_at = ? WHERE state = 'processing'`).run(now)
+  restartStallClocks(): void {
+    this.#db
+      .prepare(`UPDATE tasks SET rc_progress_at = ? WHERE state = 'processing'`)
+      .run(this.#relay())
   }
 
   /** Progress (value or stage) unchanged for the stall timeout: the known HeyGem hang. */
-  stalled(now: number, stallTimeoutMs: number): TaskRow[] {
+  stalled(stallTimeoutMs: number): TaskRow[] {
     return this.#db
       .prepare<[number], TaskRow>(
         `SELECT * FROM tasks WHERE state = 'processing'
-           AND COALESCE(progress_at, claimed_at) <= ? ORDER BY seq`,
+           AND COALESCE(rc_progress_at, rc_claimed_at) <= ? ORDER BY seq`,
       )
-      .all(now - stallTimeoutMs)
+      .all(this.#relay() - stallTimeoutMs)
   }
 
-  /** Finished tasks past retention. */
-  expiredRetention(now: number, retentionMs: number): TaskRow[] {
+  /** Finished tasks past retention (relay clock). */
+  expiredRetention(retentionMs: number): TaskRow[] {
     return this.#db
       .prepare<[number], TaskRow>(
         `SELECT * FROM tasks WHERE state IN ('done', 'error', 'cancelled', 'expired')
-           AND finished_at <= ? ORDER BY seq LIMIT 500`,
+           AND rc_finished_at <= ? ORDER BY seq LIMIT 500`,
       )
-      .all(now - retentionMs)
+      .all(this.#relay() - retentionMs)
   }
 
   purge(id: string): void {

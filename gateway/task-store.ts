@@ -1,6 +1,8 @@
 /**
  * Task rows: every state change is one SQLite statement (or transaction) and leaves a transition
  * record. The claim is the compare-and-set that makes "claim before run" hold (docs/design.md §3.2).
+ * Wall-clock columns (`created_at`, `claimed_at`, …) are for display; every duration is measured on
+ * the relay clock's `rc_*` columns (relay-clock.ts, docs/design.md §4).
  */
 import type { Statement } from 'better-sqlite3'
 import type { Db } from './db.js'
@@ -40,7 +42,31 @@ export interface TaskRow {
   readonly request_key: string | null
   readonly current_frame: number | null
   readonly total_frames: number | null
+  /** Relay-clock ms (relay-clock.ts): what durations are measured on. */
+  readonly rc_created_at: number | null
+  readonly rc_expires_at: number | null
+  readonly rc_claimed_at: number | null
+  readonly rc_progress_at: number | null
+  readonly rc_finished_at: number | null
+  /** The one result the GPU handed over for `stored_result_attempt` (docs/design.md §6). */
+  readonly stored_result_attempt: number | null
+  readonly stored_result_hash: string | null
+  readonly stored_result_ext: string | null
+  readonly stored_result_size: number | null
+  readonly stored_result_type: string | null
+  /** The content type the result is served with (null for results from before it was kept). */
+  readonly result_type: string | null
 }
+
+/** A result a GPU handed over, as the pool stored it, and the content type to serve it with. */
+export interface StoredResult extends FileRef {
+  readonly type: string
+}
+
+export type RecordResultOutcome =
+  | { readonly kind: 'stored' }
+  | { readonly kind: 'already-stored'; readonly result: StoredResult }
+  | { readonly kind: 'not-current' }
 
 /** One progress event of the current attempt. */
 export interface ProgressUpdate {
@@ -82,8 +108,12 @@ export class TaskStore {
     [string, number, string | null, string, number, string | null, string | null]
   >
 
-  constructor(db: Db) {
+  readonly #relay: () => number
+
+  /** `relay`: the relay clock's reading (relay-clock.ts). */
+  constructor(db: Db, relay: () => number) {
     this.#db = db
+    this.#relay = relay
     this.#get = db.prepare('SELECT * FROM tasks WHERE id = ?')
     this.#transition = db.prepare(
       'INSERT INTO task_transitions (task_id, at, from_state, to_state, attempt, gpu_id, note) VALUES (?, ?, ?, ?, ?, ?, ?)',
@@ -95,12 +125,14 @@ export class TaskStore {
   }
 
   insert(task: NewTask): TaskRow {
+    const relay = this.#relay()
     return this.#db.transaction(() => {
       this.#db
         .prepare(
           `INSERT INTO tasks (id, owner, source, state, attempt, gpu_id, audio_hash, audio_ext, audio_size,
-             video_hash, video_ext, video_size, options, created_at, updated_at, expires_at, request_key)
-           VALUES (?, ?, ?, 'queued', 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+             video_hash, video_ext, video_size, options, created_at, updated_at, expires_at, request_key,
+             rc_created_at, rc_expires_at)
+           VALUES (?, ?, ?, 'queued', 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
           task.id,
@@ -118,6 +150,9 @@ export class TaskStore {
           task.now,
           task.expiresAt,
           task.requestKey,
+          relay,
+          // The TTL the caller asked for, on the relay clock.
+          relay + (task.expiresAt - task.now),
         )
       this.#transition.run(task.id, task.now, null, 'queued', 1, task.gpuId, 'submitted')
       return this.#must(task.id)
@@ -141,14 +176,16 @@ export class TaskStore {
     epoch: number,
     now: number,
   ): boolean {
+    const relay = this.#relay()
     return this.#db.transaction(() => {
       const changed = this.#db
         .prepare(
           `UPDATE tasks SET state = 'processing', claimed_at = ?, updated_at = ?, last_seq = ?,
-             claim_epoch = ?, progress_at = ?, progress = 0, stage = 'preparing', stage_message = NULL
-           WHERE id = ? AND state = 'queued' AND gpu_id = ? AND attempt = ? AND expires_at > ?`,
+             claim_epoch = ?, progress_at = ?, progress = 0, stage = 'preparing', stage_message = NULL,
+             rc_claimed_at = ?, rc_progress_at = ?
+           WHERE id = ? AND state = 'queued' AND gpu_id = ? AND attempt = ? AND rc_expires_at > ?`,
         )
-        .run(now, now, seq, epoch, now, id, gpuId, attempt, now).changes
+        .run(now, now, seq, epoch, now, relay, relay, id, gpuId, attempt, relay).changes
       if (changed === 1)
         this.#transition.run(id, now, 'queued', 'processing', attempt, gpuId, 'claimed')
       return changed === 1
@@ -172,6 +209,7 @@ export class TaskStore {
         .prepare(
           `UPDATE tasks SET
              progress_at = CASE WHEN progress != ? OR stage IS NOT ? THEN ? ELSE progress_at END,
+             rc_progress_at = CASE WHEN progress != ? OR stage IS NOT ? THEN ? ELSE rc_progress_at END,
              progress = ?, stage = ?, stage_message = ?, current_frame = ?, total_frames = ?,
              last_seq = ?, updated_at = ?
            WHERE id = ? AND state = 'processing' AND gpu_id = ? AND attempt = ? AND last_seq < ?`,
@@ -180,6 +218,9 @@ export class TaskStore {
           u.progress,
           u.stage,
           u.now,
+          u.progress,
+          u.stage,
+          this.#relay(),
           u.progress,
           u.stage,
           u.message,
@@ -195,6 +236,38 @@ export class TaskStore {
     )
   }
 
+  /**
+   * The GPU's result hand-over (docs/design.md §6): one result per attempt, recorded only while
+   * the attempt is this GPU's running one. A second one is refused, naming the first.
+   */
+  recordResult(
+    id: string,
+    gpuId: string,
+    attempt: number,
+    result: StoredResult,
+  ): RecordResultOutcome {
+    return this.#db.transaction((): RecordResultOutcome => {
+      const row = this.get(id)
+      if (row?.state !== 'processing' || row.gpu_id !== gpuId || row.attempt !== attempt) {
+        return { kind: 'not-current' }
+      }
+      const stored = storedResultOf(row)
+      if (stored) return { kind: 'already-stored', result: stored }
+      this.#db
+        .prepare(
+          `UPDATE tasks SET stored_result_attempt = ?, stored_result_hash = ?, stored_result_ext = ?,
+             stored_result_size = ?, stored_result_type = ?
+           WHERE id = ? AND state = 'processing' AND gpu_id = ? AND attempt = ?`,
+        )
+        .run(attempt, result.hash, result.ext, result.size, result.type, id, gpuId, attempt)
+      return { kind: 'stored' }
+    })()
+  }
+
+  /**
+   * processing → done with the result this GPU stored for this attempt; `result` (what its done
+   * event names) must be that very file, else nothing changes.
+   */
   finishDone(
     id: string,
     gpuId: string,
@@ -203,14 +276,18 @@ export class TaskStore {
     result: FileRef,
     now: number,
   ): boolean {
+    const relay = this.#relay()
     return this.#db.transaction(() => {
       const changed = this.#db
         .prepare(
           `UPDATE tasks SET state = 'done', progress = 100, stage = NULL, stage_message = NULL, last_seq = ?,
-             result_hash = ?, result_ext = ?, result_size = ?, error_msg = NULL, updated_at = ?, finished_at = ?
-           WHERE id = ? AND state = 'processing' AND gpu_id = ? AND attempt = ?`,
+             result_hash = stored_result_hash, result_ext = stored_result_ext,
+             result_size = stored_result_size, result_type = stored_result_type, error_msg = NULL,
+             updated_at = ?, finished_at = ?, rc_finished_at = ?
+           WHERE id = ? AND state = 'processing' AND gpu_id = ? AND attempt = ?
+             AND stored_result_attempt = ? AND stored_result_hash = ? AND stored_result_size = ?`,
         )
-        .run(seq, result.hash, result.ext, result.size, now, now, id, gpuId, attempt).changes
+        .run(seq, now, now, relay, id, gpuId, attempt, attempt, result.hash, result.size).changes
       if (changed === 1) this.#transition.run(id, now, 'processing', 'done', attempt, gpuId, null)
       return changed === 1
     })()
@@ -229,10 +306,11 @@ export class TaskStore {
       }
       this.#db
         .prepare(
-          `UPDATE tasks SET state = 'error', stage = NULL, error_msg = ?, updated_at = ?, finished_at = ?
+          `UPDATE tasks SET state = 'error', stage = NULL, error_msg = ?, updated_at = ?, finished_at = ?,
+             rc_finished_at = ?
            WHERE id = ? AND attempt = ?`,
         )
-        .run(message, now, now, id, attempt)
+        .run(message, now, now, this.#relay(), id, attempt)
       this.#transition.run(id, now, before.state, 'error', attempt, before.gpu_id, note)
       return true
     })()
@@ -252,7 +330,8 @@ export class TaskStore {
       this.#db
         .prepare(
           `UPDATE tasks SET state = 'queued', attempt = attempt + 1, gpu_id = ?, progress = 0, stage = NULL,
-             stage_message = NULL, current_frame = NULL, total_frames = NULL, last_seq = 0, claimed_at = NULL, error_msg = ?, updated_at = ?
+             stage_message = NULL, current_frame = NULL, total_frames = NULL, last_seq = 0, claimed_at = NULL,
+             rc_claimed_at = NULL, error_msg = ?, updated_at = ?
            WHERE id = ? AND attempt = ?`,
         )
         .run(gpuId, reason, now, id, attempt)
@@ -279,9 +358,10 @@ export class TaskStore {
       if (before?.state !== 'queued') return false
       this.#db
         .prepare(
-          `UPDATE tasks SET state = 'expired', updated_at = ?, finished_at = ? WHERE id = ? AND state = 'queued'`,
+          `UPDATE tasks SET state = 'expired', updated_at = ?, finished_at = ?, rc_finished_at = ?
+           WHERE id = ? AND state = 'queued'`,
         )
-        .run(now, now, id)
+        .run(now, now, this.#relay(), id)
       this.#transition.run(id, now, 'queued', 'expired', before.attempt, before.gpu_id, null)
       return true
     })()
@@ -304,13 +384,19 @@ export class TaskStore {
       .all(gpuId)
   }
 
-  /** Queued tasks of `gpuId` submitted before `seq` and not yet expired. */
-  olderQueued(gpuId: string, seq: number, now: number): TaskRow[] {
+  /** Queued tasks of `gpuId` submitted before `seq` and not yet expired (relay clock). */
+  olderQueued(gpuId: string, seq: number): TaskRow[] {
     return this.#db
       .prepare<[string, number, number], TaskRow>(
-        `SELECT * FROM tasks WHERE state = 'queued' AND gpu_id = ? AND seq < ? AND expires_at > ? ORDER BY seq`,
+        `SELECT * FROM tasks WHERE state = 'queued' AND gpu_id = ? AND seq < ? AND rc_expires_at > ?
+         ORDER BY seq`,
       )
-      .all(gpuId, seq, now)
+      .all(gpuId, seq, this.#relay())
+  }
+
+  /** Past its queue TTL, on the relay clock. */
+  isExpired(row: TaskRow): boolean {
+    return (row.rc_expires_at ?? row.expires_at) <= this.#relay()
   }
 
   /** Rows whose current attempt was committed but never published (a crash in between). */
@@ -347,12 +433,13 @@ export class TaskStore {
     return this.#db.prepare<[], TaskRow>('SELECT * FROM tasks ORDER BY seq').all()
   }
 
-  dueToExpire(now: number): string[] {
+  /** Queued tasks past their queue TTL, on the relay clock. */
+  dueToExpire(): string[] {
     return this.#db
       .prepare<[number], { id: string }>(
-        `SELECT id FROM tasks WHERE state = 'queued' AND expires_at <= ?`,
+        `SELECT id FROM tasks WHERE state = 'queued' AND rc_expires_at <= ?`,
       )
-      .all(now)
+      .all(this.#relay())
       .map((r) => r.id)
   }
 
@@ -393,8 +480,9 @@ export class TaskStore {
   recentRunMs(n = 20): number | null {
     const row = this.#db
       .prepare<[number], { avg: number | null }>(
-        `SELECT AVG(finished_at - claimed_at) AS avg FROM (
-           SELECT finished_at, claimed_at FROM tasks WHERE state = 'done' AND claimed_at IS NOT NULL
+        `SELECT AVG(rc_finished_at - rc_claimed_at) AS avg FROM (
+           SELECT rc_finished_at, rc_claimed_at FROM tasks WHERE state = 'done'
+             AND rc_claimed_at IS NOT NULL AND rc_finished_at IS NOT NULL
            ORDER BY finished_at DESC LIMIT ?)`,
       )
       .get(n)
@@ -428,5 +516,23 @@ export class TaskStore {
     const row = this.get(id)
     if (!row) throw new Error(`task ${id} vanished inside its own transaction`)
     return row
+  }
+}
+
+/** The result recorded for the row's current attempt, if any. */
+export function storedResultOf(row: TaskRow): StoredResult | null {
+  if (
+    row.stored_result_attempt !== row.attempt ||
+    row.stored_result_hash === null ||
+    row.stored_result_ext === null ||
+    row.stored_result_size === null
+  ) {
+    return null
+  }
+  return {
+    hash: row.stored_result_hash,
+    ext: row.stored_result_ext,
+    size: row.stored_result_size,
+    type: row.stored_result_type ?? 'application/octet-stream',
   }
 }

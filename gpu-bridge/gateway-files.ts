@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises'
 import type { InputSource, ResultStream } from './adapters/types.js'
 import { Md5Tap } from '../lib/hash.js'
 import { HttpError, readEnvelope, uploadRaw } from '../lib/http-client.js'
-import { RELAY_PATHS, ResultStored, type FileRef } from '../protocol/index.js'
+import { RELAY_PATHS, ResultAlreadyStored, ResultStored, type FileRef } from '../protocol/index.js'
 
 export class GatewayFiles implements InputSource {
   readonly #base: string
@@ -40,7 +40,11 @@ export class GatewayFiles implements InputSource {
     return Readable.fromWeb(res.body as WebReadableStream<Uint8Array>)
   }
 
-  /** Stream a result to the gateway; resolves with what the gateway stored, verified by md5. */
+  /**
+   * Stream a result to the gateway; resolves with what the gateway stored, verified by md5. A
+   * gateway that already holds this attempt's result (our earlier reply was lost) answers 409
+   * RESULT_ALREADY_STORED naming it: that is the result. Any other refusal is an HttpError.
+   */
   async storeResult(taskId: string, attempt: number, result: ResultStream): Promise<FileRef> {
     const target = new URL(RELAY_PATHS.result(taskId), this.#base)
     target.searchParams.set('attempt', String(attempt))
@@ -50,27 +54,43 @@ export class GatewayFiles implements InputSource {
     piping.catch(() => undefined) // awaited below; a failed upload destroys it first
     let reply
     try {
-      ;[, reply] = await Promise.all([
-        piping,
-        uploadRaw({
-          url: target.toString(),
-          source: tap,
-          size: result.size,
-          headers: this.#headers,
-        }),
-      ])
+      // The gateway may answer before it read everything (a refusal): the reply decides.
+      reply = await uploadRaw({
+        url: target.toString(),
+        source: tap,
+        size: result.size,
+        headers: this.#headers,
+      })
     } catch (err) {
       result.stream.destroy()
       tap.destroy()
       throw err
     }
+    if (reply.status !== 200) {
+      result.stream.destroy()
+      tap.destroy()
+      const earlier = ResultAlreadyStored.safeParse(reply.body)
+      if (reply.status === 409 && earlier.success) {
+        const { hash, ext, size } = earlier.data.data
+        return { hash, ext, size }
+      }
+    }
     const stored = readEnvelope(target.toString(), reply.status, reply.body, ResultStored)
+    await piping
     const local = tap.result()
     if (stored.hash !== local.hash || stored.size !== local.size) {
-      throw new Error(
+      throw new ResultCorrupted(
         `result of ${taskId} arrived as ${stored.hash}/${stored.size}, sent ${local.hash}/${local.size}`,
       )
     }
     return stored
+  }
+}
+
+/** The gateway stored other bytes than we sent: the hand-over is tried again. */
+export class ResultCorrupted extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'ResultCorrupted'
   }
 }

@@ -7,6 +7,9 @@
 import Database from 'better-sqlite3'
 import { BridgeEvent, MAX_HOLDING, TaskMessage, type Holding } from '../protocol/index.js'
 
+/** No claim backoff the runner sets is longer than this (runner.ts waits 1 s after `not-next`). */
+const MAX_CLAIM_BACKOFF_MS = 60_000
+
 export type InboxPhase = 'received' | 'claiming' | 'running' | 'finished'
 
 export interface InboxRow {
@@ -146,13 +149,17 @@ export class Inbox {
     )
   }
 
-  /** The oldest received task that may be claimed now. */
+  /**
+   * The oldest received task that may be claimed now. A `not_before` further ahead than any
+   * backoff the runner sets was written before the wall clock stepped back: it is over.
+   */
   nextToClaim(now: number): InboxRow | undefined {
     const raw = this.#db
-      .prepare<[number], RawRow>(
-        `SELECT * FROM inbox WHERE phase = 'received' AND not_before <= ? ORDER BY ord LIMIT 1`,
+      .prepare<[number, number], RawRow>(
+        `SELECT * FROM inbox WHERE phase = 'received' AND (not_before <= ? OR not_before > ?)
+         ORDER BY ord LIMIT 1`,
       )
-      .get(now)
+      .get(now, now + MAX_CLAIM_BACKOFF_MS)
     return raw ? this.#rows([raw])[0] : undefined
   }
 

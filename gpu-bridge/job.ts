@@ -40,9 +40,10 @@ export async function runJob(
   signal: AbortSignal,
 ): Promise<JobOutcome> {
   const { adapter, inbox, log } = deps
-  const started = deps.now()
+  // Durations here are monotonic: a wall-clock step neither holds progress back nor ends a retry.
+  const started = monotonic()
   const jobLog = log.child({ taskId: row.taskId, attempt: row.attempt })
-  const throttle = new ProgressThrottle(deps.progressIntervalMs, deps.progress, deps.now)
+  const throttle = new ProgressThrottle(deps.progressIntervalMs, deps.progress, monotonic)
   try {
     let serviceTaskId = row.serviceTaskId
     if (serviceTaskId === null && row.submitStarted) {
@@ -88,8 +89,9 @@ export async function runJob(
       await sleep(deps.pollMs, undefined, { signal })
     }
     throttle.flush()
-    const result = await handOver(row, id, deps, signal)
-    return { kind: 'done', result, elapsedMs: deps.now() - started }
+    const handed = await handOver(row, id, deps, signal)
+    if (handed.kind === 'refused') return handed.outcome
+    return { kind: 'done', result: handed.result, elapsedMs: Math.round(monotonic() - started) }
   } catch (err) {
     if (signal.aborted) throw err
     jobLog.warn({ err }, 'job failed')
@@ -100,30 +102,87 @@ export async function runJob(
   }
 }
 
+type HandOver =
+  | { readonly kind: 'stored'; readonly result: FileRef }
+  | { readonly kind: 'refused'; readonly outcome: JobOutcome }
+
+/** The longest wait between two hand-over tries (shorter with a short poll interval). */
+const HAND_OVER_MAX_WAIT_MS = 30_000
+
 /**
- * Stream the result from the GPU service to the gateway. Reading it from the service gives up
- * after `serviceDownMs`; handing it to the gateway is retried for as long as the gateway is away,
- * because the work is done.
+ * Stream the result from the GPU service to the gateway (docs/design.md §6). The work is done, so
+ * a failed hand-over never becomes a new GPU run: a gateway that is away, fails (5xx, a full disk's
+ * 507), refuses our login for a moment or stores other bytes than we sent is tried again, with
+ * backoff and jitter, until it accepts; only a task that is no longer this attempt's (404, 409)
+ * or a result over the gateway's size limit (413) ends it. Reading the result from the service
+ * gives up after `serviceDownMs`.
  */
 async function handOver(
   row: InboxRow,
   serviceTaskId: string,
   deps: JobDeps,
   signal: AbortSignal,
-): Promise<FileRef> {
-  for (;;) {
+): Promise<HandOver> {
+  const base = Math.max(1, Math.min(deps.pollMs * 2, 1_000))
+  const cap = Math.min(HAND_OVER_MAX_WAIT_MS, Math.max(base, deps.pollMs * 20))
+  for (let tries = 1; ; tries++) {
     const result = await untilServiceUp(deps, signal, () =>
       deps.adapter.openResult(serviceTaskId, signal),
     )
     try {
-      return await deps.files.storeResult(row.taskId, row.attempt, result)
+      return {
+        kind: 'stored',
+        result: await deps.files.storeResult(row.taskId, row.attempt, result),
+      }
     } catch (err) {
       result.stream.destroy()
-      if (!isGatewayAway(err)) throw err
-      deps.log.warn({ taskId: row.taskId, err: errorMessage(err) }, 'gateway away; result kept')
-      await sleep(Math.min(deps.pollMs * 5, 5_000), undefined, { signal })
+      signal.throwIfAborted()
+      const status = err instanceof HttpError ? err.status : null
+      if (status === 404 || status === 409) {
+        deps.log.info(
+          { taskId: row.taskId, attempt: row.attempt, status },
+          'result refused: the task is no longer this attempt',
+        )
+        return {
+          kind: 'refused',
+          outcome: { kind: 'error', message: TEXTS.generic, retryable: true },
+        }
+      }
+      if (status === 413) {
+        deps.log.warn(
+          { taskId: row.taskId, err: errorMessage(err) },
+          'result over the gateway limit',
+        )
+        return {
+          kind: 'refused',
+          outcome: { kind: 'error', message: RESULT_TOO_LARGE_TEXT, retryable: false },
+        }
+      }
+      if (status !== null && status >= 400 && status < 500 && ![401, 408, 429].includes(status)) {
+        throw err // a request the gateway will never take (a bug): no point in sending it again
+      }
+      const waitMs = backoff(base, cap, tries)
+      deps.log.warn(
+        { taskId: row.taskId, attempt: row.attempt, status, tries, waitMs, err: errorMessage(err) },
+        'result hand-over failed; result kept, trying again',
+      )
+      await sleep(waitMs, undefined, { signal })
     }
   }
+}
+
+/** What the owner reads when the video is larger than the gateway takes. */
+const RESULT_TOO_LARGE_TEXT = '生成的视频超过网关允许的大小，无法传回'
+
+/** Exponential backoff from `base` to `cap`, with jitter (half to all of it). */
+function backoff(base: number, cap: number, tries: number): number {
+  const ceiling = Math.min(cap, base * 2 ** Math.min(tries - 1, 20))
+  return Math.round(ceiling / 2 + Math.random() * (ceiling / 2))
+}
+
+/** Monotonic ms: durations that no wall-clock step moves. */
+function monotonic(): number {
+  return performance.now()
 }
 
 /** Bad input (4xx other than not-found, timeout, conflict, too many) is not worth another try. */
@@ -157,7 +216,7 @@ async function untilServiceUp<T>(
     } catch (err) {
       if (!isUnreachable(err)) throw err
       if (err instanceof ServiceUnreachable) deps.onServiceTrouble?.('down')
-      const now = deps.now()
+      const now = monotonic()
       downSince ??= now
       if (now - downSince >= limitMs) throw err
       deps.log.warn({ err: errorMessage(err) }, 'GPU service or gateway unreachable; retrying')

@@ -98,7 +98,8 @@ export class Presence {
         this.#lastRestore = this.#d.now()
         this.heartbeat()
       },
-      Math.max(0, wait),
+      // Never longer than the interval: a wall clock stepped back cannot hold the restore.
+      Math.min(RESTORE_MIN_INTERVAL_MS, Math.max(0, wait)),
     )
   }
 

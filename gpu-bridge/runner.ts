@@ -38,7 +38,10 @@ export class Runner {
   readonly #inbox: Inbox
   readonly #log: Logger
   readonly #jobs = new Map<string, AbortController>()
-  /** When a claim or an outcome was last sent, per task (in memory: a restart re-sends at once). */
+  /**
+   * When a claim or an outcome was last sent, per task, in monotonic ms (in memory: a restart
+   * re-sends at once; a wall-clock step back cannot hold a re-send for as long as it stepped).
+   */
   readonly #sentAt = new Map<string, number>()
   #maintainTimer: NodeJS.Timeout | undefined
   #wakeTimer: NodeJS.Timeout | undefined
@@ -159,7 +162,7 @@ export class Runner {
 
   #sendClaim(row: InboxRow): void {
     const seq = this.#inbox.nextSeq(row.taskId, row.attempt)
-    this.#sentAt.set(row.taskId, this.#d.now())
+    this.#sentAt.set(row.taskId, monotonic())
     this.#d.send({
       v: PROTOCOL_VERSION,
       kind: 'claim',
@@ -228,14 +231,14 @@ export class Runner {
       },
       'task finished on GPU',
     )
-    this.#sentAt.set(row.taskId, this.#d.now())
+    this.#sentAt.set(row.taskId, monotonic())
     this.#d.send(event)
     this.pump()
   }
 
   #sendFinal(row: InboxRow): void {
     if (!row.finalEvent) return
-    this.#sentAt.set(row.taskId, this.#d.now())
+    this.#sentAt.set(row.taskId, monotonic())
     this.#d.send(row.finalEvent)
   }
 
@@ -251,7 +254,7 @@ export class Runner {
   /** Re-send unanswered claims and unacknowledged outcomes. */
   #maintain(): void {
     if (this.#closed || !this.#d.isConnected()) return
-    const now = this.#d.now()
+    const now = monotonic()
     // A claim waits while the service cannot run it: a grant now would only spend the attempt.
     for (const row of this.#d.isReady() ? this.#inbox.inPhase('claiming') : []) {
       if (now - (this.#sentAt.get(row.taskId) ?? 0) >= this.#d.claimRetryMs) this.#sendClaim(row)
@@ -266,4 +269,9 @@ export class Runner {
     clearTimeout(this.#wakeTimer)
     this.#wakeTimer = setTimeout(() => this.pump(), ms + 10)
   }
+}
+
+/** Monotonic ms for the re-send intervals. */
+function monotonic(): number {
+  return performance.now()
 }

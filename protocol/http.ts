@@ -215,6 +215,15 @@ export type TaskStatusData = z.infer<typeof TaskStatusData>
 /** What a bridge gets back after streaming a result to the gateway. */
 export const ResultStored = FileRef
 
+/**
+ * The reply to a second result for one task attempt (409 `RESULT_ALREADY_STORED`): it names the
+ * result stored first, so a bridge that lost that reply learns it (docs/design.md §6).
+ */
+export const ResultAlreadyStored = z.object({
+  code: z.literal(409),
+  data: FileRef.extend({ error: z.literal('RESULT_ALREADY_STORED') }),
+})
+
 // ---- Assets (run_server's /api/asset/*) ----
 
 export const AssetType = z.enum(['voice', 'avatar'])

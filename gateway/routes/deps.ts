@@ -19,6 +19,8 @@ export interface RouteDeps {
   readonly submitLimiter: RateLimiter
   readonly uploadLimiter: RateLimiter
   readonly uploadMaxBytes: number
+  /** Largest result a GPU may hand over (`RESULT_MAX_BYTES`; default: `uploadMaxBytes`). */
+  readonly resultMaxBytes?: number
   /** The status word a task waiting for a GPU that is not ready shows on the compatible API. */
   readonly waitingStatus: 'processing' | 'queued'
   readonly log: Logger

@@ -100,7 +100,9 @@ export function heygemApi(deps: RouteDeps): Router {
     // As run_server: shown in place (a browser or the H5 player plays it), byte ranges served
     // (express' sendFile answers `Range` with 206 and sends `Accept-Ranges: bytes`).
     const ext = row.result_ext ?? '.mp4'
-    res.type(ext)
+    // The content type the result was stored with (docs/design.md §6), never sniffed.
+    res.type(row.result_type ?? ext)
+    res.set('X-Content-Type-Options', 'nosniff')
     res.set('Content-Disposition', `inline; filename=${row.id}${ext}`)
     res.sendFile(pool.pathOf(row.result_hash), { acceptRanges: true }, (err) => {
       if (err) next(err)

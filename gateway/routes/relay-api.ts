@@ -1,17 +1,23 @@
 /**
  * What bridges fetch and store over HTTP (docs/design.md §6): input files out of the pool, results in.
  * A GPU may fetch only inputs of tasks assigned to it, and store results only for its own
- * running task; both directions are streamed and hash-verified by the pool.
+ * running task: one result per attempt, at most `resultMaxBytes`; both directions are streamed
+ * and hash-verified by the pool.
  */
+import type { Request, Response } from 'express'
 import { Router } from 'express'
 import { z } from 'zod'
 import { ok, validate } from '../http-envelope.js'
 import type { RouteDeps } from './deps.js'
+import { ResultLimit, resultContentType, resultTooLarge } from '../result-intake.js'
+import type { StoredResult } from '../task-store.js'
+import { storedResultOf } from '../task-store.js'
 import { AppError } from '../../lib/errors.js'
 import { Attempt, Ext, Md5, TaskId, type FileRef } from '../../protocol/index.js'
 
 export function relayApi(deps: RouteDeps): Router {
   const { pool, store, log, auth } = deps
+  const maxBytes = deps.resultMaxBytes ?? deps.uploadMaxBytes
   const router = Router({ caseSensitive: true })
 
   router.get('/api/relay/files/:hash', async (req, res, next) => {
@@ -36,22 +42,84 @@ export function relayApi(deps: RouteDeps): Router {
     )
     const task = store.get(taskId)
     const who = auth.principal(req)
-    if (!task || (who.kind === 'gpu' && task.gpu_id !== who.gpuId)) {
-      req.resume()
+    const gpuId = who.kind === 'gpu' ? who.gpuId : (task?.gpu_id ?? null)
+    // Refusals before the body is read answer at once and close the connection: a result can be
+    // gigabytes, and nothing of it is wanted.
+    if (!task || gpuId === null || task.gpu_id !== gpuId) {
+      closeAfterReply(req, res)
       throw new AppError('TASK_NOT_FOUND', 404, '任务不存在')
     }
     if (task.state !== 'processing' || task.attempt !== query.attempt) {
-      req.resume()
-      throw new AppError(
-        'TASK_NOT_CURRENT',
-        409,
-        `任务当前状态为 ${task.state}（第 ${String(task.attempt)} 次尝试），不接收此结果`,
-      )
+      closeAfterReply(req, res)
+      throw notCurrent(task.state, task.attempt)
     }
-    const data: FileRef = await pool.store(req, query.ext, deps.now())
-    log.info({ taskId, attempt: query.attempt, hash: data.hash, bytes: data.size }, 'result stored')
+    const earlier = storedResultOf(task)
+    if (earlier) {
+      closeAfterReply(req, res)
+      alreadyStored(res, earlier)
+      return
+    }
+    const declared = Number(req.headers['content-length'] ?? 'NaN')
+    if (Number.isFinite(declared) && declared > maxBytes) {
+      closeAfterReply(req, res)
+      throw resultTooLarge(maxBytes)
+    }
+
+    const limit = new ResultLimit(maxBytes)
+    req.once('error', (err) => limit.destroy(err))
+    req.once('close', () => {
+      if (!req.readableEnded) limit.destroy(new Error('result upload cut off'))
+    })
+    req.pipe(limit)
+    let data: FileRef
+    try {
+      data = await pool.store(limit, query.ext, deps.now())
+    } catch (err) {
+      // Over the limit (or failed): the rest of the body is not read.
+      closeAfterReply(req, res)
+      throw err
+    }
+    const type = resultContentType(data.ext)
+    const recorded = store.recordResult(taskId, gpuId, query.attempt, { ...data, type })
+    if (recorded.kind === 'already-stored') {
+      // Another hand-over of this attempt got there first (a retry racing the original).
+      alreadyStored(res, recorded.result)
+      return
+    }
+    if (recorded.kind === 'not-current') {
+      const current = store.get(taskId)
+      throw notCurrent(current?.state ?? 'unknown', current?.attempt ?? 0)
+    }
+    log.info(
+      { taskId, gpuId, attempt: query.attempt, hash: data.hash, bytes: data.size, type },
+      'result stored',
+    )
     ok(res, data)
   })
 
   return router
+}
+
+function notCurrent(state: string, attempt: number): AppError {
+  return new AppError(
+    'TASK_NOT_CURRENT',
+    409,
+    `任务当前状态为 ${state}（第 ${String(attempt)} 次尝试），不接收此结果`,
+  )
+}
+
+/** 409 naming the result already stored, so a bridge that lost the first reply learns it. */
+function alreadyStored(res: Response, stored: StoredResult): void {
+  res.status(409).json({
+    code: 409,
+    msg: '该任务本次尝试的结果已经收到，不再接收',
+    data: { error: 'RESULT_ALREADY_STORED', hash: stored.hash, ext: stored.ext, size: stored.size },
+  })
+}
+
+/** The reply is the last thing on this connection: the unread body is dropped with it. */
+function closeAfterReply(req: Request, res: Response): void {
+  req.unpipe()
+  res.set('Connection', 'close')
+  res.once('finish', () => req.destroy())
 }

@@ -4,12 +4,17 @@ import { openDb } from '../../gateway/db.js'
 import { TaskStore, type ProgressUpdate } from '../../gateway/task-store.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
-async function store(): Promise<TaskStore> {
+/** The relay clock the store measures durations on (set by the tests). */
+interface FakeRelay {
+  t: number
+}
+
+async function store(relay: FakeRelay = { t: 1_000 }): Promise<TaskStore> {
   const db = openDb(join(await tempDir('store'), 'g.sqlite'))
   onTestFinished(() => {
     db.close()
   })
-  return new TaskStore(db)
+  return new TaskStore(db, () => relay.t)
 }
 
 const file = (hash: string) => ({ hash: hash.repeat(32), ext: '.wav', size: 10 })
@@ -37,11 +42,15 @@ function add(s: TaskStore, id: string, now = 1_000) {
 
 describe('task store', () => {
   it('grants a claim once: only for the assigned GPU, the current attempt and a queued, unexpired task', async () => {
-    const s = await store()
+    const relay = { t: 1_000 }
+    const s = await store(relay)
     add(s, 't1')
+    relay.t = 2_000
     expect(s.claim('t1', 'gpu-2', 1, 1, 9, 2_000)).toBe(false)
     expect(s.claim('t1', 'gpu-1', 2, 1, 9, 2_000)).toBe(false)
-    expect(s.claim('t1', 'gpu-1', 1, 1, 9, 20_000)).toBe(false) // past its TTL
+    relay.t = 20_000
+    expect(s.claim('t1', 'gpu-1', 1, 1, 9, 2_000)).toBe(false) // past its TTL on the relay clock
+    relay.t = 2_000
     expect(s.claim('t1', 'gpu-1', 1, 1, 9, 2_000)).toBe(true)
     expect(s.claim('t1', 'gpu-1', 1, 2, 9, 2_001)).toBe(false)
     expect(s.get('t1')?.state).toBe('processing')
@@ -82,6 +91,46 @@ describe('task store', () => {
     const t3 = s.get('t3')
     expect(t3 && s.queuePosition(t3)).toBe(3)
     expect(s.unpublished().map((r) => r.id)).toEqual(['t1', 't3'])
-    expect(s.olderQueued('gpu-1', t3?.seq ?? 0, 2_000).map((r) => r.id)).toEqual(['t1', 't2'])
+    expect(s.olderQueued('gpu-1', t3?.seq ?? 0).map((r) => r.id)).toEqual(['t1', 't2'])
+  })
+
+  it('measures the queue TTL on the relay clock: a wall clock a day ahead or behind expires nothing', async () => {
+    const relay = { t: 1_000 }
+    const s = await store(relay)
+    add(s, 't1')
+    add(s, 't2')
+    const day = 24 * 60 * 60 * 1000
+    relay.t = 5_000
+    expect(s.dueToExpire()).toEqual([])
+    expect(s.claim('t1', 'gpu-1', 1, 1, 9, 1_000 + day)).toBe(true) // wall a day ahead
+    relay.t = 10_999
+    expect(s.dueToExpire()).toEqual([])
+    relay.t = 11_000
+    expect(s.dueToExpire()).toEqual(['t2'])
+    expect(s.get('t1')).toMatchObject({ claimed_at: 1_000 + day, rc_claimed_at: 5_000 })
+  })
+
+  it('takes one result per attempt, and finishes only with the result stored for that attempt', async () => {
+    const s = await store()
+    add(s, 't1')
+    s.claim('t1', 'gpu-1', 1, 1, 9, 2_000)
+    const result = { hash: 'c'.repeat(32), ext: '.mp4', size: 5, type: 'video/mp4' }
+    expect(s.recordResult('t1', 'gpu-2', 1, result)).toEqual({ kind: 'not-current' })
+    expect(s.recordResult('t1', 'gpu-1', 2, result)).toEqual({ kind: 'not-current' })
+    expect(s.recordResult('t1', 'gpu-1', 1, result)).toEqual({ kind: 'stored' })
+    const other = { ...result, hash: 'd'.repeat(32) }
+    expect(s.recordResult('t1', 'gpu-1', 1, other)).toEqual({
+      kind: 'already-stored',
+      result,
+    })
+    // A done naming another file (the task's own input, say) changes nothing.
+    expect(s.finishDone('t1', 'gpu-1', 1, 2, file('a'), 3_000)).toBe(false)
+    expect(s.finishDone('t1', 'gpu-1', 1, 2, other, 3_000)).toBe(false)
+    expect(s.finishDone('t1', 'gpu-1', 1, 2, result, 3_000)).toBe(true)
+    expect(s.get('t1')).toMatchObject({
+      state: 'done',
+      result_hash: result.hash,
+      result_type: 'video/mp4',
+    })
   })
 })

@@ -59,6 +59,17 @@ describe('bridge inbox', () => {
     expect(box.nextToClaim(0)?.order).toBe(2)
   })
 
+  it('holds a claim back for its backoff only: one set before the clock stepped back a day is over', async () => {
+    const { inbox: box } = await inbox()
+    box.receive(message(1), 0)
+    const now = Date.now()
+    box.setPhase(message(1).taskId, 1, 'received', now + 1_000)
+    expect(box.nextToClaim(now)).toBeUndefined()
+    expect(box.nextToClaim(now + 1_000)?.order).toBe(1)
+    const dayBack = now - 24 * 60 * 60 * 1000
+    expect(box.nextToClaim(dayBack)?.order).toBe(1)
+  })
+
   it('keeps phase, service task id, sequence numbers and the epoch across a restart', async () => {
     const first = await inbox()
     const m = message(1)
