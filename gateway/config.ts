@@ -58,6 +58,8 @@ export const GatewayEnv = z.object({
   MAX_ATTEMPTS: env.int(3, 1),
   JSON_BODY_LIMIT: env.str('1mb'),
   UPLOAD_MAX_BYTES: env.int(2 * 1024 * 1024 * 1024, 1),
+  /** Uploads and submits are refused (507 DISK_FULL) while DATA_DIR has less free space. */
+  DISK_MIN_FREE_BYTES: env.int(128 * 1024 * 1024, 0),
   /** A request whose headers have not all arrived within this is closed. */
   HTTP_HEADERS_TIMEOUT_MS: env.ms(10_000),
   /**
@@ -126,6 +128,8 @@ export interface GatewayConfig {
   readonly headersTimeoutMs: number
   readonly idleTimeoutMs: number
   readonly uploadMaxBytes: number
+  /** Uploads and submits are refused with DISK_FULL while the data disk has less free space. */
+  readonly diskMinFreeBytes: number
 }
 
 export function gatewayConfigFromEnv(
@@ -178,6 +182,7 @@ export function gatewayConfigFromEnv(
     headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
     idleTimeoutMs: e.HTTP_IDLE_TIMEOUT_MS,
     uploadMaxBytes: e.UPLOAD_MAX_BYTES,
+    diskMinFreeBytes: e.DISK_MIN_FREE_BYTES,
     logLevel: e.LOG_LEVEL,
   })
 }
@@ -225,6 +230,8 @@ export function gatewayTestConfig(
     headersTimeoutMs: 10_000,
     idleTimeoutMs: 30_000,
     uploadMaxBytes: 2 * 1024 * 1024 * 1024,
+    // Test folders live on whatever disk the machine has: only full-disk tests set a minimum.
+    diskMinFreeBytes: 0,
     ...overrides,
   })
 }

@@ -2,6 +2,7 @@
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express'
 import type { Logger } from 'pino'
 import { z } from 'zod'
+import { diskFull, isDiskFullError } from './disk-space.js'
 import { AppError, isAppError } from '../lib/errors.js'
 
 export function ok(res: Response, data: unknown, msg = 'ok'): void {
@@ -41,6 +42,16 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     if (res.headersSent) {
       res.destroy()
+      return
+    }
+    // Refused before its body was read (an upload onto a full disk): the reply closes the
+    // connection, so the rest of a large body is not read for nothing.
+    if (!req.complete) res.set('Connection', 'close')
+    if (isDiskFullError(err)) {
+      // ENOSPC or SQLITE_FULL wherever it came from (a task row, a result): a 507, not a 500.
+      const refused = isAppError(err) && err.code === 'DISK_FULL' ? err : diskFull(err)
+      log.warn({ method: req.method, path: req.path, err }, 'refused: disk full')
+      sendError(res, refused.status, refused.code, refused.message)
       return
     }
     if (isAppError(err)) {

@@ -48,6 +48,9 @@ export function relayApi(deps: RouteDeps): Router {
         `任务当前状态为 ${task.state}（第 ${String(task.attempt)} 次尝试），不接收此结果`,
       )
     }
+    // A full disk: 507 at once, before a byte of the result is read (the bridge retries later);
+    // a write that fails on the way is a 507 too, its staged bytes removed (file-pool.ts).
+    pool.assertRoom()
     const data: FileRef = await pool.store(req, query.ext, deps.now())
     log.info({ taskId, attempt: query.attempt, hash: data.hash, bytes: data.size }, 'result stored')
     ok(res, data)
