@@ -92,7 +92,6 @@ export function receiveMultipart(
   return new Promise((resolve, reject) => {
     // A full disk: refused before a byte of the body is read (the reply closes the connection).
     if (opts.pool.space.full()) {
-      res.set('Connection', 'close')
       reject(diskFull())
       return
     }
@@ -127,9 +126,10 @@ export function receiveMultipart(
     const fail = (err: AppError): void => {
       if (failed) return
       failed = true
-      if (!req.complete) {
-        // Refused mid-body: read no more of it, answer, and close the connection.
-        req.unpipe(parser)
+      // Refused mid-body: nothing more of it is parsed or written. The error reply drops the
+      // rest (http-envelope.ts); a body far past the size limit also closes the connection.
+      req.unpipe(parser)
+      if (!req.complete && err.code === 'FILE_TOO_LARGE') {
         res.set('Connection', 'close')
         res.once('finish', () => req.destroy())
       }

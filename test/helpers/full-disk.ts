@@ -119,7 +119,7 @@ export function expectAllDiskFull(refusals: readonly Refusal[]): void {
 /** Status, progress, history, queue and the download of a done task: all answered. */
 export async function readsAnswer(
   url: string,
-  ids: { done: string; queued: readonly string[] },
+  ids: { done: string | null; queued: readonly string[] },
   headers: Record<string, string> = {},
 ): Promise<Record<string, number>> {
   const get = async (path: string): Promise<number> => {
@@ -128,14 +128,14 @@ export async function readsAnswer(
     return res.status
   }
   const seen: Record<string, number> = {}
-  for (const id of [ids.done, ...ids.queued]) {
+  for (const id of [...(ids.done === null ? [] : [ids.done]), ...ids.queued]) {
     seen[`status ${id}`] = await get(`/api/heygem/task/status?task_id=${id}`)
     seen[`progress ${id}`] = await get(`/api/heygem/progress?task_id=${id}`)
   }
   seen.history = await get('/api/heygem/task/history?license_key=K-disk')
   seen.queue = await get('/api/heygem/queue')
   seen.health = await get('/api/heygem/health')
-  seen.download = await get(`/api/heygem/download?task_id=${ids.done}`)
+  if (ids.done !== null) seen.download = await get(`/api/heygem/download?task_id=${ids.done}`)
   return seen
 }
 
