@@ -169,12 +169,21 @@ export class FilePool {
     const staged = await this.stage(source)
     await staged.commit()
     const file = { hash: staged.hash, ext, size: staged.size }
+    await this.recordCommitted(file, now)
+    return file
+  }
+
+  /**
+   * `record` for a file just committed: when the row cannot be written (a full disk), a file no
+   * row names is removed again, so the pool keeps no bytes its retention cannot see.
+   */
+  async recordCommitted(file: FileRef, now: number): Promise<void> {
     try {
       this.record(file, now)
     } catch (err) {
+      if (!this.get(file.hash)) await rm(this.pathOf(file.hash), { force: true })
       if (this.space.noteWriteError(err)) throw diskFull(err)
       throw err
     }
-    return file
   }
 }
