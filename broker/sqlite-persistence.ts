@@ -21,6 +21,9 @@ interface ClientLike {
 }
 interface BrokerLike {
   readonly id: string
+  /** Aedes is an EventEmitter; broker.ts logs its 'error' events. */
+  emit?(event: 'error', err: Error): boolean
+  listenerCount?(event: 'error'): number
 }
 interface SubscriptionIn {
   topic: string
@@ -264,10 +267,20 @@ export class SqlitePersistence extends OutgoingQueue {
     return settle(() => this.#will(client.id))
   }
 
+  /**
+   * Never rejects: aedes' CONNECT handler chains this with `.finally()` and handles no rejection
+   * (on a full disk an unhandled rejection killed the process at every reconnect with a will).
+   * A delete that fails leaves the old will stored and is reported as a broker error; a new will
+   * of the same CONNECT then fails to store in putWill, which refuses that CONNECT.
+   */
   delWill(client: ClientLike): Promise<StoredPacket | undefined> {
     return settle(() => {
       const will = this.#will(client.id)
-      this.#store.sql('DELETE FROM wills WHERE client_id = ?').run(client.id)
+      try {
+        this.#store.sql('DELETE FROM wills WHERE client_id = ?').run(client.id)
+      } catch (err) {
+        this.#reportError(err)
+      }
       return will
     })
   }
@@ -288,6 +301,13 @@ export class SqlitePersistence extends OutgoingQueue {
       this.#destroyed = true
       this.#store.close()
     })
+  }
+
+  /** A write that failed where aedes has no way to hear it: its 'error' event (logged). */
+  #reportError(err: unknown): void {
+    const broker = this.#broker
+    if (!broker?.emit || (broker.listenerCount?.('error') ?? 0) === 0) return
+    broker.emit('error', err instanceof Error ? err : new Error(String(err)))
   }
 
   #subscription(clientId: string, topic: string): SubRow | undefined {

@@ -1,5 +1,6 @@
 /** The SQLite file behind the broker's persistence: schema, and statements prepared once. */
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
+import { openWalDatabase } from '../lib/sqlite-open.js'
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS retained (topic TEXT PRIMARY KEY, packet BLOB NOT NULL);
@@ -30,11 +31,10 @@ export class SqliteStore {
   readonly #statements = new Map<string, Database.Statement>()
 
   constructor(path: string) {
-    this.db = new Database(path)
     // WAL + NORMAL: a commit survives the process being killed; only an OS crash can lose the
-    // last ones. FULL would fsync every QoS 1 message.
-    this.db.pragma('journal_mode = WAL')
-    this.db.pragma('synchronous = NORMAL')
+    // last ones. FULL would fsync every QoS 1 message. On a full disk it opens all the same
+    // (lib/sqlite-open.ts), and the broker refuses what it cannot store.
+    this.db = openWalDatabase(path, ['synchronous = NORMAL']).db
     this.db.exec(SCHEMA)
   }
 

@@ -60,6 +60,8 @@ export const GatewayEnv = z.object({
   UPLOAD_MAX_BYTES: env.int(2 * 1024 * 1024 * 1024, 1),
   /** Largest result a GPU may hand over (413 RESULT_TOO_LARGE); unset: UPLOAD_MAX_BYTES. */
   RESULT_MAX_BYTES: z.coerce.number().int().min(1).optional(),
+  /** Uploads and submits are refused (507 DISK_FULL) while DATA_DIR has less free space. */
+  DISK_MIN_FREE_BYTES: env.int(128 * 1024 * 1024, 0),
   /** A request whose headers have not all arrived within this is closed. */
   HTTP_HEADERS_TIMEOUT_MS: env.ms(10_000),
   /**
@@ -130,6 +132,8 @@ export interface GatewayConfig {
   readonly uploadMaxBytes: number
   /** Largest result a GPU may hand over. */
   readonly resultMaxBytes: number
+  /** Uploads and submits are refused with DISK_FULL while the data disk has less free space. */
+  readonly diskMinFreeBytes: number
 }
 
 export function gatewayConfigFromEnv(
@@ -183,6 +187,7 @@ export function gatewayConfigFromEnv(
     idleTimeoutMs: e.HTTP_IDLE_TIMEOUT_MS,
     uploadMaxBytes: e.UPLOAD_MAX_BYTES,
     resultMaxBytes: e.RESULT_MAX_BYTES ?? e.UPLOAD_MAX_BYTES,
+    diskMinFreeBytes: e.DISK_MIN_FREE_BYTES,
     logLevel: e.LOG_LEVEL,
   })
 }
@@ -231,6 +236,8 @@ export function gatewayTestConfig(
     idleTimeoutMs: 30_000,
     uploadMaxBytes: 2 * 1024 * 1024 * 1024,
     resultMaxBytes: overrides.uploadMaxBytes ?? 2 * 1024 * 1024 * 1024,
+    // Test folders live on whatever disk the machine has: only full-disk tests set a minimum.
+    diskMinFreeBytes: 0,
     ...overrides,
   })
 }

@@ -1,5 +1,6 @@
 /** The gateway's SQLite database: the single source of truth for tasks (docs/design.md §3). */
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
+import { openWalDatabase } from '../lib/sqlite-open.js'
 
 export type Db = Database.Database
 
@@ -131,11 +132,12 @@ const MIGRATIONS: readonly string[] = [
 ]
 
 export function openDb(path: string): Db {
-  const db = new Database(path)
-  db.pragma('journal_mode = WAL')
-  db.pragma('synchronous = FULL')
-  db.pragma('busy_timeout = 5000')
-  db.pragma('foreign_keys = ON')
+  // Opens on a full disk too (lib/sqlite-open.ts): the gateway starts and refuses only writes.
+  const { db } = openWalDatabase(path, [
+    'synchronous = FULL',
+    'busy_timeout = 5000',
+    'foreign_keys = ON',
+  ])
   migrate(db)
   return db
 }

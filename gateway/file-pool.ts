@@ -5,11 +5,12 @@
  */
 import { randomUUID } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
-import { mkdir, rename, rm, stat } from 'node:fs/promises'
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Db } from './db.js'
+import { DiskSpace, diskFull } from './disk-space.js'
 import { Md5Tap } from '../lib/hash.js'
 import type { FileRef } from '../protocol/index.js'
 
@@ -21,24 +22,43 @@ export interface Staged {
   discard(): Promise<void>
 }
 
+export interface FilePoolOptions {
+  /** New files are refused (DISK_FULL) while the disk has less free space than this. */
+  readonly minFreeBytes?: number
+}
+
 export class FilePool {
   readonly #db: Db
   readonly #root: string
   readonly #tmp: string
+  /** The data disk's free space: uploads and submits ask it first (disk-space.ts). */
+  readonly space: DiskSpace
 
-  private constructor(db: Db, root: string) {
+  private constructor(db: Db, root: string, opts: FilePoolOptions) {
     this.#db = db
     this.#root = root
     this.#tmp = join(root, 'tmp')
+    this.space = new DiskSpace({ folder: root, minFreeBytes: opts.minFreeBytes ?? 0 })
   }
 
-  static async open(db: Db, folder: string): Promise<FilePool> {
+  static async open(db: Db, folder: string, opts: FilePoolOptions = {}): Promise<FilePool> {
     const root = resolve(folder) // absolute: express' sendFile needs it
     await mkdir(join(root, 'tmp'), { recursive: true })
     // Partial uploads from a previous run are garbage.
     await rm(join(root, 'tmp'), { recursive: true, force: true })
     await mkdir(join(root, 'tmp'), { recursive: true })
-    return new FilePool(db, root)
+    return new FilePool(db, root, opts)
+  }
+
+  /** Throw DISK_FULL (507) while the data disk is full. */
+  assertRoom(): void {
+    this.space.assertRoom()
+  }
+
+  /** At shutdown: staged bytes nobody will commit are removed (never the pool's files). */
+  async close(): Promise<void> {
+    const names = await readdir(this.#tmp).catch(() => [])
+    await Promise.all(names.map((name) => rm(join(this.#tmp, name), { force: true })))
   }
 
   pathOf(hash: string): string {
@@ -76,6 +96,8 @@ export class FilePool {
       else await pipeline(source, tap, createWriteStream(tmpPath))
     } catch (err) {
       await rm(tmpPath, { force: true })
+      // A full disk is the caller's 507 (and refuses new uploads for a moment).
+      if (this.space.noteWriteError(err)) throw diskFull(err)
       throw err
     }
     const { hash, size } = tap.result()
@@ -86,6 +108,9 @@ export class FilePool {
         try {
           await mkdir(join(this.#root, hash.slice(0, 2)), { recursive: true })
           await rename(tmpPath, this.pathOf(hash))
+        } catch (err) {
+          if (this.space.noteWriteError(err)) throw diskFull(err)
+          throw err
         } finally {
           await rm(tmpPath, { force: true })
         }
@@ -144,7 +169,21 @@ export class FilePool {
     const staged = await this.stage(source)
     await staged.commit()
     const file = { hash: staged.hash, ext, size: staged.size }
-    this.record(file, now)
+    await this.recordCommitted(file, now)
     return file
+  }
+
+  /**
+   * `record` for a file just committed: when the row cannot be written (a full disk), a file no
+   * row names is removed again, so the pool keeps no bytes its retention cannot see.
+   */
+  async recordCommitted(file: FileRef, now: number): Promise<void> {
+    try {
+      this.record(file, now)
+    } catch (err) {
+      if (!this.get(file.hash)) await rm(this.pathOf(file.hash), { force: true })
+      if (this.space.noteWriteError(err)) throw diskFull(err)
+      throw err
+    }
   }
 }

@@ -66,7 +66,10 @@ export async function startGateway(
     closer.add(() => {
       db.close()
     })
-    const pool = await FilePool.open(db, join(config.dataDir, 'files'))
+    const pool = await FilePool.open(db, join(config.dataDir, 'files'), {
+      minFreeBytes: config.diskMinFreeBytes,
+    })
+    closer.add(() => pool.close()) // after the HTTP server: staged bytes of cut uploads go
 
     let mqttUrl = config.mqttUrl
     let mqttWsUrl: string | null = null

@@ -1,7 +1,8 @@
 /** The envelope `{code, msg, data}` (docs/design.md §7), input validation, and the one error middleware. */
-import type { ErrorRequestHandler, RequestHandler, Response } from 'express'
+import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'express'
 import type { Logger } from 'pino'
 import { z } from 'zod'
+import { diskFull, isDiskFullError } from './disk-space.js'
 import { AppError, isAppError } from '../lib/errors.js'
 
 export function ok(res: Response, data: unknown, msg = 'ok'): void {
@@ -43,6 +44,16 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       res.destroy()
       return
     }
+    if (!req.complete) discardBody(req)
+    if (isDiskFullError(err)) {
+      // ENOSPC or SQLITE_FULL wherever it came from (a task row, a result): a 507, not a 500.
+      const refused = isAppError(err) && err.code === 'DISK_FULL' ? err : diskFull(err)
+      // Our own refusal (the threshold) is no news; a write that failed is logged with its error.
+      const cause = isAppError(err) ? err.cause : err
+      log.warn({ method: req.method, path: req.path, err: cause }, 'refused: disk full')
+      sendError(res, refused.status, refused.code, refused.message)
+      return
+    }
     if (isAppError(err)) {
       sendError(res, err.status, err.code, err.message)
       return
@@ -59,6 +70,25 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     log.error({ err, method: req.method, path: req.path }, 'request failed')
     sendError(res, 500, 'INTERNAL', '服务器内部错误，请稍后重试')
   }
+}
+
+/** Past this much of an unread body the connection is closed instead of read on. */
+const DISCARD_MAX_BYTES = 64 * 1024 * 1024
+
+/**
+ * Refused before its body was read (an upload onto a full disk): the reply goes out at once, and
+ * the rest of the body is read and dropped (up to DISCARD_MAX_BYTES, then the connection is
+ * closed). Closing at once would lose the reply for most clients: Python's requests (the PC app)
+ * and fetch read a reply only once they have sent the body, and a closed socket fails the send.
+ */
+function discardBody(req: Request): void {
+  let discarded = 0
+  req.unpipe()
+  req.on('data', (chunk: Buffer) => {
+    discarded += chunk.length
+    if (discarded > DISCARD_MAX_BYTES) req.socket.destroy()
+  })
+  req.resume()
 }
 
 function bodyParserStatus(err: unknown): number | null {

@@ -10,9 +10,10 @@
 import type { Request, Response } from 'express'
 import busboy from 'busboy'
 import type { Readable } from 'node:stream'
+import { diskFull } from './disk-space.js'
 import type { FilePool, Staged } from './file-pool.js'
 import { MediaSniffer, type Sniffed } from './media-sniff.js'
-import { AppError } from '../lib/errors.js'
+import { AppError, isAppError } from '../lib/errors.js'
 
 export interface ReceivedFile {
   readonly field: string
@@ -89,6 +90,11 @@ export function receiveMultipart(
   opts: ReceiveOptions,
 ): Promise<Received> {
   return new Promise((resolve, reject) => {
+    // A full disk: refused before a byte of the body is read (the reply closes the connection).
+    if (opts.pool.space.full()) {
+      reject(diskFull())
+      return
+    }
     let parser: busboy.Busboy
     try {
       parser = busboy({
@@ -120,6 +126,13 @@ export function receiveMultipart(
     const fail = (err: AppError): void => {
       if (failed) return
       failed = true
+      // Refused mid-body: nothing more of it is parsed or written. The error reply drops the
+      // rest (http-envelope.ts); a body far past the size limit also closes the connection.
+      req.unpipe(parser)
+      if (!req.complete && err.code === 'FILE_TOO_LARGE') {
+        res.set('Connection', 'close')
+        res.once('finish', () => req.destroy())
+      }
       for (const stream of active) stream.destroy(new Error('upload refused'))
       // Answer once nothing is left: what was staged is discarded, what was still streaming
       // removes its own partial file as its pipeline fails.
@@ -157,10 +170,16 @@ export function receiveMultipart(
       const staged = opts.pool.stage(stream, sniffer).then(
         (s) => stagedFile(name, info.filename ?? '', s, sniffer.result(), () => truncated),
         (err: unknown) => {
-          throw new AppError('UPLOAD_FAILED', 500, '文件保存失败，请重试', { cause: err })
+          throw uploadFailed(err)
         },
       )
-      staged.catch(() => undefined).finally(() => active.delete(stream))
+      // A file that cannot be written (a full disk) is answered at once, not at the body's end:
+      // the parser would wait for ever on the file stream nobody reads any more.
+      staged
+        .catch((err: unknown) => {
+          fail(uploadFailed(err))
+        })
+        .finally(() => active.delete(stream))
       staging.push(staged)
     })
     parser.on('error', (err) => {
@@ -183,11 +202,7 @@ export function receiveMultipart(
           })
         },
         (err: unknown) => {
-          fail(
-            err instanceof AppError
-              ? err
-              : new AppError('UPLOAD_FAILED', 500, '文件保存失败，请重试', { cause: err }),
-          )
+          fail(uploadFailed(err))
         },
       )
     })
@@ -198,13 +213,17 @@ export function receiveMultipart(
     req.on('data', (chunk: Buffer) => {
       received += chunk.length
       if (received <= bodyLimit || req.readableEnded || failed) return
-      req.unpipe(parser)
-      res.set('Connection', 'close')
-      res.once('finish', () => req.destroy())
       fail(tooLarge(opts.maxFileBytes))
     })
     req.pipe(parser)
   })
+}
+
+/** A staging failure as the caller's error: DISK_FULL (and other AppErrors) as they are. */
+function uploadFailed(err: unknown): AppError {
+  return isAppError(err)
+    ? err
+    : new AppError('UPLOAD_FAILED', 500, '文件保存失败，请重试', { cause: err })
 }
 
 interface StagedFile extends ReceivedFile {

@@ -57,6 +57,8 @@ export class TaskActions {
     const { store, housekeeping, registry, dispatcher, admin, views, log, now } = this.#d
     const repeat = this.#repeated(input)
     if (repeat) return repeat
+    // A full disk takes no new task (a repeat above writes nothing and is answered).
+    this.#d.pool.assertRoom()
     const audio = await this.#inputFile(input.audio, '音频')
     const video = await this.#inputFile(input.video, '视频')
     const cached = housekeeping.doneWithInputs(audio.hash, video.hash, NO_OPTIONS)

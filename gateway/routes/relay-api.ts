@@ -59,6 +59,14 @@ export function relayApi(deps: RouteDeps): Router {
       alreadyStored(res, earlier)
       return
     }
+    // A full disk: 507 at once, before a byte of the result is read (the bridge retries later);
+    // a write that fails on the way is a 507 too, its staged bytes removed (file-pool.ts).
+    try {
+      pool.assertRoom()
+    } catch (err) {
+      closeAfterReply(req, res)
+      throw err
+    }
     const declared = Number(req.headers['content-length'] ?? 'NaN')
     if (Number.isFinite(declared) && declared > maxBytes) {
       closeAfterReply(req, res)

@@ -154,6 +154,6 @@ export async function storeMedia(
   assertMedia(file)
   await file.commit()
   const stored: FileRef = { hash: file.hash, ext, size: file.size }
-  deps.pool.record(stored, deps.now())
+  await deps.pool.recordCommitted(stored, deps.now())
   return stored
 }
