@@ -90,7 +90,6 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
     runEstimateS: config.runEstimateS,
     waitingTexts: config.waitingTexts,
     now,
-    relay,
   })
   late.views = views
   late.dispatcher = dispatcher
