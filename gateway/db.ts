@@ -105,7 +105,7 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE tasks ADD COLUMN current_frame INTEGER;
   ALTER TABLE tasks ADD COLUMN total_frames INTEGER;
   `,
-  // The relay clock (relay-clock.ts, docs/design.md §4): ms that advance only while the gateway
+  // The relay clock (relay-clock.ts, docs/design.md §3.8): ms that advance only while the gateway
   // runs. It starts at the wall clock of this migration, so the wall times already recorded are
   // its times too. Durations (queue TTL, execution and stall timeouts, retention) are measured
   // on the rc_* columns; the wall columns stay for display. The stored_result_* columns hold the

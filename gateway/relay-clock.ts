@@ -1,5 +1,5 @@
 /**
- * The relay clock (docs/design.md §4): milliseconds that advance only by monotonic time while the
+ * The relay clock (docs/design.md §3.8): milliseconds that advance only by monotonic time while the
  * gateway runs, persisted in SQLite so a restart carries on where the last run stopped. Durations
  * (queue TTL, execution and stall timeouts, retention) are measured on it, so a step of the wall
  * clock (NTP, a resumed VM) and the gateway's own downtime count for nothing. Wall-clock times stay

@@ -49,7 +49,7 @@ export interface RelayCoreDeps {
 
 export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): RelayCore {
   const { db, pool, client, topics, log, now } = deps
-  // Durations are measured on the relay clock, never on the wall clock (docs/design.md §4).
+  // Durations are measured on the relay clock, never on the wall clock (docs/design.md §3.8).
   const clock = new RelayClock(db, deps.monotonic)
   const relay = (): number => clock.now()
   const store = new TaskStore(db, relay)
@@ -90,7 +90,6 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
     runEstimateS: config.runEstimateS,
     waitingTexts: config.waitingTexts,
     now,
-    relay,
   })
   late.views = views
   late.dispatcher = dispatcher

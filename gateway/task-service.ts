@@ -22,8 +22,6 @@ export interface TaskServiceDeps {
   readonly waitingTexts: WaitingTexts
   /** Wall-clock ms (estimates only: no clock here decides anything). */
   readonly now: () => number
-  /** The relay clock (relay-clock.ts): how long a task has waited, whatever the wall clock did. */
-  readonly relay: () => number
 }
 
 export interface TaskView {
@@ -78,7 +76,7 @@ export class TaskService {
             processing: store.counts().processing,
             gpusOnline: gpus.ready,
             onlineCapacity: gpus.capacity,
-            bootS: this.#bootS(row.rc_created_at),
+            bootS: this.#bootS(row.created_at),
             runS: this.#runS(),
           })
         : 0
@@ -103,7 +101,7 @@ export class TaskService {
       processing: counts.processing,
       gpusOnline: gpus.ready,
       onlineCapacity: gpus.capacity,
-      bootS: this.#bootS(null),
+      bootS: this.#bootS(this.#d.now()),
       runS: this.#runS(),
     })
     return {
@@ -167,18 +165,16 @@ export class TaskService {
   }
 
   /**
-   * The boot estimate for a wait that began at the later of the task's submit (relay clock; null:
-   * now) and the moment the last GPU went offline: it counts down as the wait goes on (to a floor,
-   * once overdue). A GPU coming online whose service still loads does not restart it: that is the
-   * same boot going on. A wall-clock step moves neither start: the shorter wait is taken, never
-   * below nothing.
+   * The boot estimate for a wait that began at the later of `since` and the moment the last GPU
+   * went offline: it counts down as the wait goes on (to a floor, once overdue). A GPU coming
+   * online whose service still loads does not restart it: that is the same boot going on. Words
+   * only, on the wall clock like the presence times it compares with: a step shows the full
+   * estimate (back) or the floor (forward), and decides nothing.
    */
-  #bootS(submittedRelay: number | null): number {
+  #bootS(since: number): number {
     const offline = this.#d.registry.all().filter((g) => !g.online)
     const wentOffline = Math.max(0, ...offline.map((g) => g.since))
-    const sinceSubmit = submittedRelay === null ? 0 : this.#d.relay() - submittedRelay
-    const sinceOffline = this.#d.now() - wentOffline
-    const elapsedS = Math.max(0, Math.min(sinceSubmit, sinceOffline)) / 1000
+    const elapsedS = (this.#d.now() - Math.max(since, wentOffline)) / 1000
     return bootRemainingS(this.#d.bootEstimateS, elapsedS)
   }
 

@@ -2,7 +2,7 @@
  * Task rows: every state change is one SQLite statement (or transaction) and leaves a transition
  * record. The claim is the compare-and-set that makes "claim before run" hold (docs/design.md §3.2).
  * Wall-clock columns (`created_at`, `claimed_at`, …) are for display; every duration is measured on
- * the relay clock's `rc_*` columns (relay-clock.ts, docs/design.md §4).
+ * the relay clock's `rc_*` columns (relay-clock.ts, docs/design.md §3.8).
  */
 import type { Statement } from 'better-sqlite3'
 import type { Db } from './db.js'

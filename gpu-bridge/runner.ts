@@ -70,6 +70,8 @@ export class Runner {
   }
 
   control(message: ControlMessage): void {
+    // A control that arrives while the bridge shuts down starts nothing (its inbox is closing).
+    if (this.#closed) return
     const row = this.#inbox.current(message.taskId, message.attempt)
     switch (message.kind) {
       case 'claim-granted':
@@ -195,11 +197,11 @@ export class Runner {
     runJob(row, { ...this.#d, progress }, controller.signal).then(
       (outcome) => {
         if (this.#jobs.get(row.taskId) === controller) this.#jobs.delete(row.taskId)
-        if (!controller.signal.aborted) this.#finish(row, outcome)
+        if (!controller.signal.aborted && !this.#closed) this.#finish(row, outcome)
       },
       (err: unknown) => {
         if (this.#jobs.get(row.taskId) === controller) this.#jobs.delete(row.taskId)
-        if (!controller.signal.aborted) {
+        if (!controller.signal.aborted && !this.#closed) {
           this.#log.error({ err, taskId: row.taskId }, 'job crashed')
           this.#finish(row, { kind: 'error', message: TEXTS.generic, retryable: true })
         }
