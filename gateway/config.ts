@@ -65,6 +65,11 @@ export const GatewayEnv = z.object({
    * this and by size, never by their total time (a 2 GiB avatar over a slow uplink arrives).
    */
   HTTP_IDLE_TIMEOUT_MS: env.ms(30_000),
+  /**
+   * Open HTTP connections per client address, upgraded WebSockets included; one over it is
+   * closed as it is accepted, before any byte is read.
+   */
+  HTTP_MAX_CONNECTIONS_PER_IP: env.int(64, 1),
   LOG_LEVEL: env.logLevel(),
 })
 
@@ -125,6 +130,8 @@ export interface GatewayConfig {
   readonly jsonBodyLimit: string
   readonly headersTimeoutMs: number
   readonly idleTimeoutMs: number
+  /** Open HTTP connections per client address (WebSockets included). */
+  readonly maxConnectionsPerIp: number
   readonly uploadMaxBytes: number
 }
 
@@ -177,6 +184,7 @@ export function gatewayConfigFromEnv(
     jsonBodyLimit: e.JSON_BODY_LIMIT,
     headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
     idleTimeoutMs: e.HTTP_IDLE_TIMEOUT_MS,
+    maxConnectionsPerIp: e.HTTP_MAX_CONNECTIONS_PER_IP,
     uploadMaxBytes: e.UPLOAD_MAX_BYTES,
     logLevel: e.LOG_LEVEL,
   })
@@ -224,6 +232,7 @@ export function gatewayTestConfig(
     jsonBodyLimit: '1mb',
     headersTimeoutMs: 10_000,
     idleTimeoutMs: 30_000,
+    maxConnectionsPerIp: 64,
     uploadMaxBytes: 2 * 1024 * 1024 * 1024,
     ...overrides,
   })

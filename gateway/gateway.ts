@@ -11,6 +11,7 @@ import mqtt, { type MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { createApp } from './app.js'
 import { AssetStore } from './assets-store.js'
+import { capConnectionsPerAddress } from './connection-cap.js'
 import type { EmbeddedBrokerSettings, GatewayConfig } from './config.js'
 import { openDb } from './db.js'
 import { FilePool } from './file-pool.js'
@@ -155,6 +156,7 @@ export async function startGateway(
       },
       app,
     )
+    const connections = capConnectionsPerAddress(server, config.maxConnectionsPerIp, log)
     // Sockets idle (nothing read, nothing written) this long are destroyed. Upgraded WebSockets
     // manage their own liveness (pings) and clear this timeout.
     server.setTimeout(config.idleTimeoutMs)
@@ -168,6 +170,7 @@ export async function startGateway(
     closer.add(
       () =>
         new Promise<void>((resolve) => {
+          connections.close()
           server.close(() => resolve())
           server.closeAllConnections()
         }),
