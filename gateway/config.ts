@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import { z } from 'zod'
 import { env, parseEnv } from '../lib/config.js'
 import { loadCredentials, type Credentials } from '../lib/credentials.js'
+import { parseByteSize } from './body-gate.js'
 import { DEFAULT_WAITING_TEXTS, type WaitingTexts } from './estimates.js'
 import { DEFAULT_TOPIC_ROOT, GpuId } from '../protocol/index.js'
 
@@ -56,7 +57,9 @@ export const GatewayEnv = z.object({
   /** How long an asset (/api/asset/upload) is kept: run_server's 30 days. */
   ASSET_TTL_MS: env.ms(30 * 24 * 60 * 60 * 1000),
   MAX_ATTEMPTS: env.int(3, 1),
-  JSON_BODY_LIMIT: env.str('1mb'),
+  JSON_BODY_LIMIT: env
+    .str('1mb')
+    .refine((v) => parseByteSize(v) !== null, { error: 'a size such as 1mb, 100kb or 65536' }),
   UPLOAD_MAX_BYTES: env.int(2 * 1024 * 1024 * 1024, 1),
   /** A request whose headers have not all arrived within this is closed. */
   HTTP_HEADERS_TIMEOUT_MS: env.ms(10_000),

@@ -156,6 +156,9 @@ export async function startGateway(
       },
       app,
     )
+    // `Expect: 100-continue` is answered by the app once the caller is authenticated and its
+    // declared length allowed (body-gate.ts), not by Node before anything is checked.
+    server.on('checkContinue', app)
     const connections = capConnectionsPerAddress(server, config.maxConnectionsPerIp, log)
     // Sockets idle (nothing read, nothing written) this long are destroyed. Upgraded WebSockets
     // manage their own liveness (pings) and clear this timeout.
