@@ -16,6 +16,7 @@ import type { EmbeddedBrokerSettings, GatewayConfig } from './config.js'
 import { openDb } from './db.js'
 import { FilePool } from './file-pool.js'
 import { httpAuth } from './http-auth.js'
+import { LoginBackoff } from './login-backoff.js'
 import { progressData } from './progress-data.js'
 import { RateLimiter } from './rate-limit.js'
 import { createRelayCore } from './relay-core.js'
@@ -123,6 +124,8 @@ export async function startGateway(
       clearInterval(tick)
     })
 
+    // Monotonic: a wall-clock step neither frees nor locks out an address.
+    const logins = new LoginBackoff({ now: () => performance.now() })
     const app = createApp({
       views: core.views,
       actions: core.actions,
@@ -132,6 +135,7 @@ export async function startGateway(
           apiSecret: config.apiSecret,
           adminToken: config.adminToken,
           credentials: config.credentials,
+          logins,
         },
         log,
       ),
@@ -185,6 +189,7 @@ export async function startGateway(
       {
         log,
         apiSecret: config.apiSecret,
+        logins,
         progressOf: (taskId) => {
           const row = core.store.get(taskId)
           return row ? progressData(progressDeps, row) : null
