@@ -1,11 +1,18 @@
 /**
- * The express application: CORS, JSON body limit, who is calling (http-auth.ts), the route
+ * The express application: CORS, who is calling (http-auth.ts, from the headers alone), the body
+ * gate and the JSON parser (body-gate.ts: nothing of a body is read before both), the route
  * groups, and one envelope for every error.
  */
-import type { IncomingMessage } from 'node:http'
-import express, { type Express, type RequestHandler } from 'express'
+import express, { type Express, type Request, type RequestHandler } from 'express'
+import {
+  bodyGate,
+  closeBodiesNobodyReads,
+  closeUnreadOnError,
+  closeUnreadOnNotFound,
+  isJsonBody,
+  parseByteSize,
+} from './body-gate.js'
 import { errorHandler, notFoundHandler } from './http-envelope.js'
-import { ASSET_PATHS, HEYGEM_PATHS, TASK_PATHS } from '../protocol/index.js'
 import { assetApi } from './routes/assets.js'
 import type { RouteDeps } from './routes/deps.js'
 import { healthApi } from './routes/health.js'
@@ -15,6 +22,7 @@ import { taskApi } from './routes/task-api.js'
 import { uploadApi } from './routes/upload.js'
 
 export interface AppDeps extends RouteDeps {
+  /** JSON_BODY_LIMIT as written (`1mb`). */
   readonly jsonBodyLimit: string
 }
 
@@ -41,49 +49,45 @@ const cors: RequestHandler = (req, res, next) => {
   next()
 }
 
+/** Under /api/ (in any letter case): the paths the guard below holds to credentials. */
+const isApiPath = (req: Request): boolean => req.path.toLowerCase().startsWith('/api/')
+
 export function createApp(deps: AppDeps): Express {
+  const jsonLimitBytes = parseByteSize(deps.jsonBodyLimit)
+  if (jsonLimitBytes === null)
+    throw new Error(`JSON_BODY_LIMIT is not a size: ${deps.jsonBodyLimit}`)
   const app = express()
   app.disable('x-powered-by')
   app.set('query parser', 'simple')
   // Paths are matched exactly as written: /API/heygem/… is not /api/heygem/… (nor does it slip
   // past the guard below, which also compares in lower case).
   app.set('case sensitive routing', true)
+  app.use(closeBodiesNobodyReads)
   app.use(cors)
   app.use(healthApi(deps)) // open: no credentials, before anything can refuse
-  // run_server reads a JSON route's body as JSON whatever its Content-Type (a browser's
-  // text/plain included); uploads and a bridge's result stream are left to their routes.
-  app.use(express.json({ limit: deps.jsonBodyLimit, type: isJsonBody }))
+  // Who is calling, from the headers alone: refused credentials are answered before a byte of
+  // the body is read (and the connection closed, body-gate.ts).
   app.use(deps.auth.identify)
   const guard: RequestHandler = (req, res, next) => {
     const path = req.path.toLowerCase()
     if (path.startsWith('/api/relay/')) deps.auth.gpus(req, res, next)
-    else if (path.startsWith('/api/')) deps.auth.users(req, res, next)
+    else if (isApiPath(req)) deps.auth.users(req, res, next)
     else next()
   }
   app.use(guard)
+  app.use(bodyGate({ jsonLimitBytes, uploadMaxBytes: deps.uploadMaxBytes }))
+  // run_server reads a JSON route's body as JSON whatever its Content-Type (a browser's
+  // text/plain included); uploads and a bridge's result stream are left to their routes. Only
+  // under /api/, where the guard has let the caller in: no other path reads a body.
+  app.use('/api', express.json({ limit: jsonLimitBytes, type: isJsonBody }))
   app.use(taskApi(deps))
   app.use(uploadApi(deps))
   app.use(heygemApi(deps))
   app.use(assetApi(deps))
   app.use(relayApi(deps))
+  app.use(closeUnreadOnNotFound)
   app.use(notFoundHandler())
+  app.use(closeUnreadOnError)
   app.use(errorHandler(deps.log))
   return app
-}
-
-/** The routes whose body is JSON: everything but uploads and a bridge's result stream. */
-const JSON_ROUTES: ReadonlySet<string> = new Set([
-  HEYGEM_PATHS.checkFiles,
-  HEYGEM_PATHS.submit,
-  ASSET_PATHS.delete,
-  TASK_PATHS.submit,
-  TASK_PATHS.cancel,
-  TASK_PATHS.retry,
-])
-
-/** JSON by its Content-Type anywhere, and on the JSON routes whatever its Content-Type says. */
-function isJsonBody(req: IncomingMessage): boolean {
-  const type = (req.headers['content-type'] ?? '').toLowerCase()
-  if (/^application\/(?:[\w.-]+\+)?json\b/u.test(type)) return true
-  return JSON_ROUTES.has((req.url ?? '').split('?')[0] ?? '')
 }

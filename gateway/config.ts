@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import { z } from 'zod'
 import { env, parseEnv } from '../lib/config.js'
 import { loadCredentials, type Credentials } from '../lib/credentials.js'
+import { parseByteSize } from './body-gate.js'
 import { DEFAULT_WAITING_TEXTS, type WaitingTexts } from './estimates.js'
 import { DEFAULT_TOPIC_ROOT, GpuId } from '../protocol/index.js'
 
@@ -56,7 +57,9 @@ export const GatewayEnv = z.object({
   /** How long an asset (/api/asset/upload) is kept: run_server's 30 days. */
   ASSET_TTL_MS: env.ms(30 * 24 * 60 * 60 * 1000),
   MAX_ATTEMPTS: env.int(3, 1),
-  JSON_BODY_LIMIT: env.str('1mb'),
+  JSON_BODY_LIMIT: env
+    .str('1mb')
+    .refine((v) => parseByteSize(v) !== null, { error: 'a size such as 1mb, 100kb or 65536' }),
   UPLOAD_MAX_BYTES: env.int(2 * 1024 * 1024 * 1024, 1),
   /** Largest result a GPU may hand over (413 RESULT_TOO_LARGE); unset: UPLOAD_MAX_BYTES. */
   RESULT_MAX_BYTES: z.coerce.number().int().min(1).optional(),
@@ -69,6 +72,11 @@ export const GatewayEnv = z.object({
    * this and by size, never by their total time (a 2 GiB avatar over a slow uplink arrives).
    */
   HTTP_IDLE_TIMEOUT_MS: env.ms(30_000),
+  /**
+   * Open HTTP connections per client address, upgraded WebSockets included; one over it is
+   * closed as it is accepted, before any byte is read.
+   */
+  HTTP_MAX_CONNECTIONS_PER_IP: env.int(64, 1),
   LOG_LEVEL: env.logLevel(),
 })
 
@@ -129,6 +137,8 @@ export interface GatewayConfig {
   readonly jsonBodyLimit: string
   readonly headersTimeoutMs: number
   readonly idleTimeoutMs: number
+  /** Open HTTP connections per client address (WebSockets included). */
+  readonly maxConnectionsPerIp: number
   readonly uploadMaxBytes: number
   /** Largest result a GPU may hand over. */
   readonly resultMaxBytes: number
@@ -185,6 +195,7 @@ export function gatewayConfigFromEnv(
     jsonBodyLimit: e.JSON_BODY_LIMIT,
     headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
     idleTimeoutMs: e.HTTP_IDLE_TIMEOUT_MS,
+    maxConnectionsPerIp: e.HTTP_MAX_CONNECTIONS_PER_IP,
     uploadMaxBytes: e.UPLOAD_MAX_BYTES,
     resultMaxBytes: e.RESULT_MAX_BYTES ?? e.UPLOAD_MAX_BYTES,
     diskMinFreeBytes: e.DISK_MIN_FREE_BYTES,
@@ -234,6 +245,7 @@ export function gatewayTestConfig(
     jsonBodyLimit: '1mb',
     headersTimeoutMs: 10_000,
     idleTimeoutMs: 30_000,
+    maxConnectionsPerIp: 64,
     uploadMaxBytes: 2 * 1024 * 1024 * 1024,
     resultMaxBytes: overrides.uploadMaxBytes ?? 2 * 1024 * 1024 * 1024,
     // Test folders live on whatever disk the machine has: only full-disk tests set a minimum.

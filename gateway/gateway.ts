@@ -11,10 +11,12 @@ import mqtt, { type MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { createApp } from './app.js'
 import { AssetStore } from './assets-store.js'
+import { capConnectionsPerAddress } from './connection-cap.js'
 import type { EmbeddedBrokerSettings, GatewayConfig } from './config.js'
 import { openDb } from './db.js'
 import { FilePool } from './file-pool.js'
 import { httpAuth } from './http-auth.js'
+import { LoginBackoff } from './login-backoff.js'
 import { progressData } from './progress-data.js'
 import { RateLimiter } from './rate-limit.js'
 import { createRelayCore } from './relay-core.js'
@@ -125,6 +127,8 @@ export async function startGateway(
       clearInterval(tick)
     })
 
+    // Monotonic: a wall-clock step neither frees nor locks out an address.
+    const logins = new LoginBackoff({ now: () => performance.now() })
     const app = createApp({
       views: core.views,
       actions: core.actions,
@@ -134,6 +138,7 @@ export async function startGateway(
           apiSecret: config.apiSecret,
           adminToken: config.adminToken,
           credentials: config.credentials,
+          logins,
         },
         log,
       ),
@@ -159,6 +164,10 @@ export async function startGateway(
       },
       app,
     )
+    // `Expect: 100-continue` is answered by the app once the caller is authenticated and its
+    // declared length allowed (body-gate.ts), not by Node before anything is checked.
+    server.on('checkContinue', app)
+    const connections = capConnectionsPerAddress(server, config.maxConnectionsPerIp, log)
     // Sockets idle (nothing read, nothing written) this long are destroyed. Upgraded WebSockets
     // manage their own liveness (pings) and clear this timeout.
     server.setTimeout(config.idleTimeoutMs)
@@ -172,6 +181,7 @@ export async function startGateway(
     closer.add(
       () =>
         new Promise<void>((resolve) => {
+          connections.close()
           server.close(() => resolve())
           server.closeAllConnections()
         }),
@@ -183,6 +193,7 @@ export async function startGateway(
       {
         log,
         apiSecret: config.apiSecret,
+        logins,
         progressOf: (taskId) => {
           const row = core.store.get(taskId)
           return row ? progressData(progressDeps, row) : null

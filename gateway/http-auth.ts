@@ -12,9 +12,16 @@
  * (the H5 app sends its license key as the bearer): the caller is anonymous, and asset routes may
  * take that token as its license key (`bearerOf`). The download also takes the secret as
  * `?token=` (the H5 app's player cannot send headers); no other route does.
+ *
+ * Only headers are read here, before any body: refused credentials are answered 401 with the
+ * connection closed (body-gate.ts). Refusals are counted per client address (login-backoff.ts):
+ * an address in backoff has every credential refused at once with 429 and Retry-After. Logs name
+ * the address, never any part of a credential.
  */
 import type { Request, RequestHandler } from 'express'
 import type { Logger } from 'pino'
+import { clientAddress } from './connection-cap.js'
+import type { LoginBackoff } from './login-backoff.js'
 import { AppError } from '../lib/errors.js'
 import { secretMatches, type Credentials } from '../lib/credentials.js'
 import { HEYGEM_PATHS, LICENSE_HEADER, parseGpuBearer } from '../protocol/index.js'
@@ -29,6 +36,8 @@ export interface HttpAuthConfig {
   readonly apiSecret: string | null
   readonly adminToken: string | null
   readonly credentials: Credentials
+  /** Refused credentials per client address. */
+  readonly logins: LoginBackoff
 }
 
 export interface HttpAuth {
@@ -54,30 +63,63 @@ export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
   const bearers = new WeakMap<Request, string>()
   const principal = (req: Request): Principal => principals.get(req) ?? { kind: 'anonymous' }
 
-  const identify: RequestHandler = (req, _res, next) => {
+  const identify: RequestHandler = (req, res, next) => {
     const token = credentialOf(req)
     if (token === null) {
       principals.set(req, { kind: 'anonymous' })
       next()
       return
     }
+    // Without an API_SECRET only a GPU's form of token is surely a credential (any other may be
+    // an H5 app's license key): only those count as logins.
+    const login = config.apiSecret !== null || parseGpuBearer(token) !== null
+    const ip = clientAddress(req.socket)
+    const wait = login ? config.logins.retryAfterS(ip) : 0
+    if (wait > 0) {
+      log.debug(
+        { path: req.path, ip, retryAfterS: wait },
+        'HTTP credentials refused unread (backoff)',
+      )
+      res.set('Retry-After', String(wait))
+      next(
+        new AppError(
+          'TOO_MANY_FAILED_LOGINS',
+          429,
+          `鉴权失败次数过多，请 ${String(wait)} 秒后再试`,
+        ),
+      )
+      return
+    }
     const who = resolve(token)
-    if (!who && config.apiSecret === null && parseGpuBearer(token) === null) {
+    if (who) {
+      config.logins.succeeded(ip)
+      principals.set(req, who)
+      next()
+      return
+    }
+    if (!login) {
       // run_server without a secret ignores Authorization; so does the gateway without one (a
       // mistyped ADMIN_TOKEN then acts as anonymous: logged, so it can be told apart).
-      log.debug({ path: req.path, ip: req.ip }, 'unknown bearer taken as anonymous (no API_SECRET)')
+      log.debug({ path: req.path, ip }, 'unknown bearer taken as anonymous (no API_SECRET)')
       principals.set(req, { kind: 'anonymous' })
       bearers.set(req, token)
       next()
       return
     }
-    if (!who) {
-      log.warn({ path: req.path, ip: req.ip }, 'HTTP credentials refused')
-      next(new AppError('UNAUTHORIZED', 401, '鉴权失败'))
-      return
-    }
-    principals.set(req, who)
-    next()
+    const { failures, retryAfterS } = config.logins.failed(ip)
+    log.warn(
+      { path: req.path, ip, credential: describe(token), failures, retryAfterS },
+      'HTTP credentials refused',
+    )
+    next(new AppError('UNAUTHORIZED', 401, '鉴权失败'))
+  }
+
+  /** What a refused token claimed to be, for the log: never any of its characters. */
+  const describe = (token: string): string => {
+    const gpu = parseGpuBearer(token)
+    if (!gpu) return 'secret'
+    // A configured GPU's id is a name, not a secret; anything else might be one.
+    return Object.hasOwn(config.credentials.gpus, gpu.gpuId) ? `gpu ${gpu.gpuId}` : 'gpu (unknown)'
   }
 
   /** The token, without a `Bearer ` prefix; `?token=` only on the download. Null: none given. */

@@ -7,7 +7,9 @@
  * `message` or `queue_position` is pushed too: the PC app shows both, and while the GPU is off
  * the relay's message is the estimate that counts down (run_server's text never changes alone). A wrong `token` (when API_SECRET
  * is set) gets one `{"code":401,"msg":"鉴权失败"}`, an unknown task one
- * `{"code":404,"msg":"任务 {id} 不存在"}`, each followed by a close.
+ * `{"code":404,"msg":"任务 {id} 不存在"}`, each followed by a close. Wrong tokens count as failed
+ * logins of the address like the HTTP API's (login-backoff.ts): in backoff, a token is not looked
+ * at and the socket gets one `{"code":429,"msg":"鉴权失败次数过多，请 {n} 秒后再试"}`.
  *
  * Bounded: a cap on sockets in all and per task (over it the upgrade is refused with 503, and the
  * PC app polls instead), pings that end dead peers, pushes skipped (never queued) while a slow
@@ -19,6 +21,8 @@ import type { IncomingMessage, Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { WebSocketServer, type WebSocket } from 'ws'
+import { clientAddress } from './connection-cap.js'
+import type { LoginBackoff } from './login-backoff.js'
 import { ProgressSubscribers, finish, type PushedProgress } from './ws-progress-subscribers.js'
 import { secretMatches } from '../lib/credentials.js'
 import { TaskId } from '../protocol/index.js'
@@ -42,6 +46,8 @@ export interface ProgressSocketDeps {
   readonly log: Logger
   /** `API_SECRET`: `?token=` must equal it when set. */
   readonly apiSecret: string | null
+  /** Failed logins per address, shared with the HTTP API. */
+  readonly logins?: Pick<LoginBackoff, 'retryAfterS' | 'failed' | 'succeeded'>
   /** The task's progress data exactly as `GET /api/heygem/progress` returns it; null if unknown. */
   readonly progressOf: (taskId: string) => PushedProgress | null
 }
@@ -113,14 +119,24 @@ export function attachProgressSockets(
   ]
   for (const t of timers) t.unref()
 
-  const open = (ws: WebSocket, rawId: string, token: string): void => {
+  const open = (ws: WebSocket, rawId: string, token: string, ip: string): void => {
     live.add(ws)
     ws.on('close', () => live.delete(ws))
     ws.on('error', (err) => log.debug({ err: err.message }, 'progress socket error'))
-    if (deps.apiSecret !== null && !secretMatches(token.trim(), deps.apiSecret)) {
-      log.warn({ taskId: rawId.slice(0, 64) }, 'progress socket: token refused')
-      finish(ws, { code: 401, msg: '鉴权失败' })
-      return
+    if (deps.apiSecret !== null) {
+      const given = token.trim()
+      const wait = given === '' ? 0 : (deps.logins?.retryAfterS(ip) ?? 0)
+      if (wait > 0) {
+        finish(ws, { code: 429, msg: `鉴权失败次数过多，请 ${String(wait)} 秒后再试` })
+        return
+      }
+      if (!secretMatches(given, deps.apiSecret)) {
+        const failure = given === '' ? null : (deps.logins?.failed(ip) ?? null)
+        log.warn({ taskId: rawId.slice(0, 64), ip, ...failure }, 'progress socket: token refused')
+        finish(ws, { code: 401, msg: '鉴权失败' })
+        return
+      }
+      deps.logins?.succeeded(ip)
     }
     const id = TaskId.safeParse(rawId)
     const data = id.success ? subscribers.lookup(id.data) : null
@@ -174,7 +190,7 @@ export function attachProgressSockets(
     wss.handleUpgrade(req, socket, head, (ws) => {
       settle()
       if (closing) ws.terminate()
-      else open(ws, rawId, url.searchParams.get('token') ?? '')
+      else open(ws, rawId, url.searchParams.get('token') ?? '', clientAddress(req.socket))
     })
   }
   server.on('upgrade', onUpgrade)
