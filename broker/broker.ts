@@ -8,8 +8,9 @@ import { dirname } from 'node:path'
 import { Aedes } from 'aedes'
 import type { Logger } from 'pino'
 import { brokerAuth, type BrokerAuthConfig } from './auth.js'
-import { listenTcp, listenTls, listenWebSocket, type TlsFiles } from './listeners.js'
+import { listenTcp, listenTls, listenWebSocket, type Handle, type TlsFiles } from './listeners.js'
 import { guardPacketSize } from './packet-guard.js'
+import { capOutgoingBytes, detachLiveDeliveries } from './slow-clients.js'
 import { SqlitePersistence } from './sqlite-persistence.js'
 import { Closer } from '../lib/lifecycle.js'
 
@@ -19,6 +20,16 @@ export interface BrokerTlsConfig {
   /** mqtts; 0 picks a free port. The WebSocket listener becomes wss as well. */
   readonly port: number
 }
+
+/** What one client may hold of the broker (issue 8 §2; docs/design.md "Hostile clients"). */
+export interface BrokerLimits {
+  /** A client whose unwritten outgoing bytes exceed this is disconnected at once. */
+  readonly maxOutgoingBytes: number
+}
+
+export const DEFAULT_BROKER_LIMITS: BrokerLimits = Object.freeze({
+  maxOutgoingBytes: 1024 * 1024,
+})
 
 export interface BrokerConfig {
   readonly host: string
@@ -39,6 +50,8 @@ export interface BrokerConfig {
   /** Logins and topic rights; null accepts everyone (tests of the broker alone only). */
   readonly auth: BrokerAuthConfig | null
   readonly tls: BrokerTlsConfig | null
+  /** Absent: DEFAULT_BROKER_LIMITS. */
+  readonly limits?: BrokerLimits
 }
 
 export interface BrokerDeps {
@@ -72,11 +85,13 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
       closer.add(() => opened.destroy())
       persistence = opened
     }
+    const limits = config.limits ?? DEFAULT_BROKER_LIMITS
     const aedes = await Aedes.createBroker({
       heartbeatInterval: config.heartbeatMs ?? 60_000,
       ...(persistence ? { persistence } : {}),
       ...(config.auth ? brokerAuth(config.auth, log) : {}),
     })
+    detachLiveDeliveries(aedes)
     closer.add(() => new Promise<void>((resolve) => aedes.close(() => resolve())))
     aedes.on('client', (client) => log.debug({ clientId: client.id }, 'client connected'))
     aedes.on('clientDisconnect', (client) => log.debug({ clientId: client.id }, 'client gone'))
@@ -92,11 +107,17 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     const emitter: import('node:events').EventEmitter = aedes
     emitter.on('error', (err: unknown) => log.error({ err }, 'broker error'))
     const maxPayload = config.auth?.maxPayloadBytes ?? null
-    const handle = (
-      stream: import('node:stream').Duplex,
-      req?: import('node:http').IncomingMessage,
-    ) => {
+    // One largest packet must always fit, or a client could never receive it.
+    const maxOutgoingBytes = Math.max(limits.maxOutgoingBytes, 2 * (maxPayload ?? 0))
+    const handle: Handle = (stream, connection, req) => {
       const client = aedes.handle(stream, req)
+      capOutgoingBytes({
+        stream,
+        outgoingBytes: () => connection.outgoingBytes(),
+        maxBytes: maxOutgoingBytes,
+        describe: () => ({ clientId: client.id }),
+        log,
+      })
       if (maxPayload !== null) guardPacketSize(client, maxPayload, log)
     }
     const host = urlHost(config.host)

@@ -11,7 +11,13 @@ import type { IncomingMessage } from 'node:http'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import type { Logger } from 'pino'
 
-export type Handle = (stream: Duplex, req?: IncomingMessage) => void
+/** A stream carrying one MQTT connection, with what the broker needs to know of it. */
+export interface Connection {
+  /** Bytes written to the stream and not yet handed to the network. */
+  outgoingBytes(): number
+}
+
+export type Handle = (stream: Duplex, connection: Connection, req?: IncomingMessage) => void
 
 export interface TlsFiles {
   readonly cert: Buffer
@@ -58,7 +64,7 @@ async function listen(server: Listenable, port: number, host: string): Promise<L
 
 export function listenTcp(handle: Handle, port: number, host: string): Promise<Listening> {
   return listen(
-    createNetServer((socket) => handle(socket)),
+    createNetServer((socket) => handle(socket, { outgoingBytes: () => socket.writableLength })),
     port,
     host,
   )
@@ -70,7 +76,9 @@ export function listenTls(
   port: number,
   host: string,
 ): Promise<Listening> {
-  const server = createTlsServer({ cert: tls.cert, key: tls.key }, (socket) => handle(socket))
+  const server = createTlsServer({ cert: tls.cert, key: tls.key }, (socket) =>
+    handle(socket, { outgoingBytes: () => socket.writableLength }),
+  )
   return listen(server, port, host)
 }
 
@@ -93,7 +101,12 @@ export async function listenWebSocket(
   wss.on('connection', (socket, req) => {
     const stream = createWebSocketStream(socket)
     stream.on('error', (err) => log.debug({ err }, 'websocket stream error'))
-    handle(stream, req)
+    handle(
+      stream,
+      // What the stream holds for ws, and what ws holds for the socket.
+      { outgoingBytes: () => stream.writableLength + socket.bufferedAmount },
+      req,
+    )
   })
   const listening = await listen(http, port, host)
   return {

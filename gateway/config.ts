@@ -27,6 +27,8 @@ export const GatewayEnv = z.object({
   /** Development only: MQTT connections without credentials are let in, unrestricted. */
   MQTT_ALLOW_ANONYMOUS: env.bool(false),
   MQTT_MAX_PAYLOAD_BYTES: env.int(256 * 1024, 1024),
+  /** Embedded broker: a client with more unwritten outgoing bytes is disconnected (session kept). */
+  MQTT_MAX_OUTGOING_BYTES: env.int(1024 * 1024, 64 * 1024),
   /** The PC app's HEYGEM_API_SECRET: required as `Authorization: Bearer` when set. */
   API_SECRET: z.string().min(8).optional(),
   /** An admin's bearer token: sees every owner's tasks. */
@@ -87,6 +89,10 @@ export interface EmbeddedBrokerSettings {
     readonly maxPayloadBytes: number
     readonly gatewayClientId: string
   } | null
+  /** broker/'s BrokerLimits; absent: its defaults. */
+  readonly limits?: {
+    readonly maxOutgoingBytes: number
+  }
 }
 
 export interface GatewayConfig {
@@ -149,6 +155,7 @@ export function gatewayConfigFromEnv(
       wsPort: e.BROKER_WS_PORT === 'off' ? null : e.BROKER_WS_PORT,
       persistencePath: e.BROKER_PERSISTENCE === 'memory' ? null : join(e.DATA_DIR, 'broker.sqlite'),
       tls,
+      limits: Object.freeze({ maxOutgoingBytes: e.MQTT_MAX_OUTGOING_BYTES }),
     }),
     credentials: loadCredentials(source),
     mqttAllowAnonymous: e.MQTT_ALLOW_ANONYMOUS,
