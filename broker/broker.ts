@@ -5,9 +5,10 @@
  */
 import { readFile, mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { Aedes } from 'aedes'
+import { Aedes, type Client } from 'aedes'
 import type { Logger } from 'pino'
 import { brokerAuth, type BrokerAuthConfig } from './auth.js'
+import { ConnectionGate, type Ticket } from './connection-gate.js'
 import { listenTcp, listenTls, listenWebSocket, type Handle, type TlsFiles } from './listeners.js'
 import { guardPacketSize } from './packet-guard.js'
 import { capOutgoingBytes, detachLiveDeliveries } from './slow-clients.js'
@@ -21,13 +22,19 @@ export interface BrokerTlsConfig {
   readonly port: number
 }
 
-/** What one client may hold of the broker (issue 8 §2; docs/design.md "Hostile clients"). */
+/** What one client may hold of the broker (issue 8 §1, §2; docs/design.md "Hostile clients"). */
 export interface BrokerLimits {
+  /** Open connections per client address, over TCP, TLS and WebSocket together. */
+  readonly maxConnectionsPerIp: number
+  /** From accept to a completed CONNECT (TLS handshake and WebSocket upgrade included). */
+  readonly connectTimeoutMs: number
   /** A client whose unwritten outgoing bytes exceed this is disconnected at once. */
   readonly maxOutgoingBytes: number
 }
 
 export const DEFAULT_BROKER_LIMITS: BrokerLimits = Object.freeze({
+  maxConnectionsPerIp: 64,
+  connectTimeoutMs: 5_000,
   maxOutgoingBytes: 1024 * 1024,
 })
 
@@ -86,12 +93,21 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
       persistence = opened
     }
     const limits = config.limits ?? DEFAULT_BROKER_LIMITS
+    const gate = new ConnectionGate(
+      { maxPerAddress: limits.maxConnectionsPerIp, connectTimeoutMs: limits.connectTimeoutMs },
+      log,
+    )
+    const tickets = new WeakMap<Client, Ticket>()
     const aedes = await Aedes.createBroker({
       heartbeatInterval: config.heartbeatMs ?? 60_000,
+      // The gate's deadline runs from accept and fires first; aedes' own is a second guard.
+      connectTimeout: limits.connectTimeoutMs,
       ...(persistence ? { persistence } : {}),
       ...(config.auth ? brokerAuth(config.auth, log) : {}),
     })
     detachLiveDeliveries(aedes)
+    // The deadline ends with the CONNACK, not when a long queued backlog has been sent after it.
+    aedes.on('connackSent', (_packet, client) => tickets.get(client)?.established())
     closer.add(() => new Promise<void>((resolve) => aedes.close(() => resolve())))
     aedes.on('client', (client) => log.debug({ clientId: client.id }, 'client connected'))
     aedes.on('clientDisconnect', (client) => log.debug({ clientId: client.id }, 'client gone'))
@@ -111,11 +127,12 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     const maxOutgoingBytes = Math.max(limits.maxOutgoingBytes, 2 * (maxPayload ?? 0))
     const handle: Handle = (stream, connection, req) => {
       const client = aedes.handle(stream, req)
+      tickets.set(client, connection.ticket)
       capOutgoingBytes({
         stream,
         outgoingBytes: () => connection.outgoingBytes(),
         maxBytes: maxOutgoingBytes,
-        describe: () => ({ clientId: client.id }),
+        describe: () => ({ clientId: client.id, address: connection.ticket.address }),
         log,
       })
       if (maxPayload !== null) guardPacketSize(client, maxPayload, log)
@@ -125,7 +142,7 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     // With TLS configured, plain MQTT stays on the loopback interface: for the embedded gateway
     // and local tools only, never secrets in clear over a network.
     const plainHost = config.tls ? '127.0.0.1' : config.host
-    const tcp = await listenTcp(handle, config.port, plainHost)
+    const tcp = await listenTcp(handle, gate, config.port, plainHost)
     closer.add(() => tcp.close())
     const url = `mqtt://${urlHost(plainHost)}:${String(tcp.port)}`
 
@@ -136,7 +153,14 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
         cert: await readFile(config.tls.certPath),
         key: await readFile(config.tls.keyPath),
       }
-      const tls = await listenTls(handle, tlsFiles, config.tls.port, config.host)
+      const tls = await listenTls(
+        handle,
+        gate,
+        tlsFiles,
+        config.tls.port,
+        config.host,
+        limits.connectTimeoutMs,
+      )
       closer.add(() => tls.close())
       tlsUrl = `mqtts://${host}:${String(tls.port)}`
     }
@@ -144,7 +168,15 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     let wsUrl: string | null = null
     if (config.wsPort !== null) {
       const wsMax = maxPayload === null ? null : maxPayload + 64 * 1024
-      const ws = await listenWebSocket(handle, tlsFiles, config.wsPort, config.host, wsMax, log)
+      const ws = await listenWebSocket(
+        handle,
+        gate,
+        tlsFiles,
+        config.wsPort,
+        config.host,
+        wsMax,
+        log,
+      )
       closer.add(() => ws.close())
       wsUrl = `${tlsFiles ? 'wss' : 'ws'}://${host}:${String(ws.port)}`
     }

@@ -27,6 +27,10 @@ export const GatewayEnv = z.object({
   /** Development only: MQTT connections without credentials are let in, unrestricted. */
   MQTT_ALLOW_ANONYMOUS: env.bool(false),
   MQTT_MAX_PAYLOAD_BYTES: env.int(256 * 1024, 1024),
+  /** Embedded broker: open MQTT connections per client address (TCP, TLS, WebSocket together). */
+  MQTT_MAX_CONNECTIONS_PER_IP: env.int(64, 1),
+  /** Embedded broker: a connection without a completed CONNECT this long after accept is closed. */
+  MQTT_CONNECT_TIMEOUT_MS: env.ms(5_000),
   /** Embedded broker: a client with more unwritten outgoing bytes is disconnected (session kept). */
   MQTT_MAX_OUTGOING_BYTES: env.int(1024 * 1024, 64 * 1024),
   /** The PC app's HEYGEM_API_SECRET: required as `Authorization: Bearer` when set. */
@@ -91,6 +95,8 @@ export interface EmbeddedBrokerSettings {
   } | null
   /** broker/'s BrokerLimits; absent: its defaults. */
   readonly limits?: {
+    readonly maxConnectionsPerIp: number
+    readonly connectTimeoutMs: number
     readonly maxOutgoingBytes: number
   }
 }
@@ -155,7 +161,11 @@ export function gatewayConfigFromEnv(
       wsPort: e.BROKER_WS_PORT === 'off' ? null : e.BROKER_WS_PORT,
       persistencePath: e.BROKER_PERSISTENCE === 'memory' ? null : join(e.DATA_DIR, 'broker.sqlite'),
       tls,
-      limits: Object.freeze({ maxOutgoingBytes: e.MQTT_MAX_OUTGOING_BYTES }),
+      limits: Object.freeze({
+        maxConnectionsPerIp: e.MQTT_MAX_CONNECTIONS_PER_IP,
+        connectTimeoutMs: e.MQTT_CONNECT_TIMEOUT_MS,
+        maxOutgoingBytes: e.MQTT_MAX_OUTGOING_BYTES,
+      }),
     }),
     credentials: loadCredentials(source),
     mqttAllowAnonymous: e.MQTT_ALLOW_ANONYMOUS,
