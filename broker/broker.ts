@@ -10,6 +10,7 @@ import type { Logger } from 'pino'
 import { brokerAuth, type BrokerAuthConfig } from './auth.js'
 import { ConnectionGate, type Ticket } from './connection-gate.js'
 import { listenTcp, listenTls, listenWebSocket, type Handle, type TlsFiles } from './listeners.js'
+import { DEFAULT_LOGIN_BACKOFF, LoginBackoff } from './login-backoff.js'
 import { guardPacketSize } from './packet-guard.js'
 import { capOutgoingBytes, detachLiveDeliveries } from './slow-clients.js'
 import { SqlitePersistence } from './sqlite-persistence.js'
@@ -63,6 +64,8 @@ export interface BrokerConfig {
 
 export interface BrokerDeps {
   readonly log: Logger
+  /** Monotonic milliseconds for login backoff (default performance.now). */
+  readonly monotonicNow?: () => number
 }
 
 export interface BrokerHandle {
@@ -98,12 +101,17 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
       log,
     )
     const tickets = new WeakMap<Client, Ticket>()
+    const backoff = new LoginBackoff({
+      ...DEFAULT_LOGIN_BACKOFF,
+      now: deps.monotonicNow ?? (() => performance.now()),
+    })
+    const addressOf = (client: Client): string => tickets.get(client)?.address ?? 'unknown'
     const aedes = await Aedes.createBroker({
       heartbeatInterval: config.heartbeatMs ?? 60_000,
       // The gate's deadline runs from accept and fires first; aedes' own is a second guard.
       connectTimeout: limits.connectTimeoutMs,
       ...(persistence ? { persistence } : {}),
-      ...(config.auth ? brokerAuth(config.auth, log) : {}),
+      ...(config.auth ? brokerAuth(config.auth, log, { addressOf, backoff }) : {}),
     })
     detachLiveDeliveries(aedes)
     // The deadline ends with the CONNACK, not when a long queued backlog has been sent after it.

@@ -9,6 +9,7 @@ import { connect as netConnect, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { connect as tlsConnect } from 'node:tls'
 import mqtt from 'mqtt'
+import pino from 'pino'
 import { generate } from 'selfsigned'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { WebSocket } from 'ws'
@@ -25,6 +26,13 @@ import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const GATEWAY_SECRET = 'Zq8kP3vW7mXr'
+const WRONG_SECRETS = [
+  'Hy5tLc2Nd9Qe',
+  'Bf4Ju7Sa1Ko6',
+  'Wx3Rg8Pm5Tn2',
+  'Lk9Dv6Cz4Ey1',
+  'Mq2Hs7Fb3Gw8',
+]
 
 async function tlsFiles(): Promise<{ certPath: string; keyPath: string }> {
   const dir = await tempDir('hostile-tls')
@@ -39,6 +47,8 @@ async function tlsFiles(): Promise<{ certPath: string; keyPath: string }> {
 async function broker(options: {
   readonly limits: BrokerLimits
   readonly tls?: { certPath: string; keyPath: string }
+  readonly log?: pino.Logger
+  readonly monotonicNow?: () => number
 }): Promise<BrokerHandle> {
   const handle = await startBroker(
     {
@@ -56,7 +66,10 @@ async function broker(options: {
       },
       limits: options.limits,
     },
-    { log: silentLog },
+    {
+      log: options.log ?? silentLog,
+      ...(options.monotonicNow ? { monotonicNow: options.monotonicNow } : {}),
+    },
   )
   onTestFinished(() => handle.close())
   return handle
@@ -249,6 +262,70 @@ describe('hostile MQTT connections', () => {
       { what: 'a connection from 127.0.0.2 admitted again' },
     )
     expect(again).toBe(true)
+  }, 60_000)
+
+  it('backs off wrong passwords per address, doubling, refuses during the wait without reading the secret, and logs no part of any password', async () => {
+    const lines: string[] = []
+    const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) })
+    let now = 1_000_000
+    const b = await broker({ limits: DEFAULT_BROKER_LIMITS, log, monotonicNow: () => now })
+    const port = portOf(b.url)
+    const login = async (
+      password: string,
+      address = '127.0.0.2',
+      will?: { topic: string; payload: string },
+    ): Promise<number> => {
+      const socket = track(await rawConnect(port, address))
+      socket.on('error', () => undefined)
+      const packet = connectPacket({
+        clientId: `c-${address}`,
+        clean: true,
+        username: 'gateway',
+        password,
+        ...(will ? { will } : {}),
+      })
+      return rawLogin(socket, packet)
+    }
+
+    // Five wrong passwords are answered "bad user name or password" (4), with a will or without …
+    const codes: number[] = []
+    const will = { topic: 'relay/gpus/gpu-1/state', payload: '{}' }
+    for (const [i, wrong] of WRONG_SECRETS.entries()) {
+      codes.push(await login(wrong, '127.0.0.2', i % 2 === 0 ? will : undefined))
+    }
+    expect(codes).toEqual([4, 4, 4, 4, 4])
+    // … then the address waits 1 s: even the right password gets "not authorized" (5) at once.
+    expect(await login(GATEWAY_SECRET)).toBe(5)
+    // Other addresses are not slowed: the honest client on 127.0.0.1 gets in and gets its messages.
+    expect(await login(GATEWAY_SECRET, '127.0.0.1')).toBe(0)
+    expect((await honestRoundTrip(b.url)).received).toBe(20)
+
+    // Each further failure doubles the wait: 2 s, then 4 s.
+    now += 1_001
+    expect(await login(WRONG_SECRETS[0] ?? '')).toBe(4)
+    now += 1_990
+    expect(await login(GATEWAY_SECRET)).toBe(5)
+    now += 20
+    expect(await login(WRONG_SECRETS[1] ?? '')).toBe(4)
+    now += 3_990
+    expect(await login(GATEWAY_SECRET)).toBe(5)
+    // Once the wait is over the right password gets in, and that forgets the failures.
+    now += 20
+    expect(await login(GATEWAY_SECRET)).toBe(0)
+    for (const wrong of WRONG_SECRETS.slice(0, 4)) expect(await login(wrong)).toBe(4)
+    expect(await login(GATEWAY_SECRET)).toBe(0)
+
+    const refused = lines.filter((line) => line.includes('"MQTT login refused"'))
+    expect(refused.length).toBeGreaterThanOrEqual(11)
+    for (const line of refused) expect(line).toContain('"address":"127.0.0.2"')
+    const output = lines.join('')
+    for (const secret of [GATEWAY_SECRET, ...WRONG_SECRETS]) {
+      for (let i = 0; i + 4 <= secret.length; i++) {
+        expect(output, `log holds part of a password: ${secret.slice(i, i + 4)}`).not.toContain(
+          secret.slice(i, i + 4),
+        )
+      }
+    }
   }, 60_000)
 
   it('keeps a client whose queued backlog takes longer than the CONNECT deadline to send', async () => {
