@@ -23,7 +23,10 @@ export interface BrokerTlsConfig {
   readonly port: number
 }
 
-/** What one client may hold of the broker (issue 8 §1, §2; docs/design.md "Hostile clients"). */
+/**
+ * What one client may hold of the broker (issue 8 §1, §2; docs/design.md, "Hostile and slow MQTT
+ * clients").
+ */
 export interface BrokerLimits {
   /** Open connections per client address, over TCP, TLS and WebSocket together. */
   readonly maxConnectionsPerIp: number

@@ -1,5 +1,6 @@
 /**
- * A slow or stuck MQTT client only hurts itself (issue 8 §2, docs/design.md "Slow clients").
+ * A slow or stuck MQTT client only hurts itself (issue 8 §2; docs/design.md, "Hostile and slow
+ * MQTT clients").
  *
  * Aedes delivers a live message to every subscriber through its mqemitter, which holds the message
  * (one of `concurrency` slots) until every subscriber's write has drained. One client that stops
