@@ -104,9 +104,4 @@ export class ConnectionGate {
   }): Ticket | null {
     return this.#tickets.get(connectionKey(stream)) ?? null
   }
-
-  /** Open connections of an address (for tests and metrics). */
-  openFrom(address: string): number {
-    return this.#addresses.get(normalizeAddress(address))?.open ?? 0
-  }
 }

@@ -368,4 +368,32 @@ describe('hostile MQTT connections', () => {
     expect(counts.get(3)).toBe(total)
     expect(await Promise.race([closed, Promise.resolve(-1)])).toBe(-1)
   }, 60_000)
+
+  it('lets a logged-in client stay past the CONNECT deadline on TCP, TLS, ws and wss', async () => {
+    const deadlineMs = 1_000
+    const limits = { ...DEFAULT_BROKER_LIMITS, connectTimeoutMs: deadlineMs }
+    const plain = await broker({ limits })
+    const secure = await broker({ limits, tls: await tlsFiles() })
+    const urls = [plain.url, plain.wsUrl, secure.tlsUrl, secure.wsUrl]
+    let closes = 0
+    const clients = await Promise.all(
+      urls.map(async (url, i) => {
+        const client = await mqtt.connectAsync(url ?? '', {
+          clientId: `stays-${String(i)}`,
+          username: 'gateway',
+          password: GATEWAY_SECRET,
+          reconnectPeriod: 0,
+          rejectUnauthorized: false,
+        })
+        onTestFinished(() => endClient(client, true))
+        client.on('close', () => closes++)
+        return client
+      }),
+    )
+    const since = performance.now()
+    await waitFor(() => performance.now() - since > 2 * deadlineMs, { what: 'twice the deadline' })
+    expect(closes).toBe(0)
+    expect(clients.map((client) => client.connected)).toEqual([true, true, true, true])
+    for (const client of clients) await client.subscribeAsync('relay/stay', { qos: 1 })
+  }, 30_000)
 })
