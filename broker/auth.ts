@@ -8,11 +8,14 @@
  * - anonymous: refused, unless the development flag allows it (then unrestricted).
  * Client ids of the gateway and of bridges belong to those logins alone, so no one can take over
  * their persistent sessions. A will is checked at CONNECT, like a publish. Secrets are compared in
- * constant time and never logged; refusals are logged.
+ * constant time and never logged; refusals are logged. Refused credentials back off per client
+ * address (broker/login-backoff.ts): while an address waits, its CONNECTs get CONNACK 5 (not
+ * authorized) at once, without their secret being looked at.
  */
 import type { AedesOptions, AuthenticateError, Client, PublishPacket, Subscription } from 'aedes'
 import type { Logger } from 'pino'
 import { secretMatches, type Credentials } from '../lib/credentials.js'
+import type { LoginBackoff } from './login-backoff.js'
 import { ADMIN_USERNAME, GATEWAY_USERNAME, bridgeClientId, topicsFor } from '../protocol/index.js'
 
 export interface BrokerAuthConfig {
@@ -47,7 +50,20 @@ function refused(code: 4 | 5, message: string): AuthenticateError {
   return err
 }
 
-export function brokerAuth(config: BrokerAuthConfig, log: Logger): Hooks {
+export interface BrokerAuthDeps {
+  /** The client address a connection came from (broker/connection-gate.ts). */
+  readonly addressOf: (client: Client) => string
+  readonly backoff: LoginBackoff
+}
+
+/** A user name as logged: clipped, since it comes off the wire before any login. */
+function loggedName(username: string | undefined): string | null {
+  if (username === undefined) return null
+  return username.length > 64 ? `${username.slice(0, 64)}…` : username
+}
+
+export function brokerAuth(config: BrokerAuthConfig, log: Logger, deps: BrokerAuthDeps): Hooks {
+  const { addressOf, backoff } = deps
   const roles = new WeakMap<Client, Role>()
   const topics = topicsFor(config.topicRoot)
   const root = `${config.topicRoot}/`
@@ -109,9 +125,15 @@ export function brokerAuth(config: BrokerAuthConfig, log: Logger): Hooks {
 
   return {
     // A will is a publish made later on the client's behalf: refuse a bad one before it is stored.
+    // Bad credentials are left to authenticate (a refused, counted login), and so is an address in
+    // backoff (refused there at once, its secret unread).
     preConnect(client, packet, done) {
+      if (!packet.will || backoff.waitFor(addressOf(client)) > 0) {
+        done(null, true)
+        return
+      }
       const role = roleOf(packet.username, packet.password)
-      if (packet.will && (!role || !mayPublish(role, packet.will.topic))) {
+      if (role && !mayPublish(role, packet.will.topic)) {
         log.warn({ clientId: client.id, topic: packet.will.topic }, 'MQTT will refused')
         done(new Error('will not authorized'), false)
         return
@@ -120,12 +142,29 @@ export function brokerAuth(config: BrokerAuthConfig, log: Logger): Hooks {
     },
 
     authenticate(client, username, password, done) {
+      const address = addressOf(client)
+      const waitMs = backoff.waitFor(address)
+      if (waitMs > 0) {
+        // Debug only: an address in backoff could otherwise write a log line per CONNECT.
+        log.debug(
+          { clientId: client.id, address, username: loggedName(username), waitMs },
+          'MQTT login refused: too many failed logins',
+        )
+        done(refused(5, 'too many failed logins'), false)
+        return
+      }
       const role = roleOf(username, password)
       if (!role) {
-        log.warn({ clientId: client.id, username: username ?? null }, 'MQTT login refused')
+        // Only a stated credential counts (a CONNECT without one compares no secret).
+        const backoffMs = username === undefined ? 0 : backoff.failed(address)
+        log.warn(
+          { clientId: client.id, address, username: loggedName(username), backoffMs },
+          'MQTT login refused',
+        )
         done(refused(username === undefined ? 5 : 4, 'bad user name or password'), false)
         return
       }
+      backoff.succeeded(address)
       const owner = ownerOfClientId(client.id)
       const ownsId =
         owner === null ||

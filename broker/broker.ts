@@ -5,11 +5,14 @@
  */
 import { readFile, mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { Aedes } from 'aedes'
+import { Aedes, type Client } from 'aedes'
 import type { Logger } from 'pino'
 import { brokerAuth, type BrokerAuthConfig } from './auth.js'
-import { listenTcp, listenTls, listenWebSocket, type TlsFiles } from './listeners.js'
+import { ConnectionGate, type Ticket } from './connection-gate.js'
+import { listenTcp, listenTls, listenWebSocket, type Handle, type TlsFiles } from './listeners.js'
+import { DEFAULT_LOGIN_BACKOFF, LoginBackoff } from './login-backoff.js'
 import { guardPacketSize } from './packet-guard.js'
+import { capOutgoingBytes, detachLiveDeliveries } from './slow-clients.js'
 import { SqlitePersistence } from './sqlite-persistence.js'
 import { Closer } from '../lib/lifecycle.js'
 
@@ -19,6 +22,25 @@ export interface BrokerTlsConfig {
   /** mqtts; 0 picks a free port. The WebSocket listener becomes wss as well. */
   readonly port: number
 }
+
+/**
+ * What one client may hold of the broker (issue 8 §1, §2; docs/design.md, "Hostile and slow MQTT
+ * clients").
+ */
+export interface BrokerLimits {
+  /** Open connections per client address, over TCP, TLS and WebSocket together. */
+  readonly maxConnectionsPerIp: number
+  /** From accept to a completed CONNECT (TLS handshake and WebSocket upgrade included). */
+  readonly connectTimeoutMs: number
+  /** A client whose unwritten outgoing bytes exceed this is disconnected at once. */
+  readonly maxOutgoingBytes: number
+}
+
+export const DEFAULT_BROKER_LIMITS: BrokerLimits = Object.freeze({
+  maxConnectionsPerIp: 64,
+  connectTimeoutMs: 5_000,
+  maxOutgoingBytes: 1024 * 1024,
+})
 
 export interface BrokerConfig {
   readonly host: string
@@ -39,10 +61,14 @@ export interface BrokerConfig {
   /** Logins and topic rights; null accepts everyone (tests of the broker alone only). */
   readonly auth: BrokerAuthConfig | null
   readonly tls: BrokerTlsConfig | null
+  /** Absent: DEFAULT_BROKER_LIMITS. */
+  readonly limits?: BrokerLimits
 }
 
 export interface BrokerDeps {
   readonly log: Logger
+  /** Monotonic milliseconds for login backoff (default performance.now). */
+  readonly monotonicNow?: () => number
 }
 
 export interface BrokerHandle {
@@ -72,11 +98,27 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
       closer.add(() => opened.destroy())
       persistence = opened
     }
+    const limits = config.limits ?? DEFAULT_BROKER_LIMITS
+    const gate = new ConnectionGate(
+      { maxPerAddress: limits.maxConnectionsPerIp, connectTimeoutMs: limits.connectTimeoutMs },
+      log,
+    )
+    const tickets = new WeakMap<Client, Ticket>()
+    const backoff = new LoginBackoff({
+      ...DEFAULT_LOGIN_BACKOFF,
+      now: deps.monotonicNow ?? (() => performance.now()),
+    })
+    const addressOf = (client: Client): string => tickets.get(client)?.address ?? 'unknown'
     const aedes = await Aedes.createBroker({
       heartbeatInterval: config.heartbeatMs ?? 60_000,
+      // The gate's deadline runs from accept and fires first; aedes' own is a second guard.
+      connectTimeout: limits.connectTimeoutMs,
       ...(persistence ? { persistence } : {}),
-      ...(config.auth ? brokerAuth(config.auth, log) : {}),
+      ...(config.auth ? brokerAuth(config.auth, log, { addressOf, backoff }) : {}),
     })
+    detachLiveDeliveries(aedes)
+    // The deadline ends with the CONNACK, not when a long queued backlog has been sent after it.
+    aedes.on('connackSent', (_packet, client) => tickets.get(client)?.established())
     closer.add(() => new Promise<void>((resolve) => aedes.close(() => resolve())))
     aedes.on('client', (client) => log.debug({ clientId: client.id }, 'client connected'))
     aedes.on('clientDisconnect', (client) => log.debug({ clientId: client.id }, 'client gone'))
@@ -92,11 +134,18 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     const emitter: import('node:events').EventEmitter = aedes
     emitter.on('error', (err: unknown) => log.error({ err }, 'broker error'))
     const maxPayload = config.auth?.maxPayloadBytes ?? null
-    const handle = (
-      stream: import('node:stream').Duplex,
-      req?: import('node:http').IncomingMessage,
-    ) => {
+    // One largest packet must always fit, or a client could never receive it.
+    const maxOutgoingBytes = Math.max(limits.maxOutgoingBytes, 2 * (maxPayload ?? 0))
+    const handle: Handle = (stream, connection, req) => {
       const client = aedes.handle(stream, req)
+      tickets.set(client, connection.ticket)
+      capOutgoingBytes({
+        stream,
+        outgoingBytes: () => connection.outgoingBytes(),
+        maxBytes: maxOutgoingBytes,
+        describe: () => ({ clientId: client.id, address: connection.ticket.address }),
+        log,
+      })
       if (maxPayload !== null) guardPacketSize(client, maxPayload, log)
     }
     const host = urlHost(config.host)
@@ -104,7 +153,7 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     // With TLS configured, plain MQTT stays on the loopback interface: for the embedded gateway
     // and local tools only, never secrets in clear over a network.
     const plainHost = config.tls ? '127.0.0.1' : config.host
-    const tcp = await listenTcp(handle, config.port, plainHost)
+    const tcp = await listenTcp(handle, gate, config.port, plainHost)
     closer.add(() => tcp.close())
     const url = `mqtt://${urlHost(plainHost)}:${String(tcp.port)}`
 
@@ -115,7 +164,14 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
         cert: await readFile(config.tls.certPath),
         key: await readFile(config.tls.keyPath),
       }
-      const tls = await listenTls(handle, tlsFiles, config.tls.port, config.host)
+      const tls = await listenTls(
+        handle,
+        gate,
+        tlsFiles,
+        config.tls.port,
+        config.host,
+        limits.connectTimeoutMs,
+      )
       closer.add(() => tls.close())
       tlsUrl = `mqtts://${host}:${String(tls.port)}`
     }
@@ -123,7 +179,15 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     let wsUrl: string | null = null
     if (config.wsPort !== null) {
       const wsMax = maxPayload === null ? null : maxPayload + 64 * 1024
-      const ws = await listenWebSocket(handle, tlsFiles, config.wsPort, config.host, wsMax, log)
+      const ws = await listenWebSocket(
+        handle,
+        gate,
+        tlsFiles,
+        config.wsPort,
+        config.host,
+        wsMax,
+        log,
+      )
       closer.add(() => ws.close())
       wsUrl = `${tlsFiles ? 'wss' : 'ws'}://${host}:${String(ws.port)}`
     }

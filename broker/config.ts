@@ -3,7 +3,7 @@ import { z } from 'zod'
 import { env, parseEnv } from '../lib/config.js'
 import { loadCredentials } from '../lib/credentials.js'
 import { DEFAULT_TOPIC_ROOT } from '../protocol/index.js'
-import type { BrokerConfig } from './broker.js'
+import { DEFAULT_BROKER_LIMITS, type BrokerConfig } from './broker.js'
 
 /** Environment of the stand-alone broker (`npm run broker`). The embedded one reads the gateway's. */
 export const BrokerEnv = z.object({
@@ -20,6 +20,12 @@ export const BrokerEnv = z.object({
   MQTT_TOPIC_ROOT: env.str(DEFAULT_TOPIC_ROOT),
   MQTT_ALLOW_ANONYMOUS: env.bool(false),
   MQTT_MAX_PAYLOAD_BYTES: env.int(256 * 1024, 1024),
+  /** Open MQTT connections per client address (TCP, TLS and WebSocket together). */
+  MQTT_MAX_CONNECTIONS_PER_IP: env.int(DEFAULT_BROKER_LIMITS.maxConnectionsPerIp, 1),
+  /** A connection that has not completed its CONNECT this long after accept is closed. */
+  MQTT_CONNECT_TIMEOUT_MS: env.ms(DEFAULT_BROKER_LIMITS.connectTimeoutMs),
+  /** A client whose unwritten outgoing bytes exceed this is disconnected (its session stays). */
+  MQTT_MAX_OUTGOING_BYTES: env.int(DEFAULT_BROKER_LIMITS.maxOutgoingBytes, 64 * 1024),
   /** The gateway's client id, reserved for the gateway login. */
   GATEWAY_MQTT_CLIENT_ID: env.str('gpu-relay-gateway'),
   LOG_LEVEL: env.logLevel(),
@@ -47,6 +53,11 @@ export function brokerConfigFromEnv(
       maxPayloadBytes: e.MQTT_MAX_PAYLOAD_BYTES,
       gatewayClientId: e.GATEWAY_MQTT_CLIENT_ID,
     },
+    limits: Object.freeze({
+      maxConnectionsPerIp: e.MQTT_MAX_CONNECTIONS_PER_IP,
+      connectTimeoutMs: e.MQTT_CONNECT_TIMEOUT_MS,
+      maxOutgoingBytes: e.MQTT_MAX_OUTGOING_BYTES,
+    }),
     logLevel: e.LOG_LEVEL,
   })
 }

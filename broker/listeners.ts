@@ -1,17 +1,27 @@
 /**
  * The broker's sockets: MQTT over TCP, over TLS (mqtts), and over WebSocket (ws, or wss when TLS
- * is configured). Each returns its port and a close step that also drops open connections.
+ * is configured). Every accepted socket passes the connection gate first (per-address cap and
+ * CONNECT deadline, broker/connection-gate.ts). Each returns its port and a close step that also
+ * drops open connections.
  */
 import { createServer as createHttpServer } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
-import { createServer as createTlsServer } from 'node:tls'
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
 import type { Duplex } from 'node:stream'
 import type { IncomingMessage } from 'node:http'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import type { Logger } from 'pino'
+import { normalizeAddress, type ConnectionGate, type Ticket } from './connection-gate.js'
 
-export type Handle = (stream: Duplex, req?: IncomingMessage) => void
+/** A stream carrying one MQTT connection, with what the broker needs to know of it. */
+export interface Connection {
+  readonly ticket: Ticket
+  /** Bytes written to the stream and not yet handed to the network. */
+  outgoingBytes(): number
+}
+
+export type Handle = (stream: Duplex, connection: Connection, req?: IncomingMessage) => void
 
 export interface TlsFiles {
   readonly cert: Buffer
@@ -32,11 +42,25 @@ interface Listenable {
   on(event: 'connection', cb: (socket: Socket) => void): unknown
 }
 
-async function listen(server: Listenable, port: number, host: string): Promise<Listening> {
+/** A ticket for a stream the gate has not seen (cannot happen; kept total for the types). */
+function looseTicket(stream: { readonly remoteAddress?: string | undefined }): Ticket {
+  return { address: normalizeAddress(stream.remoteAddress), established: () => undefined }
+}
+
+async function listen(
+  server: Listenable,
+  port: number,
+  host: string,
+  gate: ConnectionGate,
+  /** Called with each admitted raw socket (plain TCP only; TLS and HTTP servers take their own). */
+  onAdmitted?: (socket: Socket) => void,
+): Promise<Listening> {
   const sockets = new Set<Socket>()
   server.on('connection', (socket) => {
+    if (!gate.admit(socket)) return
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
+    onAdmitted?.(socket)
   })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
@@ -56,26 +80,44 @@ async function listen(server: Listenable, port: number, host: string): Promise<L
   }
 }
 
-export function listenTcp(handle: Handle, port: number, host: string): Promise<Listening> {
-  return listen(
-    createNetServer((socket) => handle(socket)),
-    port,
-    host,
-  )
+export function listenTcp(
+  handle: Handle,
+  gate: ConnectionGate,
+  port: number,
+  host: string,
+): Promise<Listening> {
+  return listen(createNetServer(), port, host, gate, (socket) => {
+    handle(socket, {
+      ticket: gate.ticketFor(socket) ?? looseTicket(socket),
+      outgoingBytes: () => socket.writableLength,
+    })
+  })
 }
 
 export function listenTls(
   handle: Handle,
+  gate: ConnectionGate,
   tls: TlsFiles,
   port: number,
   host: string,
+  /** A TLS handshake not done by then is dropped (the gate's deadline covers it as well). */
+  handshakeTimeoutMs: number,
 ): Promise<Listening> {
-  const server = createTlsServer({ cert: tls.cert, key: tls.key }, (socket) => handle(socket))
-  return listen(server, port, host)
+  const server = createTlsServer(
+    { cert: tls.cert, key: tls.key, handshakeTimeout: handshakeTimeoutMs },
+    (socket: TLSSocket) => {
+      handle(socket, {
+        ticket: gate.ticketFor(socket) ?? looseTicket(socket),
+        outgoingBytes: () => socket.writableLength,
+      })
+    },
+  )
+  return listen(server, port, host, gate)
 }
 
 export async function listenWebSocket(
   handle: Handle,
+  gate: ConnectionGate,
   tls: TlsFiles | null,
   port: number,
   host: string,
@@ -93,9 +135,17 @@ export async function listenWebSocket(
   wss.on('connection', (socket, req) => {
     const stream = createWebSocketStream(socket)
     stream.on('error', (err) => log.debug({ err }, 'websocket stream error'))
-    handle(stream, req)
+    handle(
+      stream,
+      {
+        ticket: gate.ticketFor(req.socket) ?? looseTicket(req.socket),
+        // What the stream holds for ws, and what ws holds for the socket.
+        outgoingBytes: () => stream.writableLength + socket.bufferedAmount,
+      },
+      req,
+    )
   })
-  const listening = await listen(http, port, host)
+  const listening = await listen(http, port, host, gate)
   return {
     port: listening.port,
     close: async () => {

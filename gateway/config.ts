@@ -28,6 +28,12 @@ export const GatewayEnv = z.object({
   /** Development only: MQTT connections without credentials are let in, unrestricted. */
   MQTT_ALLOW_ANONYMOUS: env.bool(false),
   MQTT_MAX_PAYLOAD_BYTES: env.int(256 * 1024, 1024),
+  /** Embedded broker: open MQTT connections per client address (TCP, TLS, WebSocket together). */
+  MQTT_MAX_CONNECTIONS_PER_IP: env.int(64, 1),
+  /** Embedded broker: a connection without a completed CONNECT this long after accept is closed. */
+  MQTT_CONNECT_TIMEOUT_MS: env.ms(5_000),
+  /** Embedded broker: a client with more unwritten outgoing bytes is disconnected (session kept). */
+  MQTT_MAX_OUTGOING_BYTES: env.int(1024 * 1024, 64 * 1024),
   /** The PC app's HEYGEM_API_SECRET: required as `Authorization: Bearer` when set. */
   API_SECRET: z.string().min(8).optional(),
   /** An admin's bearer token: sees every owner's tasks. */
@@ -99,6 +105,12 @@ export interface EmbeddedBrokerSettings {
     readonly maxPayloadBytes: number
     readonly gatewayClientId: string
   } | null
+  /** broker/'s BrokerLimits; absent: its defaults. */
+  readonly limits?: {
+    readonly maxConnectionsPerIp: number
+    readonly connectTimeoutMs: number
+    readonly maxOutgoingBytes: number
+  }
 }
 
 export interface GatewayConfig {
@@ -167,6 +179,11 @@ export function gatewayConfigFromEnv(
       wsPort: e.BROKER_WS_PORT === 'off' ? null : e.BROKER_WS_PORT,
       persistencePath: e.BROKER_PERSISTENCE === 'memory' ? null : join(e.DATA_DIR, 'broker.sqlite'),
       tls,
+      limits: Object.freeze({
+        maxConnectionsPerIp: e.MQTT_MAX_CONNECTIONS_PER_IP,
+        connectTimeoutMs: e.MQTT_CONNECT_TIMEOUT_MS,
+        maxOutgoingBytes: e.MQTT_MAX_OUTGOING_BYTES,
+      }),
     }),
     credentials: loadCredentials(source),
     mqttAllowAnonymous: e.MQTT_ALLOW_ANONYMOUS,
