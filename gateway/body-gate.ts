@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage } from 'node:http'
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express'
+import { isDiskFullError } from './disk-space.js'
 import { tooLarge } from './multipart.js'
 import { AppError, isAppError } from '../lib/errors.js'
 import { ASSET_PATHS, HEYGEM_PATHS, TASK_PATHS } from '../protocol/index.js'
@@ -107,7 +108,11 @@ export const closeBodiesNobodyReads: RequestHandler = (req, res, next) => {
 
 function closeIfUnread(req: IncomingMessage, res: Response, err?: unknown): void {
   const refusal = isAppError(err) && ALWAYS_CLOSE.has(err.code)
-  if ((refusal || bodyUnread(req)) && !res.headersSent) res.set('Connection', 'close')
+  // A full disk refuses a known caller's upload before its body is read: the error handler reads
+  // and drops a bounded rest of it instead, so a client that reads its reply only after sending
+  // (Python's requests, fetch) gets the 507 rather than a broken pipe.
+  const drained = !refusal && isDiskFullError(err)
+  if ((refusal || (bodyUnread(req) && !drained)) && !res.headersSent) res.set('Connection', 'close')
 }
 
 /** Before the 404 handler: a body nobody read is not read after the reply either. */
