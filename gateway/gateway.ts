@@ -54,6 +54,7 @@ export interface GatewayHandle {
 }
 
 const TICK_MS = 1_000
+const monotonic = (): number => performance.now()
 
 export async function startGateway(
   config: GatewayConfig,
@@ -142,8 +143,9 @@ export async function startGateway(
         },
         log,
       ),
-      submitLimiter: new RateLimiter(config.rateLimits.submitsPerMinute, now),
-      uploadLimiter: new RateLimiter(config.rateLimits.uploadsPerMinute, now),
+      // Windows of elapsed time: a wall-clock step neither clears nor stretches a limit.
+      submitLimiter: new RateLimiter(config.rateLimits.submitsPerMinute, monotonic),
+      uploadLimiter: new RateLimiter(config.rateLimits.uploadsPerMinute, monotonic),
       pool,
       assets: new AssetStore(db, config.assetTtlMs),
       log,

@@ -29,6 +29,11 @@ export interface RegistryEvents {
   /** Online, but we did not see its birth: ask for one. */
   onPresumedOnline(gpuId: string): void
   onOffline(gpuId: string, reason: string): void
+  /**
+   * The clock heartbeat gaps are measured on (the relay clock, docs/design.md §3.8), so a step of
+   * the wall clock marks no GPU offline; unset: the `now` given to apply and sweep.
+   */
+  readonly elapsed?: () => number
 }
 
 export type StateVerdict = 'birth' | 'presumed' | 'heartbeat' | 'offline' | 'stale'
@@ -42,6 +47,8 @@ export class GpuRegistry {
   readonly #db: Db
   readonly #log: Logger
   readonly #events: RegistryEvents
+  /** When each GPU was last heard from, on the `elapsed` clock (in memory: a restart starts afresh). */
+  readonly #heard = new Map<string, number>()
 
   constructor(db: Db, knownIds: readonly string[], log: Logger, events: RegistryEvents) {
     this.#db = db
@@ -139,6 +146,7 @@ export class GpuRegistry {
       return 'offline'
     }
     const wasOnline = known?.online === true && state.epoch === known.epoch
+    this.#heard.set(gpuId, this.#events.elapsed?.() ?? now)
     this.#set(
       gpuId,
       {
@@ -185,8 +193,10 @@ export class GpuRegistry {
 
   /** Mark GPUs whose heartbeats stopped (3 intervals) offline. */
   sweep(now: number): void {
+    const elapsed = this.#events.elapsed?.() ?? now
     for (const gpu of this.#gpus.values()) {
-      if (gpu.online && now - gpu.lastSeen > 3 * gpu.heartbeatMs) {
+      const heard = this.#heard.get(gpu.id) ?? elapsed
+      if (gpu.online && elapsed - heard > 3 * gpu.heartbeatMs) {
         this.#set(gpu.id, { online: false, since: now, ready: false }, gpu)
         this.#log.warn(
           { gpuId: gpu.id, lastSeen: new Date(gpu.lastSeen).toISOString() },

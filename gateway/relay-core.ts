@@ -71,6 +71,7 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
       moveQueuedFrom({ store, registry, dispatcher, log, now }, gpuId)
       dispatcher.queueChanged()
     },
+    elapsed: relay,
   })
   const dispatcher = new Dispatcher({
     store,

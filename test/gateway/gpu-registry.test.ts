@@ -48,6 +48,30 @@ const LIVE = false
 const RETAINED = true
 
 describe('GPU registry', () => {
+  it('measures heartbeat gaps on the elapsed clock: a wall-clock step marks no GPU offline', async () => {
+    const db = openDb(join(await tempDir('registry'), 'g.sqlite'))
+    onTestFinished(() => {
+      db.close()
+    })
+    const { events, handlers } = recorder()
+    let elapsed = 0
+    const reg = new GpuRegistry(db, ['gpu-1'], silentLogger(), {
+      ...handlers,
+      elapsed: () => elapsed,
+    })
+    const wall = Date.UTC(2026, 0, 1)
+    expect(reg.apply('gpu-1', birth(5), wall, LIVE)).toBe('birth')
+    elapsed = 500
+    // The wall clock jumps a day ahead (NTP, a resumed VM); half a second has really passed.
+    reg.sweep(wall + 86_400_000)
+    expect(reg.get('gpu-1')?.online).toBe(true)
+    // Three intervals really pass without a word: offline, whatever the wall clock says.
+    elapsed = 3_501
+    reg.sweep(wall)
+    expect(reg.get('gpu-1')?.online).toBe(false)
+    expect(events).toEqual(['birth gpu-1 5', 'offline gpu-1 heartbeat-missed'])
+  })
+
   it('ignores a will whose epoch is older than the last birth', async () => {
     const { reg, events } = await registry()
     expect(reg.apply('gpu-1', birth(4), 0, LIVE)).toBe('birth')
