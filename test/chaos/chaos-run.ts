@@ -19,6 +19,7 @@ import { startFakeRunServer } from '../fakes/run-server.js'
 import { TERMINAL_STATES } from '../../protocol/index.js'
 import {
   SURROUNDING_FAULTS,
+  shuffled,
   surroundingFaults,
   type SurroundingFault,
   type SurroundingStats,
@@ -69,6 +70,8 @@ export interface ChaosReport {
   readonly crashes: number
   /** Fault kinds that could not run here, with the reason. */
   readonly skipped: readonly string[]
+  /** The kinds injected (those asked for, less the skipped ones). */
+  readonly kinds: readonly FaultKind[]
   readonly surroundings: SurroundingStats
   /** Jobs the GPU service forgot when it restarted, before their results were fetched. */
   readonly rerunsForgotten: number
@@ -202,6 +205,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const kinds = wanted.filter(
     (k) => !SURROUNDING_FAULTS.some((s) => s === k) || surroundings.kinds.some((s) => s === k),
   )
+  /** Each kind once per round, in a random order: every kind runs, however short the run. */
+  const deck: FaultKind[] = []
   const notes: string[] = []
   let crashes = 0
   /** A process that exited by itself is a crash: noted, and started again so the run goes on. */
@@ -300,7 +305,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         await delay(options.faultEveryMs * (0.5 + random()))
         await revive()
         if (kinds.length === 0 || (await drained())) break
-        const kind = kinds[Math.floor(random() * kinds.length)] ?? 'cut-link'
+        if (deck.length === 0) deck.push(...shuffled(kinds, random))
+        const kind = deck.pop() ?? 'cut-link'
         faults[kind]++
         say(`fault: ${kind}`)
         switch (kind) {
@@ -419,6 +425,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       stuck,
       crashes,
       skipped: surroundings.skipped,
+      kinds,
       surroundings: st,
       rerunsForgotten: lostByGpu,
       rerunsOrphaned: orphaned,

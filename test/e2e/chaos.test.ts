@@ -21,6 +21,7 @@ describe('the chaos run', () => {
     )
     for (const detail of report.details) process.stdout.write(`  ${detail}\n`)
     expect(report.faultsTotal).toBeGreaterThanOrEqual(8)
+    expect(report.kinds.filter((kind) => report.faults[kind] === 0)).toEqual([])
     expect({
       lost: report.lost,
       duplicateRuns: report.duplicateRuns,

@@ -137,6 +137,7 @@ export async function surroundingFaults(opts: {
     maxProbeMs: 0,
   }
   let readers = 0
+  const steps: number[] = []
 
   const fillDisk = async (d: SmallDisk, random: () => number, hooks: FaultHooks) => {
     const full = random() < 0.6
@@ -179,7 +180,9 @@ export async function surroundingFaults(opts: {
   }
 
   const stepClock = async (c: SteppedClock, random: () => number) => {
-    const step = CLOCK_STEPS_S[Math.floor(random() * CLOCK_STEPS_S.length)] ?? 31 * 60
+    // Each step once per round, in a random order (the first round starts with a big one).
+    if (steps.length === 0) steps.push(...shuffleSteps(random))
+    const step = steps.pop() ?? 31 * 60
     // A walk that stays within ten days of the real clock.
     let next = c.offsetS() + step
     if (Math.abs(next) > 10 * DAY_S) next = c.offsetS() - step
@@ -243,6 +246,30 @@ export async function surroundingFaults(opts: {
       }
     },
   }
+}
+
+/** A copy of `items` in a random order (Fisher–Yates, with the run's seeded PRNG). */
+export function shuffled<T>(items: readonly T[], random: () => number): T[] {
+  const out = [...items]
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1))
+    const a = out[i]
+    const b = out[j]
+    if (a !== undefined && b !== undefined) {
+      out[i] = b
+      out[j] = a
+    }
+  }
+  return out
+}
+
+function shuffleSteps(random: () => number): number[] {
+  const rest = shuffled(
+    CLOCK_STEPS_S.filter((_, i) => i !== 1),
+    random,
+  )
+  // Popped from the end: the queue TTL's step (25 h) comes first.
+  return [...rest, CLOCK_STEPS_S[1] ?? DAY_S]
 }
 
 function errorCodeOf(body: unknown): string {
