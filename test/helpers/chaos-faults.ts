@@ -215,7 +215,7 @@ export async function surroundingFaults(opts: {
       })
       stats.noiseBytes += noise.bytes
       stats.maxProbeMs = Math.max(stats.maxProbeMs, noise.maxProbeMs)
-      if (reader.cutByBroker()) stats.readersCut++
+      if (await reader.wasCut(2_000)) stats.readersCut++
     } finally {
       reader.close()
     }

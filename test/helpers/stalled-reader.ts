@@ -8,6 +8,7 @@ import { connect, type Socket } from 'node:net'
 import { setTimeout as delay } from 'node:timers/promises'
 import mqtt from 'mqtt'
 import { endClient } from '../../lib/mqtt.js'
+import { waitFor } from './wait-for.js'
 
 function varint(n: number): Buffer {
   const bytes: number[] = []
@@ -43,8 +44,12 @@ function subscribePacket(filter: string, qos: 0 | 1): Buffer {
 }
 
 export interface StalledReader {
-  /** True once the broker closed the connection (it did not wait for the reader). */
-  readonly cutByBroker: () => boolean
+  /**
+   * Read again and tell whether the broker had closed the connection (it did not wait for the
+   * reader). A socket that reads nothing notices no close, so this reads what is buffered and
+   * waits up to `withinMs` for the close; a connection the broker kept stays open.
+   */
+  wasCut(withinMs: number): Promise<boolean>
   close(): void
 }
 
@@ -92,7 +97,14 @@ export async function stalledReader(opts: {
   // From here on nothing is read: the kernel's buffers fill, then the broker's writes back up.
   socket.pause()
   return {
-    cutByBroker: () => cut,
+    async wasCut(withinMs) {
+      socket.on('data', () => undefined)
+      socket.resume()
+      await waitFor(() => cut, { timeoutMs: withinMs, what: 'the broker closing' }).catch(
+        () => undefined,
+      )
+      return cut
+    },
     close() {
       closedByUs = !cut
       socket.destroy()
