@@ -22,8 +22,10 @@ export interface HttpCase {
   readonly headers?: Record<string, string>
   readonly json?: unknown
   readonly raw?: { readonly body: Buffer | string; readonly type: string }
+  /** One file (field `file` unless `fileField`), streamed by node's HTTP client. */
   readonly multipart?: {
     readonly fields: Record<string, string>
+    readonly fileField?: string
     readonly filename: string
     readonly bytes: Buffer
   }
@@ -68,7 +70,7 @@ export async function send(
       source: Readable.from([c.multipart.bytes]),
       size: c.multipart.bytes.length,
       fields: c.multipart.fields,
-      fileField: 'file',
+      fileField: c.multipart.fileField ?? 'file',
       filename: c.multipart.filename,
       headers: c.headers ?? defaultHeaders,
       timeoutMs: 15_000,
