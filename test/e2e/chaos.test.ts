@@ -28,8 +28,9 @@ describe('the chaos run', () => {
       stuck: report.stuck,
       crashes: report.crashes,
     }).toEqual({ lost: 0, duplicateRuns: 0, stuck: 0, crashes: 0 })
-    // What the gateway's surroundings must not do (issue 8): a full disk is answered at once with
-    // DISK_FULL while the queue still answers; a reader that stops reading is cut by the broker.
+    // What the gateway's surroundings must not do (issue 8): uploads onto a full disk are answered
+    // DISK_FULL (within seconds) while the queue still answers; a reader that stops reading is
+    // cut by the broker.
     const s = report.surroundings
     expect({ uploadsOtherwise: s.uploadsOtherwise, queueNotAnswered: s.queueNotAnswered }).toEqual({
       uploadsOtherwise: [],

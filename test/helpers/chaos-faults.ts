@@ -155,22 +155,42 @@ export async function surroundingFaults(opts: {
     }
   }
 
-  /** An upload is refused at once with DISK_FULL; the queue is still answered. */
+  /**
+   * Uploads are refused with DISK_FULL (each answered within 10 s), once the gateway has seen the
+   * disk full: it may read its free space only every so often, so an upload accepted meanwhile is
+   * tried again, for up to 5 s. The queue is still answered.
+   */
   const probeFullDisk = async (hooks: FaultHooks) => {
-    const bytes = wavBytes(`disk-probe-${randomUUID()}`, 2048)
-    const upload = await uploadMultipart({
-      url: `${hooks.httpUrl}/api/heygem/upload_file`,
-      source: Readable.from([bytes]),
-      size: bytes.length,
-      fields: { hash: md5Buffer(bytes), ext: '.wav' },
-      fileField: 'file',
-      filename: 'probe.wav',
-      headers: hooks.httpHeaders,
-      timeoutMs: 10_000,
-    }).catch(() => null)
-    const error = errorCodeOf(upload?.body)
-    if (upload?.status === 507 && error === 'DISK_FULL') stats.uploadsRefusedDiskFull++
-    else stats.uploadsOtherwise.push(upload ? `${String(upload.status)} ${error}` : 'no answer')
+    const until = performance.now() + 5_000
+    for (;;) {
+      const bytes = wavBytes(`disk-probe-${randomUUID()}`, 2048)
+      const upload = await uploadMultipart({
+        url: `${hooks.httpUrl}/api/heygem/upload_file`,
+        source: Readable.from([bytes]),
+        size: bytes.length,
+        fields: { hash: md5Buffer(bytes), ext: '.wav' },
+        fileField: 'file',
+        filename: 'probe.wav',
+        headers: hooks.httpHeaders,
+        timeoutMs: 10_000,
+      }).catch(() => null)
+      const error = errorCodeOf(upload?.body)
+      if (upload?.status === 507 && error === 'DISK_FULL') {
+        stats.uploadsRefusedDiskFull++
+        break
+      }
+      if (upload?.status !== 200 || performance.now() > until) {
+        stats.uploadsOtherwise.push(
+          upload === null
+            ? 'no answer within 10 s'
+            : upload.status === 200
+              ? 'still accepted after 5 s'
+              : `${String(upload.status)} ${error}`,
+        )
+        break
+      }
+      await delay(250)
+    }
     const queue = await requestJson(`${hooks.httpUrl}/api/heygem/queue`, {
       headers: hooks.httpHeaders,
       timeoutMs: 10_000,
