@@ -2,9 +2,11 @@
  * The chaos run (issue: nothing lost, nothing run twice): a gateway and a bridge in real child
  * processes, the fake GPU service, and a TCP proxy on the bridge's MQTT link. Tasks are submitted
  * (retrying with an Idempotency-Key while the gateway is down) while faults are injected at
- * random: bridge SIGKILL, gateway SIGKILL and restart, the link cut, the GPU service restarted.
- * Then it settles and counts: lost (not done, or a wrong result), duplicate runs (a job the GPU
- * service completed twice for the same task), stuck (not terminal).
+ * random: bridge SIGKILL, gateway SIGKILL and restart, the link cut, the GPU service restarted,
+ * and from the gateway's surroundings (helpers/chaos-faults.ts): its data disk filled and emptied,
+ * its wall clock stepped, an MQTT reader that stops reading. Then it settles and counts: lost (not
+ * done, or a wrong result), duplicate runs (a job the GPU service completed twice for the same
+ * task), stuck (not terminal), crashes (a process that exited without being killed).
  */
 import Database from 'better-sqlite3'
 import { join } from 'node:path'
@@ -15,6 +17,13 @@ import { requestJson, uploadMultipart } from '../../lib/http-client.js'
 import { fakeResultBytes } from '../fakes/result-bytes.js'
 import { startFakeRunServer } from '../fakes/run-server.js'
 import { TERMINAL_STATES } from '../../protocol/index.js'
+import {
+  SURROUNDING_FAULTS,
+  shuffled,
+  surroundingFaults,
+  type SurroundingFault,
+  type SurroundingStats,
+} from '../helpers/chaos-faults.js'
 import { mp4Bytes, wavBytes } from '../helpers/media.js'
 import { startTcpProxy } from '../helpers/tcp-proxy.js'
 import { Proc, freePort } from './processes.js'
@@ -29,9 +38,26 @@ export interface ChaosOptions {
   readonly seed: number
   readonly settleTimeoutMs: number
   readonly say?: (line: string) => void
+  /** The fault kinds to inject (default: all of them). */
+  readonly faults?: readonly FaultKind[]
 }
 
-export type FaultKind = 'kill-bridge' | 'kill-gateway' | 'cut-link' | 'restart-gpu'
+const PROCESS_FAULTS = ['kill-bridge', 'kill-gateway', 'cut-link', 'restart-gpu'] as const
+export const FAULT_KINDS: readonly FaultKind[] = [...PROCESS_FAULTS, ...SURROUNDING_FAULTS]
+export type FaultKind = (typeof PROCESS_FAULTS)[number] | SurroundingFault
+
+/** `CHAOS_FAULTS=kill-bridge,fill-disk,…` (or unset: all), checked against the known kinds. */
+export function faultKindsOf(text: string | undefined): readonly FaultKind[] {
+  if (text === undefined || text.trim() === '') return FAULT_KINDS
+  const kinds = text.split(',').map((k) => k.trim())
+  const unknown = kinds.filter((k) => !FAULT_KINDS.some((known) => known === k))
+  if (unknown.length > 0) {
+    throw new Error(
+      `unknown chaos fault(s): ${unknown.join(', ')}; known: ${FAULT_KINDS.join(', ')}`,
+    )
+  }
+  return FAULT_KINDS.filter((k) => kinds.includes(k))
+}
 
 export interface ChaosReport {
   readonly tasks: number
@@ -40,6 +66,13 @@ export interface ChaosReport {
   readonly lost: number
   readonly duplicateRuns: number
   readonly stuck: number
+  /** Gateway or bridge exits nobody caused (each was started again so the run could go on). */
+  readonly crashes: number
+  /** Fault kinds that could not run here, with the reason. */
+  readonly skipped: readonly string[]
+  /** The kinds injected (those asked for, less the skipped ones). */
+  readonly kinds: readonly FaultKind[]
+  readonly surroundings: SurroundingStats
   /** Jobs the GPU service forgot when it restarted, before their results were fetched. */
   readonly rerunsForgotten: number
   /** Jobs sent by a bridge that died before reading the answer (nobody ever asked about them). */
@@ -52,6 +85,8 @@ export interface ChaosReport {
 const RESULT_SIZE = 4096
 const GPU_SECRET = 'chaos-gpu-1-secret'
 const API_SECRET = 'chaos-api-secret'
+const GATEWAY_MQTT_SECRET = 'chaos-gateway-mqtt-secret'
+const ADMIN_SECRET = 'chaos-admin-secret'
 const AUTH = { authorization: `Bearer ${API_SECRET}` }
 const TERMINAL: ReadonlySet<string> = new Set(TERMINAL_STATES)
 
@@ -105,6 +140,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const random = prng(options.seed)
   const ports = { http: await freePort(), mqtt: await freePort() }
   const base = `http://127.0.0.1:${String(ports.http)}`
+  const wanted = options.faults ?? FAULT_KINDS
+  const surroundings = await surroundingFaults({
+    wanted: SURROUNDING_FAULTS.filter((k) => wanted.includes(k)),
+    dir: options.dir,
+    gatewayDataDir: join(options.dir, 'gateway'),
+    gatewaySecret: GATEWAY_MQTT_SECRET,
+    adminSecret: ADMIN_SECRET,
+  })
+  for (const line of surroundings.skipped) say(line)
   const gateway = new Proc(
     'gateway/main.ts',
     {
@@ -120,6 +164,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       // One PC submitting hundreds of tasks in a minute: not what the limits are for here.
       RATE_LIMIT_SUBMITS_PER_MIN: '100000',
       RATE_LIMIT_UPLOADS_PER_MIN: '100000',
+      ...surroundings.env,
     },
     'gateway listening',
   )
@@ -153,6 +198,35 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     'kill-gateway': 0,
     'cut-link': 0,
     'restart-gpu': 0,
+    'fill-disk': 0,
+    'step-clock': 0,
+    'stall-reader': 0,
+  }
+  const kinds = wanted.filter(
+    (k) => !SURROUNDING_FAULTS.some((s) => s === k) || surroundings.kinds.some((s) => s === k),
+  )
+  /** Each kind once per round, in a random order: every kind runs, however short the run. */
+  const deck: FaultKind[] = []
+  const notes: string[] = []
+  let crashes = 0
+  /** A process that exited by itself is a crash: noted, and started again so the run goes on. */
+  const revive = async (): Promise<void> => {
+    for (const [name, proc] of [
+      ['gateway', gateway],
+      ['bridge', bridge],
+    ] as const) {
+      if (proc.running) continue
+      crashes++
+      notes.push(`${name} exited by itself:\n${proc.output().slice(-3000)}`)
+      say(`${name} exited by itself; starting it again`)
+      try {
+        await proc.start()
+      } catch (err) {
+        notes.push(
+          `${name} did not start again: ${err instanceof Error ? err.message : String(err)}`,
+        )
+      }
+    }
   }
   try {
     await gateway.start()
@@ -169,6 +243,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
             fileField: 'file',
             filename: `x${ext}`,
             headers: AUTH,
+            timeoutMs: 15_000,
           }),
         (body) => String(dataOf(body).hash),
         'upload',
@@ -218,12 +293,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         return false
       }
     }
+    const hooks = {
+      cutBridgeLink: () => proxy.cut(),
+      httpUrl: base,
+      httpHeaders: AUTH,
+      mqttPort: ports.mqtt,
+      mqttUrl: `mqtt://127.0.0.1:${String(ports.mqtt)}`,
+    }
     const injector = (async () => {
-      const kinds: FaultKind[] = ['kill-bridge', 'kill-gateway', 'cut-link', 'restart-gpu']
       for (;;) {
         await delay(options.faultEveryMs * (0.5 + random()))
-        if (await drained()) break
-        const kind = kinds[Math.floor(random() * kinds.length)] ?? 'cut-link'
+        await revive()
+        if (kinds.length === 0 || (await drained())) break
+        if (deck.length === 0) deck.push(...shuffled(kinds, random))
+        const kind = deck.pop() ?? 'cut-link'
         faults[kind]++
         say(`fault: ${kind}`)
         switch (kind) {
@@ -246,7 +329,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           case 'restart-gpu':
             await gpu.restart()
             break
+          case 'fill-disk':
+          case 'step-clock':
+          case 'stall-reader':
+            try {
+              await surroundings.inject(kind, random, hooks)
+            } catch (err) {
+              notes.push(`${kind} failed: ${err instanceof Error ? err.message : String(err)}`)
+              say(`fault ${kind} failed: ${err instanceof Error ? err.message : String(err)}`)
+            }
+            break
         }
+        await revive()
       }
     })()
     await Promise.all([submitter, injector])
@@ -316,8 +410,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     }
 
     const faultsTotal = Object.values(faults).reduce((a, b) => a + b, 0)
-    const line = `${String(options.tasks)} tasks, ${String(faultsTotal)} faults injected, ${String(lost)} lost, ${String(duplicateRuns)} duplicate runs, ${String(stuck)} stuck (re-run: ${String(lostByGpu)} forgotten by a GPU restart, ${String(orphaned)} sent by a bridge that died before the answer)`
-    const details = describe(join(options.dir, 'gateway', 'gateway.sqlite'), suspects)
+    const st = surroundings.stats
+    const line = `${String(options.tasks)} tasks, ${String(faultsTotal)} faults injected, ${String(lost)} lost, ${String(duplicateRuns)} duplicate runs, ${String(stuck)} stuck, ${String(crashes)} crashes (re-run: ${String(lostByGpu)} forgotten by a GPU restart, ${String(orphaned)} sent by a bridge that died before the answer; disk filled ${String(st.fullFills)}× to the last byte, ${String(st.lowFills)}× below the minimum, uploads meanwhile ${String(st.uploadsRefusedDiskFull)} refused DISK_FULL and ${String(st.uploadsOtherwise.length)} otherwise${st.uploadsOtherwise.length > 0 ? ` [${[...new Set(st.uploadsOtherwise)].join(', ')}]` : ''}, queue ${String(st.queueNotAnswered)} unanswered; clock stepped to ${String(Math.round(st.clockOffsetS / 60))} min at the end, ${String(Math.round(st.maxClockOffsetS / 3600))} h at most; ${String(st.readersCut)}/${String(st.readersStalled)} stalled readers cut by the broker, another client's slowest delivery meanwhile ${String(st.maxProbeMs)} ms)`
+    const details = [
+      ...notes,
+      ...describe(join(options.dir, 'gateway', 'gateway.sqlite'), suspects),
+    ]
     return {
       tasks: options.tasks,
       faults,
@@ -325,6 +423,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       lost,
       duplicateRuns,
       stuck,
+      crashes,
+      skipped: surroundings.skipped,
+      kinds,
+      surroundings: st,
       rerunsForgotten: lostByGpu,
       rerunsOrphaned: orphaned,
       line,
@@ -335,6 +437,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     await gateway.stop()
     await proxy.close()
     await gpu.close()
+    await surroundings.close()
   }
 }
 
