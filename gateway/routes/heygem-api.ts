@@ -105,7 +105,11 @@ export function heygemApi(deps: RouteDeps): Router {
     res.set('X-Content-Type-Options', 'nosniff')
     res.set('Content-Disposition', `inline; filename=${row.id}${ext}`)
     res.sendFile(pool.pathOf(row.result_hash), { acceptRanges: true }, (err) => {
-      if (err) next(err)
+      if (!err) return
+      // A range past the end (or backwards): 416 in the envelope, as the rest of the API.
+      const unsatisfiable = (err as { status?: unknown }).status === 416 && !res.headersSent
+      if (unsatisfiable) res.removeHeader('Content-Disposition')
+      next(unsatisfiable ? new AppError('RANGE_NOT_SATISFIABLE', 416, '请求的字节范围无效') : err)
     })
   })
 

@@ -1,9 +1,7 @@
 /**
- * The download's unsatisfiable `Range` (past the end of the result, or backwards): the bad-input
- * suite's one product bug found, kept apart so the rest of the suite stays green. run_server
- * (Flask's send_file) answers 416 past the end; the gateway must answer 416 in its envelope too,
- * with a Chinese `msg`, not 500 INTERNAL (express' send reports it as an error with status 416,
- * which the error middleware does not map).
+ * The download's unsatisfiable `Range` (past the end of the result, or backwards). run_server
+ * (Flask's send_file) answers 416 past the end; the gateway answers 416 in its envelope, with a
+ * Chinese `msg`, never 500 INTERNAL (express' send reports it as an error with status 416).
  */
 import { describe, expect, it } from 'vitest'
 import { Tally, runHttpCases } from '../helpers/bad-input.js'
