@@ -62,7 +62,16 @@ describe('the abuse suite: hostile clients, full disks, slow readers and clock s
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'gpu-relay-abuse-'))
-    relay = await startAbuseRelay(dir)
+    // Ports are picked free, then bound by the child: on a shared machine another process may take
+    // one in between (EADDRINUSE); then the relay starts again on new ports.
+    for (let attempt = 1; relay === undefined; attempt++) {
+      try {
+        relay = await startAbuseRelay(join(dir, `run-${String(attempt)}`))
+      } catch (err) {
+        if (attempt >= 3 || !String(err).includes('EADDRINUSE')) throw err
+        say(`a port was taken meanwhile; starting again (${String(err).slice(0, 120)})`)
+      }
+    }
     relay.bridge.onOutput((text) => {
       bridgeConnections += text.split('"msg":"connected"').length - 1
     })

@@ -3,7 +3,7 @@
  * data folder on a small tmpfs when one can be mounted and its wall clock under libfaketime when
  * it is installed, the bridge, and the fake run_server (gpu-main.ts, which also serves its stats).
  */
-import { readFile, rm } from 'node:fs/promises'
+import { mkdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Proc, freePort } from '../chaos/processes.js'
 import {
@@ -27,8 +27,9 @@ export const GPU2_AUTH = { authorization: `Bearer gpu.gpu-2.${SECRETS.gpu2}` }
 export const RESULT_SIZE = 4096
 export const JOB_MS = 3000
 export const UPLOAD_MAX_BYTES = 4 * 1024 * 1024
-export const DISK_MIN_FREE_BYTES = 6 * 1024 * 1024
-export const TMPFS_MIB = 32
+export const DISK_MIN_FREE_BYTES = 8 * 1024 * 1024
+/** Room for the run's own files (the broker keeps a stalled reader's 16 MB) above the minimum. */
+export const TMPFS_MIB = 64
 
 export interface FakeGpuStats {
   readonly submissions: readonly {
@@ -71,6 +72,7 @@ export interface AbuseRelay {
 }
 
 export async function startAbuseRelay(dir: string): Promise<AbuseRelay> {
+  await mkdir(dir, { recursive: true })
   const http = await freePort()
   const mqtt = await freePort()
   const gpuPort = await freePort()
