@@ -282,8 +282,9 @@ export async function gpuAttacks(ctx: GpuAttackContext): Promise<void> {
         )
       },
     )
-    await ledger.run('gpu', 8, 'gpu-2 reads an input of a gpu-1 task: 404', async () => {
-      const honest = pc.accepted.at(-1)
+    await ledger.run('gpu', 8, 'gpu-2 reads the input of a gpu-1 task: 404', async () => {
+      // The first honest task ran on gpu-1 long ago; its audio is its own (the avatar is shared).
+      const honest = pc.accepted[0]
       const r = await httpCall(relay.http, {
         path: `/api/relay/files/${honest?.audio ?? 'x'}`,
         headers: GPU2_AUTH,

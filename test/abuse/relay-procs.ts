@@ -28,7 +28,7 @@ export const RESULT_SIZE = 4096
 export const JOB_MS = 3000
 export const UPLOAD_MAX_BYTES = 4 * 1024 * 1024
 export const DISK_MIN_FREE_BYTES = 8 * 1024 * 1024
-/** Room for the run's own files (the broker keeps a stalled reader's 16 MB) above the minimum. */
+/** Room for the run's own files (the broker keeps a stalled reader's 19 MB) above the minimum. */
 export const TMPFS_MIB = 64
 
 export interface FakeGpuStats {
