@@ -81,8 +81,15 @@ export async function startAbuseRelay(dir: string): Promise<AbuseRelay> {
   const mqttUrl = `mqtt://127.0.0.1:${String(mqtt)}`
   const gatewayDir = join(dir, 'gateway')
   const bridgeDir = join(dir, 'bridge')
-  const noTmpfsReason = tmpfsUnavailable()
-  const mount = noTmpfsReason === null ? await mountTmpfs(gatewayDir, TMPFS_MIB) : null
+  let noTmpfsReason = tmpfsUnavailable()
+  // Root in a container without CAP_SYS_ADMIN still cannot mount: the disk cases then say why.
+  const mount =
+    noTmpfsReason === null
+      ? await mountTmpfs(gatewayDir, TMPFS_MIB).catch((err: unknown) => {
+          noTmpfsReason = `mount -t tmpfs failed: ${String(err).slice(0, 200)}`
+          return null
+        })
+      : null
   const library = faketimeLibrary()
   const clock = library ? await steppedClock(library, join(dir, 'gateway-clock.rc')) : null
 
