@@ -1,0 +1,76 @@
+/**
+ * The abuse suite's ledger: every distinct hostile input, connection pattern or fault that was
+ * tried and checked is one case (1,000 connections of one pattern are one case), with the point of
+ * issue 8 it covers and whether the relay behaved as agreed.
+ */
+import { errorMessage } from '../../lib/errors.js'
+
+/** The nine points of issue 8 "What must hold". */
+export type Point = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9
+
+export interface CaseResult {
+  readonly area: string
+  readonly name: string
+  readonly point: Point
+  readonly ok: boolean
+  readonly detail: string
+}
+
+export class Ledger {
+  readonly #cases: CaseResult[] = []
+
+  /** Run one case: `check` throws (or returns a message) when the relay misbehaved. */
+  async run(
+    area: string,
+    point: Point,
+    name: string,
+    check: () => Promise<unknown>,
+  ): Promise<boolean> {
+    try {
+      const note = await check()
+      this.#cases.push({
+        area,
+        name,
+        point,
+        ok: true,
+        detail: typeof note === 'string' ? note : '',
+      })
+      return true
+    } catch (err) {
+      this.#cases.push({ area, name, point, ok: false, detail: errorMessage(err) })
+      return false
+    }
+  }
+
+  /** Record a case checked elsewhere. */
+  add(area: string, point: Point, name: string, ok: boolean, detail = ''): void {
+    this.#cases.push({ area, name, point, ok, detail })
+  }
+
+  get cases(): readonly CaseResult[] {
+    return this.#cases
+  }
+
+  failures(area?: string): CaseResult[] {
+    return this.#cases.filter((c) => !c.ok && (area === undefined || c.area === area))
+  }
+
+  count(area?: string): number {
+    return this.#cases.filter((c) => area === undefined || c.area === area).length
+  }
+
+  pointsCovered(): Set<Point> {
+    return new Set(this.#cases.map((c) => c.point))
+  }
+
+  describe(area: string): string {
+    return this.failures(area)
+      .map((c) => `  ✗ [${c.area} §${String(c.point)}] ${c.name}: ${c.detail}`)
+      .join('\n')
+  }
+}
+
+/** Throw with `message` unless `condition` holds. */
+export function expectThat(condition: boolean, message: string): asserts condition {
+  if (!condition) throw new Error(message)
+}
