@@ -58,6 +58,11 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       sendError(res, err.status, err.code, err.message)
       return
     }
+    if (err instanceof URIError) {
+      // A path parameter with a broken %-escape (`/api/relay/files/abc%E4`): the router cannot decode it.
+      sendError(res, 400, 'VALIDATION_FAILED', '请求路径中的参数无法解码')
+      return
+    }
     const status = bodyParserStatus(err)
     if (status === 413) {
       sendError(res, 413, 'BODY_TOO_LARGE', '请求体过大')

@@ -122,6 +122,19 @@ export function hostileQueryCases(ctx: CaseContext): HttpCase[] {
       ...BAD,
     },
     {
+      name: 'relay file: a broken percent escape in the path',
+      path: '/api/relay/files/abc%E4',
+      headers: ctx.gpu1,
+      ...BAD,
+    },
+    {
+      name: 'result: a broken percent escape in the task id',
+      path: '/api/relay/tasks/abc%E4%B8/result?attempt=1',
+      headers: ctx.gpu1,
+      raw: { body: 'x', type: 'application/octet-stream' },
+      ...BAD,
+    },
+    {
       name: 'result: attempt -1',
       path: `/api/relay/tasks/${taskId}/result?attempt=-1`,
       headers: ctx.gpu1,
