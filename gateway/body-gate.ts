@@ -8,6 +8,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express'
 import { isDiskFullError } from './disk-space.js'
+import { closeAfterReply } from './lingering-close.js'
 import { tooLarge } from './multipart.js'
 import { AppError, isAppError } from '../lib/errors.js'
 import { ASSET_PATHS, HEYGEM_PATHS, TASK_PATHS } from '../protocol/index.js'
@@ -83,7 +84,7 @@ export function bodyGate(o: BodyGateOptions): RequestHandler {
       const limit =
         files === undefined ? o.jsonLimitBytes : files * o.uploadMaxBytes + MULTIPART_OVERHEAD_BYTES
       if (Number(declared) > limit) {
-        res.set('Connection', 'close')
+        closeAfterReply(req, res)
         next(
           files === undefined
             ? new AppError('BODY_TOO_LARGE', 413, '请求体过大')
@@ -102,7 +103,7 @@ export function bodyGate(o: BodyGateOptions): RequestHandler {
  * preflight, downloads) is never read; its reply closes the connection.
  */
 export const closeBodiesNobodyReads: RequestHandler = (req, res, next) => {
-  if (req.method !== 'POST' && bodyUnread(req)) res.set('Connection', 'close')
+  if (req.method !== 'POST' && bodyUnread(req)) closeAfterReply(req, res)
   next()
 }
 
@@ -112,7 +113,11 @@ function closeIfUnread(req: IncomingMessage, res: Response, err?: unknown): void
   // and drops a bounded rest of it instead, so a client that reads its reply only after sending
   // (Python's requests, fetch) gets the 507 rather than a broken pipe.
   const drained = !refusal && isDiskFullError(err)
-  if ((refusal || (bodyUnread(req) && !drained)) && !res.headersSent) res.set('Connection', 'close')
+  if (res.headersSent) return
+  // A stranger's connection is closed at once, nothing more of it read; anyone else's lingers,
+  // so that the reply reaches a client still sending (lingering-close.ts).
+  if (refusal) res.setHeader('Connection', 'close')
+  else if (bodyUnread(req) && !drained) closeAfterReply(req, res)
 }
 
 /** Before the 404 handler: a body nobody read is not read after the reply either. */

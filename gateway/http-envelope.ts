@@ -3,6 +3,7 @@ import type { ErrorRequestHandler, Request, RequestHandler, Response } from 'exp
 import type { Logger } from 'pino'
 import { z } from 'zod'
 import { diskFull, isDiskFullError } from './disk-space.js'
+import { lingerThenDestroy } from './lingering-close.js'
 import { AppError, isAppError } from '../lib/errors.js'
 
 export function ok(res: Response, data: unknown, msg = 'ok'): void {
@@ -91,7 +92,7 @@ function discardBody(req: Request): void {
   req.unpipe()
   req.on('data', (chunk: Buffer) => {
     discarded += chunk.length
-    if (discarded > DISCARD_MAX_BYTES) req.socket.destroy()
+    if (discarded > DISCARD_MAX_BYTES) lingerThenDestroy(req.socket)
   })
   req.resume()
 }

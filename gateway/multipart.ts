@@ -12,6 +12,7 @@ import busboy from 'busboy'
 import type { Readable } from 'node:stream'
 import { diskFull } from './disk-space.js'
 import type { FilePool, Staged } from './file-pool.js'
+import { closeAfterReply } from './lingering-close.js'
 import { MediaSniffer, type Sniffed } from './media-sniff.js'
 import { AppError, isAppError } from '../lib/errors.js'
 
@@ -130,8 +131,7 @@ export function receiveMultipart(
       // rest (http-envelope.ts); a body far past the size limit also closes the connection.
       req.unpipe(parser)
       if (!req.complete && err.code === 'FILE_TOO_LARGE') {
-        res.set('Connection', 'close')
-        res.once('finish', () => req.destroy())
+        closeAfterReply(req, res)
       }
       for (const stream of active) stream.destroy(new Error('upload refused'))
       // Answer once nothing is left: what was staged is discarded, what was still streaming

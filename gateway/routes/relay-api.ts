@@ -9,6 +9,7 @@ import { Router } from 'express'
 import { z } from 'zod'
 import { ok, validate } from '../http-envelope.js'
 import type { RouteDeps } from './deps.js'
+import { closeAfterReply as closeWithLinger } from '../lingering-close.js'
 import { ResultLimit, resultContentType, resultTooLarge } from '../result-intake.js'
 import type { StoredResult } from '../task-store.js'
 import { storedResultOf } from '../task-store.js'
@@ -128,6 +129,5 @@ function alreadyStored(res: Response, stored: StoredResult): void {
 /** The reply is the last thing on this connection: the unread body is dropped with it. */
 function closeAfterReply(req: Request, res: Response): void {
   req.unpipe()
-  res.set('Connection', 'close')
-  res.once('finish', () => req.destroy())
+  closeWithLinger(req, res)
 }
