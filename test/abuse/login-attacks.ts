@@ -127,22 +127,30 @@ export async function loginAttacks(ctx: LoginAttackContext): Promise<string[]> {
     'a new license_key on every submit does not get past the rate limit',
     async () => {
       const inputs = await ctx.doneInputs()
-      const replies = await Promise.all(
-        Array.from({ length: 90 }, (_, i) =>
-          httpCall(port, {
-            path: '/api/heygem/task/submit',
-            body: {
-              audio_hash: inputs.audio,
-              audio_ext: '.wav',
-              video_hash: inputs.video,
-              video_ext: '.mp4',
-              license_key: `KEY-${String(i)}-${randomBytes(6).toString('hex')}`,
-            },
-            headers: AUTH,
-            localAddress: address(32, 0),
-          }),
-        ),
-      )
+      // In three waves of 30: together under HTTP_MAX_CONNECTIONS_PER_IP (64), which would
+      // otherwise close the extra connections before the limiter is reached.
+      const replies = []
+      for (let wave = 0; wave < 3; wave++) {
+        const sent = Array.from({ length: 30 }, (_, j) => wave * 30 + j)
+        replies.push(
+          ...(await Promise.all(
+            sent.map((i) =>
+              httpCall(port, {
+                path: '/api/heygem/task/submit',
+                body: {
+                  audio_hash: inputs.audio,
+                  audio_ext: '.wav',
+                  video_hash: inputs.video,
+                  video_ext: '.mp4',
+                  license_key: `KEY-${String(i)}-${randomBytes(6).toString('hex')}`,
+                },
+                headers: AUTH,
+                localAddress: address(32, 0),
+              }),
+            ),
+          )),
+        )
+      }
       const limited = replies.filter(
         (r) => r.status === 429 && dataOf(r).error === 'RATE_LIMITED',
       ).length
