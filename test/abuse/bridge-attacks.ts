@@ -22,7 +22,8 @@ export interface BridgeContext {
   readonly dir: string
 }
 
-async function drained(relay: AbuseRelay, pc: HonestPc): Promise<void> {
+/** Waits until nothing is queued or running and the honest PC has nothing unfinished. */
+export async function drained(relay: AbuseRelay, pc: HonestPc): Promise<void> {
   const deadline = Date.now() + 30_000
   for (;;) {
     const r = await httpCall(relay.http, { path: '/api/heygem/queue', headers: AUTH }).catch(

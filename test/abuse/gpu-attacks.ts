@@ -13,6 +13,7 @@ import { PROTOCOL_VERSION, bridgeClientId, encodePayload, topicsFor } from '../.
 import { mp4Bytes, wavBytes } from '../helpers/media.js'
 import { expectThat, type Ledger } from './cases.js'
 import { dataOf, httpCall, type Reply } from './http-raw.js'
+import { drained } from './bridge-attacks.js'
 import type { HonestPc } from './honest-pc.js'
 import {
   AUTH,
@@ -150,14 +151,26 @@ async function statusOf(relay: AbuseRelay, id: string): Promise<string> {
   return String(dataOf(r).status)
 }
 
-export async function gpuAttacks(ctx: GpuAttackContext): Promise<void> {
-  const { relay, ledger, pc, from } = ctx
-  const a = await attacker(relay)
-  try {
-    await a.birth(true)
-    await delay(500)
-    const audioBytes = wavBytes(`gpu-attack-${randomBytes(4).toString('hex')}`, 1024)
-    const audio = await uploadFile(relay, audioBytes, '.wav', from)
+/** gpu-2 is born, a task is submitted, and gpu-2 claims it when its message arrives. */
+async function claimOwnTask(o: {
+  a: Attacker
+  relay: AbuseRelay
+  pc: HonestPc
+  from: string
+}): Promise<{ taskId: string; granted: boolean; audio: string; audioBytes: Buffer }> {
+  const { a, relay, pc, from } = o
+  await a.birth(true)
+  await delay(500)
+  let audioBytes: Buffer = Buffer.alloc(0)
+  let audio = ''
+  // A GPU is chosen at submit (the least loaded; ties go to gpu-1): submit until one lands on
+  // gpu-2; the others simply run on gpu-1.
+  let taskId = ''
+  const submitted: string[] = []
+  for (let tries = 0; tries < 8 && !a.tasks.some((t) => t.taskId === taskId); tries++) {
+    // Audio of its own each time: the ones that land on gpu-1 run there, once each.
+    audioBytes = wavBytes(`gpu-attack-${randomBytes(4).toString('hex')}`, 1024)
+    audio = await uploadFile(relay, audioBytes, '.wav', from)
     const submit = await httpCall(relay.http, {
       path: '/api/heygem/task/submit',
       body: {
@@ -166,27 +179,48 @@ export async function gpuAttacks(ctx: GpuAttackContext): Promise<void> {
         video_hash: pc.video,
         video_ext: '.mp4',
         license_key: 'ATTACK-GPU',
+        request_id: `gpu-attack-${String(tries)}-${randomBytes(4).toString('hex')}`,
       },
       headers: AUTH,
       localAddress: from,
     })
-    const taskId = String(dataOf(submit).task_id)
-    const deadline = Date.now() + 5_000
+    taskId = String(dataOf(submit).task_id)
+    submitted.push(taskId)
+    const deadline = Date.now() + 1_000
     while (!a.tasks.some((t) => t.taskId === taskId) && Date.now() < deadline) await delay(50)
-    let granted = false
-    if (a.tasks.some((t) => t.taskId === taskId)) {
-      await a.event({ kind: 'claim', taskId, attempt: 1, epoch: a.epoch })
-      const end = Date.now() + 5_000
-      while (
-        !(granted = a.control.some((c) => c.kind === 'claim-granted' && c.taskId === taskId)) &&
-        Date.now() < end
-      )
-        await delay(50)
-    }
-    const claimed = granted
+  }
+  let granted = false
+  if (a.tasks.some((t) => t.taskId === taskId)) {
+    await a.event({ kind: 'claim', taskId, attempt: 1, epoch: a.epoch })
+    const end = Date.now() + 5_000
+    while (
+      !(granted = a.control.some((c) => c.kind === 'claim-granted' && c.taskId === taskId)) &&
+      Date.now() < end
+    )
+      await delay(50)
+  }
+  // The extra ones still queued (on gpu-2, late, which never claims them) are cancelled.
+  for (const id of submitted.filter((x) => x !== taskId)) {
+    await httpCall(relay.http, {
+      path: '/api/heygem/task/cancel',
+      body: { task_id: id },
+      headers: AUTH,
+      localAddress: from,
+    })
+  }
+  return { taskId, granted, audio, audioBytes }
+}
+
+export async function gpuAttacks(ctx: GpuAttackContext): Promise<void> {
+  const { relay, ledger, pc, from } = ctx
+  const a = await attacker(relay)
+  try {
+    await drained(relay, pc)
+    const claimed = await claimOwnTask({ a, relay, pc, from })
+    const { taskId } = claimed
     const needClaim = (): void =>
       expectThat(
-        claimed,
+        claimed.granted,
         `gpu-2 could not claim a task of its own (${String(a.tasks.length)} task messages, control ${JSON.stringify(a.control.slice(-2))})`,
       )
 
@@ -239,36 +273,20 @@ export async function gpuAttacks(ctx: GpuAttackContext): Promise<void> {
         expectThat(JSON.stringify(r.json).includes(stored), `the reply does not name ${stored}`)
       },
     )
-    const doneNaming = async (hash: string, ext: string, size: number): Promise<void> => {
-      await a.event({
-        kind: 'done',
-        taskId,
-        attempt: 1,
-        result: { hash, ext, size },
-        elapsedMs: 1000,
-      })
+    const doneNaming = async (
+      id: string,
+      result: { hash: string; ext: string; size: number },
+    ): Promise<void> => {
+      await a.event({ kind: 'done', taskId: id, attempt: 1, result, elapsedMs: 1000 })
       await delay(1_500)
     }
-    await ledger.run('gpu', 8, "done naming the task's own input as .html: refused", async () => {
-      needClaim()
-      // With its true size: the attack the issue describes (it was then served as text/html).
-      await doneNaming(audio, '.html', audioBytes.length)
-      const s = await statusOf(relay, taskId)
-      expectThat(s === 'processing', `the task became ${s}`)
-    })
-    await ledger.run('gpu', 8, "done naming another task's input: refused", async () => {
-      needClaim()
-      await doneNaming(pc.video, '.mp4', pc.videoSize)
-      const s = await statusOf(relay, taskId)
-      expectThat(s === 'processing', `the task became ${s}`)
-    })
     await ledger.run(
       'gpu',
       8,
       'done naming the stored result: done, served as video/mp4',
       async () => {
         needClaim()
-        await doneNaming(stored, '.mp4', first.length)
+        await doneNaming(taskId, { hash: stored, ext: '.mp4', size: first.length })
         const s = await statusOf(relay, taskId)
         expectThat(s === 'done', `the task is ${s}`)
         const res = await fetch(`${relay.base}/api/heygem/download?task_id=${taskId}`, {
@@ -281,6 +299,34 @@ export async function gpuAttacks(ctx: GpuAttackContext): Promise<void> {
           `served as ${String(res.headers.get('content-type'))}`,
         )
       },
+    )
+    // A done naming a file this attempt did not store ends nothing well: the task does not become
+    // done with it (the gateway takes the attempt as one without a result), and nothing of the
+    // named file is served as the task's result. Each on a task of its own, claimed afresh.
+    const refusedDone = async (
+      named: (own: { audio: string; size: number }) => {
+        hash: string
+        ext: string
+        size: number
+      },
+    ): Promise<void> => {
+      await drained(relay, pc)
+      const own = await claimOwnTask({ a, relay, pc, from })
+      expectThat(own.granted, 'gpu-2 could not claim a second task of its own')
+      await doneNaming(own.taskId, named({ audio: own.audio, size: own.audioBytes.length }))
+      const s = await statusOf(relay, own.taskId)
+      expectThat(s !== 'done', `the task became done with the named file`)
+      const res = await fetch(`${relay.base}/api/heygem/download?task_id=${own.taskId}`, {
+        headers: AUTH,
+      })
+      expectThat(res.status !== 200, `the download answered ${String(res.status)}`)
+    }
+    await ledger.run('gpu', 8, "done naming the task's own input as .html: refused", () =>
+      // With its true size: the attack the issue describes (it was then served as text/html).
+      refusedDone((own) => ({ hash: own.audio, ext: '.html', size: own.size })),
+    )
+    await ledger.run('gpu', 8, "done naming another task's input: refused", () =>
+      refusedDone(() => ({ hash: pc.video, ext: '.mp4', size: pc.videoSize })),
     )
     await ledger.run('gpu', 8, 'gpu-2 reads the input of a gpu-1 task: 404', async () => {
       // The first honest task ran on gpu-1 long ago; its audio is its own (the avatar is shared).
