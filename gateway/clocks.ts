@@ -13,6 +13,7 @@ import type { FilePool } from './file-pool.js'
 import type { TaskHousekeeping } from './task-housekeeping.js'
 import type { TaskRow, TaskStore } from './task-store.js'
 import { humanDuration } from './estimates.js'
+import type { HandOvers } from './hand-overs.js'
 
 export interface ClockSettings {
   readonly execTimeoutMs: number
@@ -31,6 +32,8 @@ export interface ClocksDeps extends ClockSettings {
   readonly now: () => number
   /** The relay clock (relay-clock.ts): what every duration here is measured on. */
   readonly relay: () => number
+  /** Result hand-overs under way: their attempts' execution and stall clocks hold. */
+  readonly handOvers: HandOvers
 }
 
 /** Retention runs at most this often: it scans, the others are indexed lookups. */
@@ -67,14 +70,20 @@ export class Clocks {
   }
 
   #timeouts(): void {
-    const { housekeeping, execTimeoutMs, stallTimeoutMs } = this.#d
-    const overrun = housekeeping.overrunning(execTimeoutMs)
+    const { housekeeping, execTimeoutMs, stallTimeoutMs, handOvers } = this.#d
+    handOvers.prune(stallTimeoutMs)
+    // The GPU's work is done once its result is stored, or while it is being handed over (or
+    // tried again after a refusal): no clock may turn that into a new GPU run.
+    const handingOver = (task: TaskRow): boolean =>
+      task.stored_result_attempt === task.attempt ||
+      handOvers.active(task.id, task.attempt, stallTimeoutMs)
+    const overrun = housekeeping.overrunning(execTimeoutMs).filter((t) => !handingOver(t))
     for (const task of overrun) {
       this.#giveUp(task, `执行超时（超过${humanDuration(execTimeoutMs / 1000)}）`, 'exec-timeout')
     }
     const seen = new Set(overrun.map((t) => t.id))
     for (const task of housekeeping.stalled(stallTimeoutMs)) {
-      if (seen.has(task.id)) continue
+      if (seen.has(task.id) || handingOver(task)) continue
       const quiet = humanDuration(stallTimeoutMs / 1000)
       this.#giveUp(task, `任务进度${quiet}没有变化（GPU 疑似卡住）`, 'stall-timeout')
     }

@@ -144,6 +144,7 @@ export class FilePool {
            AND hash NOT IN (SELECT audio_hash FROM tasks)
            AND hash NOT IN (SELECT video_hash FROM tasks)
            AND hash NOT IN (SELECT result_hash FROM tasks WHERE result_hash IS NOT NULL)
+           AND hash NOT IN (SELECT stored_result_hash FROM tasks WHERE stored_result_hash IS NOT NULL)
            AND hash NOT IN (SELECT file_hash FROM assets WHERE expires_at > @cutoff)`
     const stale = this.#db
       .prepare<[{ cutoff: number }], { hash: string }>(

@@ -153,6 +153,7 @@ export async function startGateway(
       jsonBodyLimit: config.jsonBodyLimit,
       uploadMaxBytes: config.uploadMaxBytes,
       resultMaxBytes: config.resultMaxBytes,
+      handOvers: core.handOvers,
       waitingStatus: config.waitingStatus,
     })
     const server = createServer(

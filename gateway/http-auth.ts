@@ -92,7 +92,8 @@ export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
     }
     const who = resolve(token)
     if (who) {
-      config.logins.succeeded(ip)
+      // A success forgets nothing: whoever holds one credential (every PC has the API secret)
+      // must not clear its address's count while guessing another. Failures expire by window.
       principals.set(req, who)
       next()
       return

@@ -12,7 +12,9 @@ import type { Socket } from 'node:net'
 /** How long a closing connection is read and dropped before it is destroyed. */
 export const LINGER_MS = 2_000
 
+/** Sockets whose close is arranged (closeAfterReply), and those already lingering. */
 const lingering = new WeakSet<Socket>()
+const closing = new WeakSet<Socket>()
 
 /** Reply with `Connection: close`, then close with a lingering read (see above). */
 export function closeAfterReply(req: IncomingMessage, res: ServerResponse): void {
@@ -28,7 +30,8 @@ export function closeAfterReply(req: IncomingMessage, res: ServerResponse): void
 
 /** Our side closed now; the socket destroyed when the client closes its side or LINGER_MS passes. */
 export function lingerThenDestroy(socket: Socket): void {
-  if (socket.destroyed) return
+  if (socket.destroyed || closing.has(socket)) return
+  closing.add(socket)
   const timer = setTimeout(() => socket.destroy(), LINGER_MS)
   timer.unref()
   socket.once('close', () => {

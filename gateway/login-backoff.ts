@@ -94,11 +94,6 @@ export class LoginBackoff {
     }
   }
 
-  /** A credential from `address` held: whatever it failed before is forgotten. */
-  succeeded(address: string): void {
-    this.#entries.delete(address)
-  }
-
   #remember(address: string, entry: Entry): void {
     // Re-inserted, so Map order is "least recently refused first".
     this.#entries.delete(address)

@@ -23,7 +23,16 @@ export class RelayClock {
     const row = db.prepare<[], { ms: number }>('SELECT ms FROM relay_clock WHERE id = 1').get()
     if (!row) throw new Error('relay_clock has no row: the database was not migrated')
     this.#monotonic = monotonic
-    this.#base = row.ms
+    // After a crash the saved reading can lag what rows already hold (it is saved every few
+    // seconds): the clock carries on from the latest of them, so it never runs backwards.
+    const latest = db
+      .prepare<[], { ms: number | null }>(
+        `SELECT MAX(MAX(COALESCE(rc_created_at, 0), COALESCE(rc_claimed_at, 0)),
+                    MAX(COALESCE(rc_progress_at, 0), COALESCE(rc_finished_at, 0))) AS ms
+         FROM tasks`,
+      )
+      .get()
+    this.#base = Math.max(row.ms, latest?.ms ?? 0)
     this.#startedAt = monotonic()
     this.#savedAt = row.ms
     this.#save = db.prepare('UPDATE relay_clock SET ms = ? WHERE id = 1 AND ms < ?')
@@ -37,7 +46,10 @@ export class RelayClock {
   /** Written back from the tick, at most every few seconds (a commit is an fsync). */
   tick(): void {
     const now = this.now()
-    if (now - this.#savedAt >= PERSIST_EVERY_MS) this.persist()
+    if (now - this.#savedAt < PERSIST_EVERY_MS) return
+    // Tried once per interval even when the write fails (a full disk): no retry every tick.
+    this.#savedAt = now
+    this.persist()
   }
 
   /** Written back now (at shutdown). */

@@ -14,6 +14,7 @@ import { Dispatcher } from './dispatcher.js'
 import type { FilePool } from './file-pool.js'
 import { GpuRegistry } from './gpu-registry.js'
 import { moveQueuedFrom, reconcileBirth } from './reconcile.js'
+import { HandOvers } from './hand-overs.js'
 import { RelayClock } from './relay-clock.js'
 import { TaskActions } from './task-actions.js'
 import { TaskHousekeeping } from './task-housekeeping.js'
@@ -28,6 +29,8 @@ export interface RelayCore {
   readonly dispatcher: Dispatcher
   /** GPU presence (the HTTP API reports the online capacity). */
   readonly registry: GpuRegistry
+  /** Result hand-overs under way (the result route marks them, the clocks hold for them). */
+  readonly handOvers: HandOvers
   /** An MQTT message on a subscribed topic; never throws. */
   onMessage(topic: string, payload: Buffer, retained: boolean): void
   /** Once a second: heartbeats and clocks. */
@@ -107,7 +110,9 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
     now,
     queueTtlMs: config.queueTtlMs,
   })
+  const handOvers = new HandOvers(relay)
   const clocks = new Clocks({
+    handOvers,
     store,
     housekeeping,
     pool,
@@ -123,6 +128,7 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
 
   return {
     store,
+    handOvers,
     views,
     actions,
     dispatcher,

@@ -47,7 +47,7 @@ export interface ProgressSocketDeps {
   /** `API_SECRET`: `?token=` must equal it when set. */
   readonly apiSecret: string | null
   /** Failed logins per address, shared with the HTTP API. */
-  readonly logins?: Pick<LoginBackoff, 'retryAfterS' | 'failed' | 'succeeded'>
+  readonly logins?: Pick<LoginBackoff, 'retryAfterS' | 'failed'>
   /** The task's progress data exactly as `GET /api/heygem/progress` returns it; null if unknown. */
   readonly progressOf: (taskId: string) => PushedProgress | null
 }
@@ -136,7 +136,6 @@ export function attachProgressSockets(
         finish(ws, { code: 401, msg: '鉴权失败' })
         return
       }
-      deps.logins?.succeeded(ip)
     }
     const id = TaskId.safeParse(rawId)
     const data = id.success ? subscribers.lookup(id.data) : null

@@ -3,6 +3,7 @@ import type { Request } from 'express'
 import type { Logger } from 'pino'
 import type { AssetStore } from '../assets-store.js'
 import type { FilePool } from '../file-pool.js'
+import type { HandOvers } from '../hand-overs.js'
 import type { HttpAuth } from '../http-auth.js'
 import type { RateLimiter } from '../rate-limit.js'
 import type { TaskActions } from '../task-actions.js'
@@ -21,6 +22,8 @@ export interface RouteDeps {
   readonly uploadMaxBytes: number
   /** Largest result a GPU may hand over (`RESULT_MAX_BYTES`; default: `uploadMaxBytes`). */
   readonly resultMaxBytes?: number
+  /** Result hand-overs under way; the result route marks each try and its bytes. */
+  readonly handOvers?: HandOvers
   /** The status word a task waiting for a GPU that is not ready shows on the compatible API. */
   readonly waitingStatus: 'processing' | 'queued'
   readonly log: Logger

@@ -16,6 +16,9 @@ import { storedResultOf } from '../task-store.js'
 import { AppError } from '../../lib/errors.js'
 import { Attempt, Ext, Md5, TaskId, type FileRef } from '../../protocol/index.js'
 
+/** While a result streams in, its hand-over is marked at most this often. */
+const HAND_OVER_MARK_MS = 1_000
+
 export function relayApi(deps: RouteDeps): Router {
   const { pool, store, log, auth } = deps
   const maxBytes = deps.resultMaxBytes ?? deps.uploadMaxBytes
@@ -54,6 +57,10 @@ export function relayApi(deps: RouteDeps): Router {
       closeAfterReply(req, res)
       throw notCurrent(task.state, task.attempt)
     }
+    // From here on a hand-over of the current attempt: its clocks hold (hand-overs.ts), for a
+    // refused try too (the bridge tries again), and while its bytes keep coming.
+    const handOvers = deps.handOvers
+    handOvers?.touch(taskId, query.attempt)
     const earlier = storedResultOf(task)
     if (earlier) {
       closeAfterReply(req, res)
@@ -77,9 +84,20 @@ export function relayApi(deps: RouteDeps): Router {
     const limit = new ResultLimit(maxBytes)
     req.once('error', (err) => limit.destroy(err))
     req.once('close', () => {
-      if (!req.readableEnded) limit.destroy(new Error('result upload cut off'))
+      if (!req.readableEnded) {
+        limit.destroy(new AppError('UPLOAD_ABORTED', 400, '结果上传中断，请重新上传'))
+      }
     })
     req.pipe(limit)
+    if (handOvers) {
+      // Read alongside the pipe (already flowing): nothing is taken from it.
+      let marked = performance.now()
+      req.on('data', () => {
+        if (performance.now() - marked < HAND_OVER_MARK_MS) return
+        marked = performance.now()
+        handOvers.touch(taskId, query.attempt)
+      })
+    }
     let data: FileRef
     try {
       data = await pool.store(limit, query.ext, deps.now())

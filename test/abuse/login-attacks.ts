@@ -1,7 +1,7 @@
 /**
  * Limits that apply to the caller, not to what it says (issue 8 §1, §9): wrong secrets from one
  * address back off (401 five times, then 429 TOO_MANY_FAILED_LOGINS with Retry-After, doubling, a
- * success resetting it) without touching other addresses; a new license_key per submit does not
+ * a success clearing nothing) without touching other addresses; a new license_key per submit does not
  * get past the rate limit; thousands of very long license keys leave no memory behind; no part of
  * a refused secret reaches the log.
  */
@@ -91,7 +91,7 @@ export async function loginAttacks(ctx: LoginAttackContext): Promise<string[]> {
   await ledger.run(
     'logins',
     9,
-    'after Retry-After the right secret works and resets the count',
+    'after Retry-After the right secret works, and the next wrong one is looked at again',
     async () => {
       await delay(((Number.isFinite(first) ? first : 1) + 0.2) * 1000)
       const ok = await queue(port, from, secret)
@@ -99,7 +99,7 @@ export async function loginAttacks(ctx: LoginAttackContext): Promise<string[]> {
       const again = await queue(port, from, wrong())
       expectThat(
         again.status === 401,
-        `a wrong secret after the reset: HTTP ${String(again.status)}`,
+        `a wrong secret after the wait: HTTP ${String(again.status)}`,
       )
     },
   )

@@ -61,7 +61,10 @@ function postResult(
 const md5 = (b: Buffer): string => createHash('md5').update(b).digest('hex')
 
 /** A gateway, a GPU whose job runs for a minute, its bridge, and one task running on it. */
-async function runningTask(label: string, overrides: { resultMaxBytes?: number } = {}) {
+async function runningTask(
+  label: string,
+  overrides: { resultMaxBytes?: number; execTimeoutMs?: number; stallTimeoutMs?: number } = {},
+) {
   const dir = await tempDir(label)
   const gateway = await startTestGateway(dir, overrides)
   const gpu = await startTestGpu(dir, 60_000)
@@ -160,6 +163,60 @@ describe('the result hand-over', () => {
     const notes = gateway.store.transitions(id).map((t) => t.note ?? '')
     expect(notes.some((n) => n.includes('结果文件未能传回网关'))).toBe(true)
   })
+
+  it('holds the execution and stall clocks while a result is being handed over: a slow hand-over is no new GPU run', async () => {
+    // Both clocks run out in the middle of the transfer: without the hold the attempt would be
+    // given up, the task queued again and the GPU's finished work thrown away.
+    const { gateway, gpu, id, resultUrl } = await runningTask('handover-slow', {
+      execTimeoutMs: 2_500,
+      stallTimeoutMs: 1_500,
+    })
+    const bytes = media('handover-slow-result', 'video')
+    const reply = await new Promise<Reply>((resolve, reject) => {
+      const req = request(
+        `${resultUrl}?attempt=1&ext=.mp4`,
+        {
+          method: 'POST',
+          headers: {
+            ...GPU_AUTH,
+            'content-type': 'application/octet-stream',
+            'content-length': String(bytes.length),
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = []
+          res.on('data', (c: Buffer) => chunks.push(c))
+          res.on('end', () => {
+            resolve({
+              status: res.statusCode ?? 0,
+              body: JSON.parse(Buffer.concat(chunks).toString()) as Reply['body'],
+            })
+          })
+        },
+      )
+      req.on('error', reject)
+      // Eight pieces 500 ms apart: four seconds, past both clocks.
+      const piece = Math.ceil(bytes.length / 8)
+      let at = 0
+      const next = (): void => {
+        req.write(bytes.subarray(at, at + piece))
+        at += piece
+        if (at < bytes.length) setTimeout(next, 500)
+        else req.end()
+      }
+      next()
+    })
+    expect(reply.status).toBe(200)
+    const row = gateway.store.get(id)
+    expect({ state: row?.state, attempt: row?.attempt }).toEqual({
+      state: 'processing',
+      attempt: 1,
+    })
+    // Stored for attempt 1: the clocks stay held until its done arrives.
+    await new Promise((resolve) => setTimeout(resolve, 3_000))
+    expect(gateway.store.get(id)?.attempt).toBe(1)
+    expect(gpu.stats.submissions).toHaveLength(1)
+  }, 30_000)
 
   it('serves a result with the content type it was stored with, never as a page', async () => {
     const { gateway, id, resultUrl } = await runningTask('handover-type')
