@@ -83,6 +83,11 @@ export const GatewayEnv = z.object({
    * closed as it is accepted, before any byte is read.
    */
   HTTP_MAX_CONNECTIONS_PER_IP: env.int(64, 1),
+  /**
+   * Proxies in front of the gateway (nginx, Caddy), by address: their X-Forwarded-For names the
+   * caller, and their own connections are not capped per address. Empty: none trusted.
+   */
+  HTTP_TRUSTED_PROXIES: env.list('').pipe(z.array(z.ipv4().or(z.ipv6()))),
   LOG_LEVEL: env.logLevel(),
 })
 
@@ -151,6 +156,8 @@ export interface GatewayConfig {
   readonly idleTimeoutMs: number
   /** Open HTTP connections per client address (WebSockets included). */
   readonly maxConnectionsPerIp: number
+  /** Proxies whose X-Forwarded-For names the caller (caller-address.ts). */
+  readonly trustedProxies: readonly string[]
   readonly uploadMaxBytes: number
   /** Largest result a GPU may hand over. */
   readonly resultMaxBytes: number
@@ -213,6 +220,7 @@ export function gatewayConfigFromEnv(
     headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
     idleTimeoutMs: e.HTTP_IDLE_TIMEOUT_MS,
     maxConnectionsPerIp: e.HTTP_MAX_CONNECTIONS_PER_IP,
+    trustedProxies: Object.freeze([...e.HTTP_TRUSTED_PROXIES]),
     uploadMaxBytes: e.UPLOAD_MAX_BYTES,
     resultMaxBytes: e.RESULT_MAX_BYTES ?? e.UPLOAD_MAX_BYTES,
     diskMinFreeBytes: e.DISK_MIN_FREE_BYTES,
@@ -263,6 +271,7 @@ export function gatewayTestConfig(
     headersTimeoutMs: 10_000,
     idleTimeoutMs: 30_000,
     maxConnectionsPerIp: 64,
+    trustedProxies: [],
     uploadMaxBytes: 2 * 1024 * 1024 * 1024,
     resultMaxBytes: overrides.uploadMaxBytes ?? 2 * 1024 * 1024 * 1024,
     // Test folders live on whatever disk the machine has: only full-disk tests set a minimum.

@@ -6,6 +6,7 @@
  */
 import type { Server, Socket } from 'node:net'
 import type { Logger } from 'pino'
+import { clientAddress } from './caller-address.js'
 
 export interface ConnectionCap {
   /** Open connections of `address` (as `clientAddress` spells it). */
@@ -19,19 +20,23 @@ export interface ConnectionCap {
 /** How often, at most, refused connections are logged (a flood must not flood the log too). */
 const LOG_EVERY_MS = 10_000
 
-/** The peer's address, an IPv4-mapped IPv6 one (`::ffff:1.2.3.4`) as plain IPv4. */
-export function clientAddress(socket: Pick<Socket, 'remoteAddress'>): string {
-  const address = socket.remoteAddress ?? 'unknown'
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address
+export interface ConnectionCapOptions {
+  readonly max: number
+  readonly log: Logger
+  /** Addresses not counted: trusted proxies, whose callers all share their connections. */
+  readonly exempt?: (address: string) => boolean
 }
 
-export function capConnectionsPerAddress(server: Server, max: number, log: Logger): ConnectionCap {
+export function capConnectionsPerAddress(server: Server, o: ConnectionCapOptions): ConnectionCap {
+  const { max, log } = o
+  const exempt = o.exempt ?? (() => false)
   const open = new Map<string, number>()
   let refused = 0
   let loggedAt = Number.NEGATIVE_INFINITY
 
   const onConnection = (socket: Socket): void => {
     const address = clientAddress(socket)
+    if (exempt(address)) return
     const count = open.get(address) ?? 0
     if (count >= max) {
       // Nothing has been read yet: reads start on a later turn of the event loop.

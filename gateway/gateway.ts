@@ -11,6 +11,7 @@ import mqtt, { type MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { createApp } from './app.js'
 import { AssetStore } from './assets-store.js'
+import { callerAddresses } from './caller-address.js'
 import { capConnectionsPerAddress } from './connection-cap.js'
 import type { EmbeddedBrokerSettings, GatewayConfig } from './config.js'
 import { openDb } from './db.js'
@@ -130,6 +131,7 @@ export async function startGateway(
 
     // Monotonic: a wall-clock step neither frees nor locks out an address.
     const logins = new LoginBackoff({ now: () => performance.now() })
+    const callers = callerAddresses(config.trustedProxies)
     const app = createApp({
       views: core.views,
       actions: core.actions,
@@ -140,6 +142,7 @@ export async function startGateway(
           adminToken: config.adminToken,
           credentials: config.credentials,
           logins,
+          callers,
         },
         log,
       ),
@@ -170,7 +173,11 @@ export async function startGateway(
     // `Expect: 100-continue` is answered by the app once the caller is authenticated and its
     // declared length allowed (body-gate.ts), not by Node before anything is checked.
     server.on('checkContinue', app)
-    const connections = capConnectionsPerAddress(server, config.maxConnectionsPerIp, log)
+    const connections = capConnectionsPerAddress(server, {
+      max: config.maxConnectionsPerIp,
+      log,
+      exempt: (address) => callers.trusted(address),
+    })
     // Sockets idle (nothing read, nothing written) this long are destroyed. Upgraded WebSockets
     // manage their own liveness (pings) and clear this timeout.
     server.setTimeout(config.idleTimeoutMs)
@@ -197,6 +204,7 @@ export async function startGateway(
         log,
         apiSecret: config.apiSecret,
         logins,
+        callers,
         progressOf: (taskId) => {
           const row = core.store.get(taskId)
           return row ? progressData(progressDeps, row) : null

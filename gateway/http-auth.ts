@@ -20,7 +20,7 @@
  */
 import type { Request, RequestHandler } from 'express'
 import type { Logger } from 'pino'
-import { clientAddress } from './connection-cap.js'
+import { callerAddresses, type CallerAddresses } from './caller-address.js'
 import type { LoginBackoff } from './login-backoff.js'
 import { AppError } from '../lib/errors.js'
 import { secretMatches, type Credentials } from '../lib/credentials.js'
@@ -38,6 +38,8 @@ export interface HttpAuthConfig {
   readonly credentials: Credentials
   /** Refused credentials per client address. */
   readonly logins: LoginBackoff
+  /** Who is calling, by address (a trusted proxy's forwarded one); default: the socket's peer. */
+  readonly callers?: CallerAddresses
 }
 
 export interface HttpAuth {
@@ -50,6 +52,8 @@ export interface HttpAuth {
   principal(req: Request): Principal
   /** The owner this request speaks for: `license_key` from the header or the query. */
   licenseOf(req: Request): string | null
+  /** The caller's address: rate limits and failed logins are kept per it. */
+  addressOf(req: Request): string
   /** The bearer token of an anonymous caller (no API_SECRET, not a known token); else null. */
   bearerOf(req: Request): string | null
   /** Throws the same 404 as an unknown task when this request may not see a task of `owner`. */
@@ -59,6 +63,7 @@ export interface HttpAuth {
 const notFound = (): AppError => new AppError('TASK_NOT_FOUND', 404, '任务不存在，请检查任务编号')
 
 export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
+  const callers = config.callers ?? callerAddresses([])
   const principals = new WeakMap<Request, Principal>()
   const bearers = new WeakMap<Request, string>()
   const principal = (req: Request): Principal => principals.get(req) ?? { kind: 'anonymous' }
@@ -73,7 +78,7 @@ export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
     // Without an API_SECRET only a GPU's form of token is surely a credential (any other may be
     // an H5 app's license key): only those count as logins.
     const login = config.apiSecret !== null || parseGpuBearer(token) !== null
-    const ip = clientAddress(req.socket)
+    const ip = callers.of(req)
     const wait = login ? config.logins.retryAfterS(ip) : 0
     if (wait > 0) {
       log.debug(
@@ -178,6 +183,7 @@ export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
     gpus,
     principal,
     licenseOf,
+    addressOf: (req) => callers.of(req),
     bearerOf: (req) => bearers.get(req) ?? null,
     assertVisible(req, owner) {
       if (principal(req).kind === 'admin') return

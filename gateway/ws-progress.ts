@@ -21,7 +21,7 @@ import type { IncomingMessage, Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Logger } from 'pino'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { clientAddress } from './connection-cap.js'
+import { callerAddresses, type CallerAddresses } from './caller-address.js'
 import type { LoginBackoff } from './login-backoff.js'
 import { ProgressSubscribers, finish, type PushedProgress } from './ws-progress-subscribers.js'
 import { secretMatches } from '../lib/credentials.js'
@@ -48,6 +48,8 @@ export interface ProgressSocketDeps {
   readonly apiSecret: string | null
   /** Failed logins per address, shared with the HTTP API. */
   readonly logins?: Pick<LoginBackoff, 'retryAfterS' | 'failed'>
+  /** Who is calling, by address (a trusted proxy's forwarded one); default: the socket's peer. */
+  readonly callers?: CallerAddresses
   /** The task's progress data exactly as `GET /api/heygem/progress` returns it; null if unknown. */
   readonly progressOf: (taskId: string) => PushedProgress | null
 }
@@ -189,7 +191,13 @@ export function attachProgressSockets(
     wss.handleUpgrade(req, socket, head, (ws) => {
       settle()
       if (closing) ws.terminate()
-      else open(ws, rawId, url.searchParams.get('token') ?? '', clientAddress(req.socket))
+      else
+        open(
+          ws,
+          rawId,
+          url.searchParams.get('token') ?? '',
+          (deps.callers ?? callerAddresses([])).of(req),
+        )
     })
   }
   server.on('upgrade', onUpgrade)

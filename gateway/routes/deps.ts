@@ -35,5 +35,5 @@ export interface RouteDeps {
  * stated, so it is no part of the key (changing it on every request must not get past a limit).
  */
 export function limitKey(req: Request, auth: HttpAuth): string {
-  return `${auth.principal(req).kind}@${req.ip ?? 'unknown'}`
+  return `${auth.principal(req).kind}@${auth.addressOf(req)}`
 }

@@ -2,7 +2,8 @@ import { once } from 'node:events'
 import { createServer } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { capConnectionsPerAddress, clientAddress } from '../../gateway/connection-cap.js'
+import { clientAddress } from '../../gateway/caller-address.js'
+import { capConnectionsPerAddress } from '../../gateway/connection-cap.js'
 import { silentLogger } from '../../lib/logger.js'
 import { clientIp, connectFrom, loopbackAddressesMissing } from '../helpers/loopback-addresses.js'
 import { waitFor } from '../helpers/wait-for.js'
@@ -16,7 +17,7 @@ async function cappedServer(max: number) {
   server.on('connection', (socket: Socket) => {
     socket.once('close', () => (read.bytes += socket.bytesRead))
   })
-  const cap = capConnectionsPerAddress(server, max, silentLogger())
+  const cap = capConnectionsPerAddress(server, { max, log: silentLogger() })
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   onTestFinished(
