@@ -1,6 +1,7 @@
 /**
  * Raw MQTT 3.1.1 bytes for tests that must misbehave on the wire in ways a client library will not:
- * stop reading after CONNECT, or send only part of a CONNECT.
+ * stop reading after CONNECT, send only part of a CONNECT, announce a 256 MB packet (§2.2 fixed
+ * header, §3.1 CONNECT, §3.3 PUBLISH, §3.8 SUBSCRIBE; `connackCode` reads §3.2.2.3).
  */
 import { connect, type Socket } from 'node:net'
 
@@ -48,7 +49,33 @@ export function connectPacket(options: {
     ...(options.username === undefined ? [] : [utf8(options.username)]),
     ...(options.password === undefined ? [] : [utf8(options.password)]),
   ])
-  return Buffer.concat([Buffer.from([0x10]), remainingLength(body.length), body])
+  return packet(0x10, body)
+}
+
+function packet(type: number, body: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([type]), remainingLength(body.length), body])
+}
+
+/** A SUBSCRIBE of one filter (§3.8). */
+export function subscribePacket(messageId: number, filter: string, qos: 0 | 1): Buffer {
+  const id = Buffer.alloc(2)
+  id.writeUInt16BE(messageId)
+  return packet(0x82, Buffer.concat([id, utf8(filter), Buffer.from([qos])]))
+}
+
+/** A QoS 0 PUBLISH (§3.3). */
+export function publishPacket(topic: string, payload: Buffer): Buffer {
+  return packet(0x30, Buffer.concat([utf8(topic), payload]))
+}
+
+/** A fixed header announcing 268,435,455 bytes (the most §2.2.3 allows) and nothing after it. */
+export const HUGE_HEADER = Buffer.from([0x10, 0xff, 0xff, 0xff, 0x7f])
+
+/** The CONNACK's return code in raw bytes received (latin1), or null if none arrived. */
+export function connackCode(received: string): number | null {
+  const b = Buffer.from(received, 'latin1')
+  if (b.length >= 4 && b[0] === 0x20 && b[1] === 2) return b[3] ?? null
+  return null
 }
 
 /** Open a TCP connection to 127.0.0.1:port, optionally from another loopback address. */

@@ -8,40 +8,8 @@ import { connect, type Socket } from 'node:net'
 import { setTimeout as delay } from 'node:timers/promises'
 import mqtt from 'mqtt'
 import { endClient } from '../../lib/mqtt.js'
+import { connectPacket, subscribePacket } from './raw-mqtt.js'
 import { waitFor } from './wait-for.js'
-
-function varint(n: number): Buffer {
-  const bytes: number[] = []
-  let x = n
-  do {
-    let b = x % 128
-    x = Math.floor(x / 128)
-    if (x > 0) b |= 0x80
-    bytes.push(b)
-  } while (x > 0)
-  return Buffer.from(bytes)
-}
-
-function str(s: string): Buffer {
-  const b = Buffer.from(s, 'utf8')
-  const len = Buffer.alloc(2)
-  len.writeUInt16BE(b.length)
-  return Buffer.concat([len, b])
-}
-
-function packet(type: number, body: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([type]), varint(body.length), body])
-}
-
-/** MQTT 3.1.1 CONNECT, clean session, no keep-alive (a stalled reader sends nothing either). */
-function connectPacket(clientId: string, username: string, password: string): Buffer {
-  const header = Buffer.concat([str('MQTT'), Buffer.from([4, 0xc2, 0, 0])])
-  return packet(0x10, Buffer.concat([header, str(clientId), str(username), str(password)]))
-}
-
-function subscribePacket(filter: string, qos: 0 | 1): Buffer {
-  return packet(0x82, Buffer.concat([Buffer.from([0, 1]), str(filter), Buffer.from([qos])]))
-}
 
 export interface StalledReader {
   /**
@@ -90,8 +58,15 @@ export async function stalledReader(opts: {
     }
     socket.on('data', onData)
     socket.once('connect', () => {
-      socket.write(connectPacket(opts.clientId, opts.username, opts.password))
-      socket.write(subscribePacket(opts.filter, 1))
+      socket.write(
+        connectPacket({
+          clientId: opts.clientId,
+          username: opts.username,
+          password: opts.password,
+          clean: true,
+        }),
+      )
+      socket.write(subscribePacket(1, opts.filter, 1))
     })
   })
   // From here on nothing is read: the kernel's buffers fill, then the broker's writes back up.
