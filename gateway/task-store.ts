@@ -240,12 +240,13 @@ export class TaskStore {
    * The GPU's result hand-over (docs/design.md §6): one result per attempt, recorded only while
    * the attempt is this GPU's running one. A second one is refused, naming the first.
    */
-  recordResult(
-    id: string,
-    gpuId: string,
-    attempt: number,
-    result: StoredResult,
-  ): RecordResultOutcome {
+  recordResult(o: {
+    readonly id: string
+    readonly gpuId: string
+    readonly attempt: number
+    readonly result: StoredResult
+  }): RecordResultOutcome {
+    const { id, gpuId, attempt, result } = o
     return this.#db.transaction((): RecordResultOutcome => {
       const row = this.get(id)
       if (row?.state !== 'processing' || row.gpu_id !== gpuId || row.attempt !== attempt) {

@@ -107,7 +107,12 @@ export function relayApi(deps: RouteDeps): Router {
       throw err
     }
     const type = resultContentType(data.ext)
-    const recorded = store.recordResult(taskId, gpuId, query.attempt, { ...data, type })
+    const recorded = store.recordResult({
+      id: taskId,
+      gpuId,
+      attempt: query.attempt,
+      result: { ...data, type },
+    })
     if (recorded.kind === 'already-stored') {
       // Another hand-over of this attempt got there first (a retry racing the original).
       alreadyStored(res, recorded.result)

@@ -115,11 +115,17 @@ describe('task store', () => {
     add(s, 't1')
     s.claim('t1', 'gpu-1', 1, 1, 9, 2_000)
     const result = { hash: 'c'.repeat(32), ext: '.mp4', size: 5, type: 'video/mp4' }
-    expect(s.recordResult('t1', 'gpu-2', 1, result)).toEqual({ kind: 'not-current' })
-    expect(s.recordResult('t1', 'gpu-1', 2, result)).toEqual({ kind: 'not-current' })
-    expect(s.recordResult('t1', 'gpu-1', 1, result)).toEqual({ kind: 'stored' })
+    expect(s.recordResult({ id: 't1', gpuId: 'gpu-2', attempt: 1, result })).toEqual({
+      kind: 'not-current',
+    })
+    expect(s.recordResult({ id: 't1', gpuId: 'gpu-1', attempt: 2, result })).toEqual({
+      kind: 'not-current',
+    })
+    expect(s.recordResult({ id: 't1', gpuId: 'gpu-1', attempt: 1, result })).toEqual({
+      kind: 'stored',
+    })
     const other = { ...result, hash: 'd'.repeat(32) }
-    expect(s.recordResult('t1', 'gpu-1', 1, other)).toEqual({
+    expect(s.recordResult({ id: 't1', gpuId: 'gpu-1', attempt: 1, result: other })).toEqual({
       kind: 'already-stored',
       result,
     })
