@@ -1,5 +1,5 @@
 /**
- * Who may connect, publish and subscribe (issue: only the right party in). Roles:
+ * Who may connect, publish and subscribe (docs/design.md, "5. MQTT topics"). Roles:
  * - the gateway (`gateway`, its own client id): everything under the topic root;
  * - a GPU (`{gpuId}`, client id `gpu-relay-bridge-{gpuId}`): subscribe to its own tasks, control
  *   and state (to put its state back after a stale will), publish its own state and events;

@@ -24,8 +24,7 @@ export interface BrokerTlsConfig {
 }
 
 /**
- * What one client may hold of the broker (issue 8 §1, §2; docs/design.md, "Hostile and slow MQTT
- * clients").
+ * What one client may hold of the broker (docs/design.md, "Hostile and slow MQTT clients").
  */
 export interface BrokerLimits {
   /** Open connections per client address, over TCP, TLS and WebSocket together. */

@@ -1,9 +1,10 @@
 /**
- * What every accepted MQTT socket passes before the broker reads a byte of it (issue 8 §1): at
- * most `maxPerAddress` open connections per client address, counted across the TCP, TLS and
- * WebSocket listeners together (one over the cap is closed at once), and a deadline from accept to
- * a completed CONNECT that covers the TLS handshake and the WebSocket upgrade too (a socket that
- * has not logged in by then is closed). State lives only while connections are open.
+ * What every accepted MQTT socket passes before the broker reads a byte of it (docs/design.md,
+ * "Hostile and slow MQTT clients"): at most `maxPerAddress` open connections per client address,
+ * counted across the TCP, TLS and WebSocket listeners together (one over the cap is closed at
+ * once), and a deadline from accept to a completed CONNECT that covers the TLS handshake and the
+ * WebSocket upgrade too (a socket that has not logged in by then is closed). State lives only
+ * while connections are open.
  */
 import type { Socket } from 'node:net'
 import type { Logger } from 'pino'

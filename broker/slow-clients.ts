@@ -1,6 +1,5 @@
 /**
- * A slow or stuck MQTT client only hurts itself (issue 8 §2; docs/design.md, "Hostile and slow
- * MQTT clients").
+ * A slow or stuck MQTT client only hurts itself (docs/design.md, "Hostile and slow MQTT clients").
  *
  * Aedes delivers a live message to every subscriber through its mqemitter, which holds the message
  * (one of `concurrency` slots) until every subscriber's write has drained. One client that stops

@@ -1,8 +1,9 @@
 /**
- * Hostile MQTT connections cost little and for a short time only (issue 8 §1, §9): a CONNECT not
- * completed within MQTT_CONNECT_TIMEOUT_MS is dropped on every listener, connections over
- * MQTT_MAX_CONNECTIONS_PER_IP are closed at once, and wrong passwords back off per address, while
- * an honest client on 127.0.0.1 gets its CONNACK and its messages throughout.
+ * Hostile MQTT connections cost little and for a short time only (docs/design.md, "Hostile and
+ * slow MQTT clients"): a CONNECT not completed within MQTT_CONNECT_TIMEOUT_MS is dropped on every
+ * listener, connections over MQTT_MAX_CONNECTIONS_PER_IP are closed at once, and wrong passwords
+ * back off per address, while an honest client on 127.0.0.1 gets its CONNACK and its messages
+ * throughout.
  */
 import { writeFile } from 'node:fs/promises'
 import { connect as netConnect, type Socket } from 'node:net'

@@ -1,7 +1,8 @@
 /**
- * A subscriber that stops reading its socket only hurts itself (issue 8 §2): the other subscribers'
- * deliveries go on without waiting for it, it is disconnected once its unwritten bytes pass
- * MQTT_MAX_OUTGOING_BYTES, and its persistent session delivers everything it missed when it returns.
+ * A subscriber that stops reading its socket only hurts itself (docs/design.md, "Hostile and
+ * slow MQTT clients"): the other subscribers' deliveries go on without waiting for it, it is
+ * disconnected once its unwritten bytes pass MQTT_MAX_OUTGOING_BYTES, and its persistent session
+ * delivers everything it missed when it returns.
  */
 import { join } from 'node:path'
 import mqtt from 'mqtt'
