@@ -164,7 +164,7 @@ export function brokerAuth(config: BrokerAuthConfig, log: Logger, deps: BrokerAu
         done(refused(username === undefined ? 5 : 4, 'bad user name or password'), false)
         return
       }
-      backoff.succeeded(address)
+      // A success forgets no failure of this address (broker/login-backoff.ts).
       const owner = ownerOfClientId(client.id)
       const ownsId =
         owner === null ||

@@ -265,7 +265,7 @@ describe('hostile MQTT connections', () => {
     expect(again).toBe(true)
   }, 60_000)
 
-  it('backs off wrong passwords per address, doubling, refuses during the wait without reading the secret, and logs no part of any password', async () => {
+  it('backs off wrong passwords per address, doubling, forgets no failure on a success, refuses during the wait without reading the secret, and logs no part of any password', async () => {
     const lines: string[] = []
     const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) })
     let now = 1_000_000
@@ -310,9 +310,16 @@ describe('hostile MQTT connections', () => {
     expect(await login(WRONG_SECRETS[1] ?? '')).toBe(4)
     now += 3_990
     expect(await login(GATEWAY_SECRET)).toBe(5)
-    // Once the wait is over the right password gets in, and that forgets the failures.
+    // Once the wait is over the right password gets in, but that forgets no failure: the next
+    // wrong password waits 8 s at once (no "four wrong, one right, repeat" at full speed).
     now += 20
     expect(await login(GATEWAY_SECRET)).toBe(0)
+    expect(await login(WRONG_SECRETS[2] ?? '')).toBe(4)
+    expect(await login(GATEWAY_SECRET)).toBe(5)
+    now += 7_990
+    expect(await login(GATEWAY_SECRET)).toBe(5)
+    // Failures expire only by their 10-minute window.
+    now += 10 * 60_000 + 20
     for (const wrong of WRONG_SECRETS.slice(0, 4)) expect(await login(wrong)).toBe(4)
     expect(await login(GATEWAY_SECRET)).toBe(0)
 
