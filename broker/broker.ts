@@ -31,7 +31,10 @@ export interface BrokerLimits {
   readonly maxConnectionsPerIp: number
   /** From accept to a completed CONNECT (TLS handshake and WebSocket upgrade included). */
   readonly connectTimeoutMs: number
-  /** A client whose unwritten outgoing bytes exceed this is disconnected at once. */
+  /**
+   * A client whose unwritten outgoing bytes exceed this is disconnected unless it keeps taking
+   * bytes (broker/slow-clients.ts: 2 s grace), and at once past 16 times this.
+   */
   readonly maxOutgoingBytes: number
 }
 
