@@ -33,19 +33,30 @@ export function normalizeAddress(address: string | undefined): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address
 }
 
-/** Names a live TCP connection from either end's view of the same socket pair. */
-function connectionKey(socket: {
+/** What names a live TCP connection on the broker's side. */
+interface ConnectionEnds {
   readonly remoteAddress?: string | undefined
   readonly remotePort?: number | undefined
-}): string {
-  return `${normalizeAddress(socket.remoteAddress)}|${String(socket.remotePort ?? 0)}`
+  readonly localPort?: number | undefined
+}
+
+/**
+ * Names a live TCP connection: the client's address and port, and the listener's port (a client
+ * may use one source port towards two listeners, TCP and WebSocket, at the same time).
+ */
+function connectionKey(socket: ConnectionEnds): string {
+  const remote = `${normalizeAddress(socket.remoteAddress)}|${String(socket.remotePort ?? 0)}`
+  return `${remote}|${String(socket.localPort ?? 0)}`
 }
 
 export class ConnectionGate {
   readonly #options: ConnectionGateOptions
   readonly #log: Logger
   readonly #addresses = new Map<string, AddressEntry>()
-  /** Tickets of open connections by address and port, so a TLS or WebSocket stream finds its own. */
+  /**
+   * Tickets of open connections by client address and port and listener port, so a TLS or
+   * WebSocket stream finds its own.
+   */
   readonly #tickets = new Map<string, Ticket>()
 
   constructor(options: ConnectionGateOptions, log: Logger) {
@@ -99,10 +110,7 @@ export class ConnectionGate {
   }
 
   /** The ticket of an admitted connection, found through the stream that runs over it. */
-  ticketFor(stream: {
-    readonly remoteAddress?: string | undefined
-    readonly remotePort?: number | undefined
-  }): Ticket | null {
+  ticketFor(stream: ConnectionEnds): Ticket | null {
     return this.#tickets.get(connectionKey(stream)) ?? null
   }
 }

@@ -21,6 +21,7 @@ import {
   type BrokerLimits,
 } from '../../broker/broker.js'
 import { endClient, publish } from '../../lib/mqtt.js'
+import { freePort } from '../helpers/free-port.js'
 import { connectPacket, countPackets, rawConnect, rawLogin } from '../helpers/raw-mqtt.js'
 import { log as silentLog } from '../helpers/relay.js'
 import { tempDir } from '../helpers/temp-dir.js'
@@ -403,5 +404,68 @@ describe('hostile MQTT connections', () => {
     expect(closes).toBe(0)
     expect(clients.map((client) => client.connected)).toEqual([true, true, true, true])
     for (const client of clients) await client.subscribeAsync('relay/stay', { qos: 1 })
+  }, 30_000)
+
+  it('keeps apart two connections from one source port to the TCP and the WebSocket listener', async () => {
+    const deadlineMs = 1_000
+    const b = await broker({ limits: { ...DEFAULT_BROKER_LIMITS, connectTimeoutMs: deadlineMs } })
+    const sourcePort = await freePort()
+    const from = { host: '127.0.0.1', localAddress: '127.0.0.1', localPort: sourcePort }
+    const opened = async (port: number): Promise<Socket> => {
+      const socket = track(netConnect({ ...from, port }))
+      socket.on('error', () => undefined)
+      await new Promise((resolve) => socket.once('connect', resolve))
+      return socket
+    }
+    // Accepted first on the WebSocket listener, then from the same port on the TCP one, which
+    // says nothing: the WebSocket stream looks its ticket up only after its upgrade.
+    const wsSocket = await opened(portOf(b.wsUrl))
+    const silent = await opened(portOf(b.url))
+    const silentClosed = closedAfter(silent)
+    // The TCP listener accepts in order: once a later client there is in, the silent one is admitted.
+    await endClient(
+      await mqtt.connectAsync(b.url, {
+        clientId: 'after-silent',
+        username: 'gateway',
+        password: GATEWAY_SECRET,
+        reconnectPeriod: 0,
+      }),
+    )
+    const ws = track(new WebSocket(b.wsUrl ?? '', 'mqtt', { createConnection: () => wsSocket }))
+    ws.on('error', () => undefined)
+    let wsClosed = false
+    ws.on('close', () => (wsClosed = true))
+    const replies: Buffer[] = []
+    ws.on('message', (data: Buffer) => replies.push(data))
+    await new Promise((resolve) => ws.once('open', resolve))
+    ws.send(
+      connectPacket({
+        clientId: 'same-port-ws',
+        clean: true,
+        username: 'gateway',
+        password: GATEWAY_SECRET,
+      }),
+    )
+    await waitFor(() => Buffer.concat(replies).length >= 4, { what: 'the CONNACK over ws' })
+    expect(Buffer.concat(replies).subarray(0, 4)).toEqual(Buffer.from([0x20, 0x02, 0x00, 0x00]))
+
+    // The silent one is dropped at its deadline; the logged-in one stays past its own and answers.
+    const silentMs = await Promise.race([
+      silentClosed,
+      waitFor(() => wsClosed, { timeoutMs: 3 * deadlineMs, what: 'either closed' })
+        .then(() => Number.NaN)
+        .catch(() => Number.POSITIVE_INFINITY),
+    ])
+    console.log(
+      `one source port, two listeners: silent TCP connection closed after ${silentMs.toFixed(0)} ms ` +
+        `(deadline ${String(deadlineMs)} ms); logged-in WebSocket closed: ${String(wsClosed)}`,
+    )
+    expect(silentMs).toBeLessThan(deadlineMs + 1_000)
+    expect(wsClosed).toBe(false)
+    replies.length = 0
+    ws.send(Buffer.from([0xc0, 0x00])) // PINGREQ
+    await waitFor(() => Buffer.concat(replies).equals(Buffer.from([0xd0, 0x00])), {
+      what: 'the PINGRESP over ws',
+    })
   }, 30_000)
 })
