@@ -7,7 +7,7 @@ import { readFile, mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { Aedes, type Client } from 'aedes'
 import type { Logger } from 'pino'
-import { brokerAuth, type BrokerAuthConfig } from './auth.js'
+import { brokerAuth, clippedForLog, type BrokerAuthConfig } from './auth.js'
 import { ConnectionGate, type Ticket } from './connection-gate.js'
 import { listenTcp, listenTls, listenWebSocket, type Handle, type TlsFiles } from './listeners.js'
 import { DEFAULT_LOGIN_BACKOFF, LoginBackoff } from './login-backoff.js'
@@ -122,14 +122,18 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     // The deadline ends with the CONNACK, not when a long queued backlog has been sent after it.
     aedes.on('connackSent', (_packet, client) => tickets.get(client)?.established())
     closer.add(() => new Promise<void>((resolve) => aedes.close(() => resolve())))
-    aedes.on('client', (client) => log.debug({ clientId: client.id }, 'client connected'))
-    aedes.on('clientDisconnect', (client) => log.debug({ clientId: client.id }, 'client gone'))
+    aedes.on('client', (client) =>
+      log.debug({ clientId: clippedForLog(client.id) }, 'client connected'),
+    )
+    aedes.on('clientDisconnect', (client) =>
+      log.debug({ clientId: clippedForLog(client.id) }, 'client gone'),
+    )
     aedes.on('clientError', (client, err) =>
-      log.debug({ clientId: client.id, err }, 'client error'),
+      log.debug({ clientId: clippedForLog(client.id), err }, 'client error'),
     )
     aedes.on('connectionError', (_client, err) => log.debug({ err }, 'connection error'))
     aedes.on('keepaliveTimeout', (client) =>
-      log.info({ clientId: client.id }, 'client keep-alive expired'),
+      log.info({ clientId: clippedForLog(client.id) }, 'client keep-alive expired'),
     )
     // aedes reports some failures (a will it could not publish) as 'error': log, never crash.
     // (Aedes' types leave the plain EventEmitter 'error' event out.)
@@ -145,7 +149,10 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
         stream,
         outgoingBytes: () => connection.outgoingBytes(),
         maxBytes: maxOutgoingBytes,
-        describe: () => ({ clientId: client.id, address: connection.ticket.address }),
+        describe: () => ({
+          clientId: clippedForLog(client.id),
+          address: connection.ticket.address,
+        }),
         log,
       })
       if (maxPayload !== null) guardPacketSize(client, maxPayload, log)

@@ -337,6 +337,36 @@ describe('hostile MQTT connections', () => {
     }
   }, 60_000)
 
+  it('logs a refused login with its client id clipped, and a user name only if it is a known login name', async () => {
+    const lines: string[] = []
+    const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) })
+    const b = await broker({ limits: DEFAULT_BROKER_LIMITS, log })
+    const refusedLine = async (packet: Buffer): Promise<Record<string, unknown>> => {
+      const before = lines.length
+      const socket = track(await rawConnect(portOf(b.url), '127.0.0.3'))
+      socket.on('error', () => undefined)
+      expect(await rawLogin(socket, packet)).toBe(4)
+      const line = lines.slice(before).find((l) => l.includes('"MQTT login refused"'))
+      expect(line, 'a refused-login line').toBeDefined()
+      console.log(`refused login logged in ${String(line?.length)} B`)
+      expect(line?.length).toBeLessThan(1_000)
+      return JSON.parse(line ?? '{}') as Record<string, unknown>
+    }
+    const longId = 'x'.repeat(60_000)
+    const known = await refusedLine(
+      connectPacket({ clientId: longId, clean: true, username: 'gateway', password: 'nope' }),
+    )
+    expect(known).toMatchObject({ clientId: `${'x'.repeat(64)}…`, username: 'gateway' })
+    // A password typed in the user name field: only its length reaches the log.
+    const typo = WRONG_SECRETS[3] ?? ''
+    const unknown = await refusedLine(
+      connectPacket({ clientId: 'typo', clean: true, username: typo, password: 'nope' }),
+    )
+    expect(unknown).toMatchObject({ clientId: 'typo', unknownUser: true, usernameLength: 12 })
+    expect(unknown).not.toHaveProperty('username')
+    expect(lines.join('')).not.toContain(typo.slice(0, 4))
+  })
+
   it('keeps a client whose queued backlog takes longer than the CONNECT deadline to send', async () => {
     const deadlineMs = 1_000
     const b = await broker({ limits: { ...DEFAULT_BROKER_LIMITS, connectTimeoutMs: deadlineMs } })
