@@ -1,5 +1,5 @@
 /**
- * Who may connect, publish and subscribe (issue: only the right party in). Roles:
+ * Who may connect, publish and subscribe (docs/design.md, "5. MQTT topics"). Roles:
  * - the gateway (`gateway`, its own client id): everything under the topic root;
  * - a GPU (`{gpuId}`, client id `gpu-relay-bridge-{gpuId}`): subscribe to its own tasks, control
  *   and state (to put its state back after a stale will), publish its own state and events;
@@ -56,10 +56,11 @@ export interface BrokerAuthDeps {
   readonly backoff: LoginBackoff
 }
 
-/** A user name as logged: clipped, since it comes off the wire before any login. */
-function loggedName(username: string | undefined): string | null {
-  if (username === undefined) return null
-  return username.length > 64 ? `${username.slice(0, 64)}…` : username
+const LOGGED_CHARS = 64
+
+/** Text off the wire as logged: at most 64 characters (a client id may be about 64 KB). */
+export function clippedForLog(text: string): string {
+  return text.length > LOGGED_CHARS ? `${text.slice(0, LOGGED_CHARS)}…` : text
 }
 
 export function brokerAuth(config: BrokerAuthConfig, log: Logger, deps: BrokerAuthDeps): Hooks {
@@ -72,6 +73,21 @@ export function brokerAuth(config: BrokerAuthConfig, log: Logger, deps: BrokerAu
   /** A GPU's secret; own properties only (a user name like `__proto__` is just unknown). */
   const gpuSecret = (gpuId: string): string | null =>
     Object.hasOwn(credentials.gpus, gpuId) ? (credentials.gpus[gpuId] ?? null) : null
+
+  /**
+   * A stated user name as logged: only a known login name (gateway, admin, a configured GPU id)
+   * is shown; any other may be a password typed in the wrong field, so only its length is.
+   */
+  const userFields = (
+    username: string | undefined,
+  ): { username: string | null } | { unknownUser: true; usernameLength: number } => {
+    if (username === undefined) return { username: null }
+    const known =
+      username === GATEWAY_USERNAME ||
+      username === ADMIN_USERNAME ||
+      Object.hasOwn(credentials.gpus, username)
+    return known ? { username } : { unknownUser: true, usernameLength: username.length }
+  }
 
   const roleOf = (username: string | undefined, password: Buffer | undefined): Role | null => {
     if (username === undefined) return config.allowAnonymous ? { kind: 'anonymous' } : null
@@ -134,7 +150,10 @@ export function brokerAuth(config: BrokerAuthConfig, log: Logger, deps: BrokerAu
       }
       const role = roleOf(packet.username, packet.password)
       if (role && !mayPublish(role, packet.will.topic)) {
-        log.warn({ clientId: client.id, topic: packet.will.topic }, 'MQTT will refused')
+        log.warn(
+          { clientId: clippedForLog(client.id), topic: clippedForLog(packet.will.topic) },
+          'MQTT will refused',
+        )
         done(new Error('will not authorized'), false)
         return
       }
@@ -147,7 +166,7 @@ export function brokerAuth(config: BrokerAuthConfig, log: Logger, deps: BrokerAu
       if (waitMs > 0) {
         // Debug only: an address in backoff could otherwise write a log line per CONNECT.
         log.debug(
-          { clientId: client.id, address, username: loggedName(username), waitMs },
+          { clientId: clippedForLog(client.id), address, ...userFields(username), waitMs },
           'MQTT login refused: too many failed logins',
         )
         done(refused(5, 'too many failed logins'), false)
@@ -158,13 +177,13 @@ export function brokerAuth(config: BrokerAuthConfig, log: Logger, deps: BrokerAu
         // Only a stated credential counts (a CONNECT without one compares no secret).
         const backoffMs = username === undefined ? 0 : backoff.failed(address)
         log.warn(
-          { clientId: client.id, address, username: loggedName(username), backoffMs },
+          { clientId: clippedForLog(client.id), address, ...userFields(username), backoffMs },
           'MQTT login refused',
         )
         done(refused(username === undefined ? 5 : 4, 'bad user name or password'), false)
         return
       }
-      backoff.succeeded(address)
+      // A success forgets no failure of this address (broker/login-backoff.ts).
       const owner = ownerOfClientId(client.id)
       const ownsId =
         owner === null ||
@@ -173,13 +192,16 @@ export function brokerAuth(config: BrokerAuthConfig, log: Logger, deps: BrokerAu
         (owner.kind === 'gpu' && role.kind === 'gpu' && owner.gpuId === role.gpuId)
       const gpuOnOtherId = role.kind === 'gpu' && client.id !== bridgeClientId(role.gpuId)
       if (!ownsId || gpuOnOtherId) {
-        log.warn({ clientId: client.id, username }, 'MQTT client id not allowed for this login')
+        log.warn(
+          { clientId: clippedForLog(client.id), ...userFields(username) },
+          'MQTT client id not allowed for this login',
+        )
         done(refused(5, 'client id not allowed'), false)
         return
       }
       if (role.kind === 'admin' && !client.clean) {
         // A read-only viewer keeps no session: nothing should pile up for it while it is away.
-        log.warn({ clientId: client.id }, 'MQTT admin refused: clean sessions only')
+        log.warn({ clientId: clippedForLog(client.id) }, 'MQTT admin refused: clean sessions only')
         done(refused(5, 'admin sessions must be clean'), false)
         return
       }
@@ -196,13 +218,20 @@ export function brokerAuth(config: BrokerAuthConfig, log: Logger, deps: BrokerAu
         return
       }
       if (!role || !mayPublish(role, packet.topic)) {
-        log.warn({ clientId: client.id, topic: packet.topic }, 'MQTT publish refused')
+        log.warn(
+          { clientId: clippedForLog(client.id), topic: clippedForLog(packet.topic) },
+          'MQTT publish refused',
+        )
         done(new Error('publish not authorized'))
         return
       }
       if (packet.payload.length > config.maxPayloadBytes) {
         log.warn(
-          { clientId: client.id, topic: packet.topic, bytes: packet.payload.length },
+          {
+            clientId: clippedForLog(client.id),
+            topic: clippedForLog(packet.topic),
+            bytes: packet.payload.length,
+          },
           'MQTT payload too large',
         )
         done(new Error('payload too large'))
@@ -214,7 +243,10 @@ export function brokerAuth(config: BrokerAuthConfig, log: Logger, deps: BrokerAu
     authorizeSubscribe(client, sub: Subscription, done) {
       const role = roles.get(client)
       if (!role || !maySubscribe(role, sub.topic)) {
-        log.warn({ clientId: client.id, filter: sub.topic }, 'MQTT subscribe refused')
+        log.warn(
+          { clientId: clippedForLog(client.id), filter: clippedForLog(sub.topic) },
+          'MQTT subscribe refused',
+        )
         done(null, null) // SUBACK 0x80 for this filter
         return
       }

@@ -7,7 +7,7 @@ import { readFile, mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { Aedes, type Client } from 'aedes'
 import type { Logger } from 'pino'
-import { brokerAuth, type BrokerAuthConfig } from './auth.js'
+import { brokerAuth, clippedForLog, type BrokerAuthConfig } from './auth.js'
 import { ConnectionGate, type Ticket } from './connection-gate.js'
 import { listenTcp, listenTls, listenWebSocket, type Handle, type TlsFiles } from './listeners.js'
 import { DEFAULT_LOGIN_BACKOFF, LoginBackoff } from './login-backoff.js'
@@ -24,15 +24,17 @@ export interface BrokerTlsConfig {
 }
 
 /**
- * What one client may hold of the broker (issue 8 §1, §2; docs/design.md, "Hostile and slow MQTT
- * clients").
+ * What one client may hold of the broker (docs/design.md, "Hostile and slow MQTT clients").
  */
 export interface BrokerLimits {
   /** Open connections per client address, over TCP, TLS and WebSocket together. */
   readonly maxConnectionsPerIp: number
   /** From accept to a completed CONNECT (TLS handshake and WebSocket upgrade included). */
   readonly connectTimeoutMs: number
-  /** A client whose unwritten outgoing bytes exceed this is disconnected at once. */
+  /**
+   * A client whose unwritten outgoing bytes exceed this is disconnected unless it keeps taking
+   * bytes (broker/slow-clients.ts: 2 s grace), and at once past 16 times this.
+   */
   readonly maxOutgoingBytes: number
 }
 
@@ -120,14 +122,18 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     // The deadline ends with the CONNACK, not when a long queued backlog has been sent after it.
     aedes.on('connackSent', (_packet, client) => tickets.get(client)?.established())
     closer.add(() => new Promise<void>((resolve) => aedes.close(() => resolve())))
-    aedes.on('client', (client) => log.debug({ clientId: client.id }, 'client connected'))
-    aedes.on('clientDisconnect', (client) => log.debug({ clientId: client.id }, 'client gone'))
+    aedes.on('client', (client) =>
+      log.debug({ clientId: clippedForLog(client.id) }, 'client connected'),
+    )
+    aedes.on('clientDisconnect', (client) =>
+      log.debug({ clientId: clippedForLog(client.id) }, 'client gone'),
+    )
     aedes.on('clientError', (client, err) =>
-      log.debug({ clientId: client.id, err }, 'client error'),
+      log.debug({ clientId: clippedForLog(client.id), err }, 'client error'),
     )
     aedes.on('connectionError', (_client, err) => log.debug({ err }, 'connection error'))
     aedes.on('keepaliveTimeout', (client) =>
-      log.info({ clientId: client.id }, 'client keep-alive expired'),
+      log.info({ clientId: clippedForLog(client.id) }, 'client keep-alive expired'),
     )
     // aedes reports some failures (a will it could not publish) as 'error': log, never crash.
     // (Aedes' types leave the plain EventEmitter 'error' event out.)
@@ -143,7 +149,10 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
         stream,
         outgoingBytes: () => connection.outgoingBytes(),
         maxBytes: maxOutgoingBytes,
-        describe: () => ({ clientId: client.id, address: connection.ticket.address }),
+        describe: () => ({
+          clientId: clippedForLog(client.id),
+          address: connection.ticket.address,
+        }),
         log,
       })
       if (maxPayload !== null) guardPacketSize(client, maxPayload, log)

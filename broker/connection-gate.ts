@@ -1,9 +1,10 @@
 /**
- * What every accepted MQTT socket passes before the broker reads a byte of it (issue 8 §1): at
- * most `maxPerAddress` open connections per client address, counted across the TCP, TLS and
- * WebSocket listeners together (one over the cap is closed at once), and a deadline from accept to
- * a completed CONNECT that covers the TLS handshake and the WebSocket upgrade too (a socket that
- * has not logged in by then is closed). State lives only while connections are open.
+ * What every accepted MQTT socket passes before the broker reads a byte of it (docs/design.md,
+ * "Hostile and slow MQTT clients"): at most `maxPerAddress` open connections per client address,
+ * counted across the TCP, TLS and WebSocket listeners together (one over the cap is closed at
+ * once), and a deadline from accept to a completed CONNECT that covers the TLS handshake and the
+ * WebSocket upgrade too (a socket that has not logged in by then is closed). State lives only
+ * while connections are open.
  */
 import type { Socket } from 'node:net'
 import type { Logger } from 'pino'
@@ -32,19 +33,30 @@ export function normalizeAddress(address: string | undefined): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address
 }
 
-/** Names a live TCP connection from either end's view of the same socket pair. */
-function connectionKey(socket: {
+/** What names a live TCP connection on the broker's side. */
+interface ConnectionEnds {
   readonly remoteAddress?: string | undefined
   readonly remotePort?: number | undefined
-}): string {
-  return `${normalizeAddress(socket.remoteAddress)}|${String(socket.remotePort ?? 0)}`
+  readonly localPort?: number | undefined
+}
+
+/**
+ * Names a live TCP connection: the client's address and port, and the listener's port (a client
+ * may use one source port towards two listeners, TCP and WebSocket, at the same time).
+ */
+function connectionKey(socket: ConnectionEnds): string {
+  const remote = `${normalizeAddress(socket.remoteAddress)}|${String(socket.remotePort ?? 0)}`
+  return `${remote}|${String(socket.localPort ?? 0)}`
 }
 
 export class ConnectionGate {
   readonly #options: ConnectionGateOptions
   readonly #log: Logger
   readonly #addresses = new Map<string, AddressEntry>()
-  /** Tickets of open connections by address and port, so a TLS or WebSocket stream finds its own. */
+  /**
+   * Tickets of open connections by client address and port and listener port, so a TLS or
+   * WebSocket stream finds its own.
+   */
   readonly #tickets = new Map<string, Ticket>()
 
   constructor(options: ConnectionGateOptions, log: Logger) {
@@ -98,10 +110,7 @@ export class ConnectionGate {
   }
 
   /** The ticket of an admitted connection, found through the stream that runs over it. */
-  ticketFor(stream: {
-    readonly remoteAddress?: string | undefined
-    readonly remotePort?: number | undefined
-  }): Ticket | null {
+  ticketFor(stream: ConnectionEnds): Ticket | null {
     return this.#tickets.get(connectionKey(stream)) ?? null
   }
 }

@@ -1,10 +1,12 @@
 /**
- * Failed MQTT logins slow down per client address (issue 8 §9), as HTTP logins do: after
- * `freeFailures` refused credentials from one address, each within `windowMs` of the one before,
- * the address is refused at once for a wait that starts at `firstWaitMs` and doubles with each
- * further failure up to `maxWaitMs`. A successful login resets the address. State is bounded: an
- * address is forgotten `windowMs` after its last failure, and at most `maxAddresses` are kept (the
- * one whose last failure is oldest goes first). Time is monotonic (a clock step changes nothing).
+ * Failed MQTT logins slow down per client address (docs/design.md, "Hostile and slow MQTT
+ * clients"), as HTTP logins do: after `freeFailures` refused credentials from one address, each
+ * within `windowMs` of the one before, the address is refused at once for a wait that starts at
+ * `firstWaitMs` and doubles with each further failure up to `maxWaitMs`. A successful login forgets
+ * nothing (else one valid login would let its holder guess other passwords at full speed: four
+ * wrong, one right, repeat): failures expire only by the window. State is bounded: an address is
+ * forgotten `windowMs` after its last failure, and at most `maxAddresses` are kept (the one whose
+ * last failure is oldest goes first). Time is monotonic (a clock step changes nothing).
  */
 export interface LoginBackoffOptions {
   readonly freeFailures: number
@@ -73,11 +75,6 @@ export class LoginBackoff {
     }
     this.#entries.set(address, entry)
     return entry.waitMs === 0 ? 0 : Math.max(0, entry.blockedUntil - now)
-  }
-
-  /** A login from this address succeeded: its past failures are forgotten. */
-  succeeded(address: string): void {
-    this.#entries.delete(address)
   }
 
   /** Addresses remembered (for tests). */

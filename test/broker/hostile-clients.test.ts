@@ -1,8 +1,9 @@
 /**
- * Hostile MQTT connections cost little and for a short time only (issue 8 §1, §9): a CONNECT not
- * completed within MQTT_CONNECT_TIMEOUT_MS is dropped on every listener, connections over
- * MQTT_MAX_CONNECTIONS_PER_IP are closed at once, and wrong passwords back off per address, while
- * an honest client on 127.0.0.1 gets its CONNACK and its messages throughout.
+ * Hostile MQTT connections cost little and for a short time only (docs/design.md, "Hostile and
+ * slow MQTT clients"): a CONNECT not completed within MQTT_CONNECT_TIMEOUT_MS is dropped on every
+ * listener, connections over MQTT_MAX_CONNECTIONS_PER_IP are closed at once, and wrong passwords
+ * back off per address, while an honest client on 127.0.0.1 gets its CONNACK and its messages
+ * throughout.
  */
 import { writeFile } from 'node:fs/promises'
 import { connect as netConnect, type Socket } from 'node:net'
@@ -20,6 +21,7 @@ import {
   type BrokerLimits,
 } from '../../broker/broker.js'
 import { endClient, publish } from '../../lib/mqtt.js'
+import { freePort } from '../helpers/free-port.js'
 import { connectPacket, countPackets, rawConnect, rawLogin } from '../helpers/raw-mqtt.js'
 import { log as silentLog } from '../helpers/relay.js'
 import { tempDir } from '../helpers/temp-dir.js'
@@ -264,7 +266,7 @@ describe('hostile MQTT connections', () => {
     expect(again).toBe(true)
   }, 60_000)
 
-  it('backs off wrong passwords per address, doubling, refuses during the wait without reading the secret, and logs no part of any password', async () => {
+  it('backs off wrong passwords per address, doubling, forgets no failure on a success, refuses during the wait without reading the secret, and logs no part of any password', async () => {
     const lines: string[] = []
     const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) })
     let now = 1_000_000
@@ -309,9 +311,16 @@ describe('hostile MQTT connections', () => {
     expect(await login(WRONG_SECRETS[1] ?? '')).toBe(4)
     now += 3_990
     expect(await login(GATEWAY_SECRET)).toBe(5)
-    // Once the wait is over the right password gets in, and that forgets the failures.
+    // Once the wait is over the right password gets in, but that forgets no failure: the next
+    // wrong password waits 8 s at once (no "four wrong, one right, repeat" at full speed).
     now += 20
     expect(await login(GATEWAY_SECRET)).toBe(0)
+    expect(await login(WRONG_SECRETS[2] ?? '')).toBe(4)
+    expect(await login(GATEWAY_SECRET)).toBe(5)
+    now += 7_990
+    expect(await login(GATEWAY_SECRET)).toBe(5)
+    // Failures expire only by their 10-minute window.
+    now += 10 * 60_000 + 20
     for (const wrong of WRONG_SECRETS.slice(0, 4)) expect(await login(wrong)).toBe(4)
     expect(await login(GATEWAY_SECRET)).toBe(0)
 
@@ -327,6 +336,36 @@ describe('hostile MQTT connections', () => {
       }
     }
   }, 60_000)
+
+  it('logs a refused login with its client id clipped, and a user name only if it is a known login name', async () => {
+    const lines: string[] = []
+    const log = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) })
+    const b = await broker({ limits: DEFAULT_BROKER_LIMITS, log })
+    const refusedLine = async (packet: Buffer): Promise<Record<string, unknown>> => {
+      const before = lines.length
+      const socket = track(await rawConnect(portOf(b.url), '127.0.0.3'))
+      socket.on('error', () => undefined)
+      expect(await rawLogin(socket, packet)).toBe(4)
+      const line = lines.slice(before).find((l) => l.includes('"MQTT login refused"'))
+      expect(line, 'a refused-login line').toBeDefined()
+      console.log(`refused login logged in ${String(line?.length)} B`)
+      expect(line?.length).toBeLessThan(1_000)
+      return JSON.parse(line ?? '{}') as Record<string, unknown>
+    }
+    const longId = 'x'.repeat(60_000)
+    const known = await refusedLine(
+      connectPacket({ clientId: longId, clean: true, username: 'gateway', password: 'nope' }),
+    )
+    expect(known).toMatchObject({ clientId: `${'x'.repeat(64)}…`, username: 'gateway' })
+    // A password typed in the user name field: only its length reaches the log.
+    const typo = WRONG_SECRETS[3] ?? ''
+    const unknown = await refusedLine(
+      connectPacket({ clientId: 'typo', clean: true, username: typo, password: 'nope' }),
+    )
+    expect(unknown).toMatchObject({ clientId: 'typo', unknownUser: true, usernameLength: 12 })
+    expect(unknown).not.toHaveProperty('username')
+    expect(lines.join('')).not.toContain(typo.slice(0, 4))
+  })
 
   it('keeps a client whose queued backlog takes longer than the CONNECT deadline to send', async () => {
     const deadlineMs = 1_000
@@ -395,5 +434,68 @@ describe('hostile MQTT connections', () => {
     expect(closes).toBe(0)
     expect(clients.map((client) => client.connected)).toEqual([true, true, true, true])
     for (const client of clients) await client.subscribeAsync('relay/stay', { qos: 1 })
+  }, 30_000)
+
+  it('keeps apart two connections from one source port to the TCP and the WebSocket listener', async () => {
+    const deadlineMs = 1_000
+    const b = await broker({ limits: { ...DEFAULT_BROKER_LIMITS, connectTimeoutMs: deadlineMs } })
+    const sourcePort = await freePort()
+    const from = { host: '127.0.0.1', localAddress: '127.0.0.1', localPort: sourcePort }
+    const opened = async (port: number): Promise<Socket> => {
+      const socket = track(netConnect({ ...from, port }))
+      socket.on('error', () => undefined)
+      await new Promise((resolve) => socket.once('connect', resolve))
+      return socket
+    }
+    // Accepted first on the WebSocket listener, then from the same port on the TCP one, which
+    // says nothing: the WebSocket stream looks its ticket up only after its upgrade.
+    const wsSocket = await opened(portOf(b.wsUrl))
+    const silent = await opened(portOf(b.url))
+    const silentClosed = closedAfter(silent)
+    // The TCP listener accepts in order: once a later client there is in, the silent one is admitted.
+    await endClient(
+      await mqtt.connectAsync(b.url, {
+        clientId: 'after-silent',
+        username: 'gateway',
+        password: GATEWAY_SECRET,
+        reconnectPeriod: 0,
+      }),
+    )
+    const ws = track(new WebSocket(b.wsUrl ?? '', 'mqtt', { createConnection: () => wsSocket }))
+    ws.on('error', () => undefined)
+    let wsClosed = false
+    ws.on('close', () => (wsClosed = true))
+    const replies: Buffer[] = []
+    ws.on('message', (data: Buffer) => replies.push(data))
+    await new Promise((resolve) => ws.once('open', resolve))
+    ws.send(
+      connectPacket({
+        clientId: 'same-port-ws',
+        clean: true,
+        username: 'gateway',
+        password: GATEWAY_SECRET,
+      }),
+    )
+    await waitFor(() => Buffer.concat(replies).length >= 4, { what: 'the CONNACK over ws' })
+    expect(Buffer.concat(replies).subarray(0, 4)).toEqual(Buffer.from([0x20, 0x02, 0x00, 0x00]))
+
+    // The silent one is dropped at its deadline; the logged-in one stays past its own and answers.
+    const silentMs = await Promise.race([
+      silentClosed,
+      waitFor(() => wsClosed, { timeoutMs: 3 * deadlineMs, what: 'either closed' })
+        .then(() => Number.NaN)
+        .catch(() => Number.POSITIVE_INFINITY),
+    ])
+    console.log(
+      `one source port, two listeners: silent TCP connection closed after ${silentMs.toFixed(0)} ms ` +
+        `(deadline ${String(deadlineMs)} ms); logged-in WebSocket closed: ${String(wsClosed)}`,
+    )
+    expect(silentMs).toBeLessThan(deadlineMs + 1_000)
+    expect(wsClosed).toBe(false)
+    replies.length = 0
+    ws.send(Buffer.from([0xc0, 0x00])) // PINGREQ
+    await waitFor(() => Buffer.concat(replies).equals(Buffer.from([0xd0, 0x00])), {
+      what: 'the PINGRESP over ws',
+    })
   }, 30_000)
 })

@@ -1,7 +1,8 @@
 /**
- * A subscriber that stops reading its socket only hurts itself (issue 8 §2): the other subscribers'
- * deliveries go on without waiting for it, it is disconnected once its unwritten bytes pass
- * MQTT_MAX_OUTGOING_BYTES, and its persistent session delivers everything it missed when it returns.
+ * A subscriber that stops reading its socket only hurts itself (docs/design.md, "Hostile and
+ * slow MQTT clients"): the other subscribers' deliveries go on without waiting for it, it is
+ * disconnected once its unwritten bytes pass MQTT_MAX_OUTGOING_BYTES, and its persistent session
+ * delivers everything it missed when it returns.
  */
 import { join } from 'node:path'
 import mqtt from 'mqtt'
@@ -14,9 +15,15 @@ import { connectPacket, rawConnect, rawLogin } from '../helpers/raw-mqtt.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
 
-const TOTAL = 2_000
+// Long enough (about 7 s) for the stuck reader to fill its buffers and outlast its 2 s grace.
+const TOTAL = 3_000
 const INTERVAL_MS = 2
 const PAYLOAD_BYTES = 4 * 1024
+/**
+ * 8 MB of live messages at once, like a birth reconcile of a large backlog. On loopback the kernel's
+ * socket buffers take about 4.5 MB of it, so a smaller burst would never reach the broker's limit.
+ */
+const BURST_MESSAGES = 2_000
 
 function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? Number.NaN
@@ -140,4 +147,81 @@ describe.each([
     })
     expect(returned).toEqual(Array.from({ length: TOTAL }, (_, i) => i))
   }, 90_000)
+})
+
+describe('a subscriber on a slow link', () => {
+  it('takes an 8 MB burst at its own pace (about 3 MB/s), over MQTT_MAX_OUTGOING_BYTES for a while, without being disconnected', async () => {
+    const broker = await startBroker(
+      {
+        host: '127.0.0.1',
+        port: 0,
+        wsPort: null,
+        persistencePath: null,
+        auth: null,
+        tls: null,
+        limits: DEFAULT_BROKER_LIMITS,
+      },
+      { log: silentLogger() },
+    )
+    onTestFinished(() => broker.close())
+    const slowId = `slow-${String(process.pid)}`
+    const first = await mqtt.connectAsync(broker.url, { clientId: slowId, clean: false })
+    await first.subscribeAsync('burst/#', { qos: 0 })
+    await endClient(first)
+
+    // Back with its session, it reads one socket read (at most 64 KiB) every 20 ms.
+    let conn: { readonly writableLength: number } | null = null
+    broker.aedes.on('client', (client) => {
+      if (client.id === slowId) conn = client.conn
+    })
+    const socket = await rawConnect(Number(new URL(broker.url).port))
+    onTestFinished(() => {
+      socket.destroy()
+    })
+    socket.on('error', () => undefined)
+    expect(await rawLogin(socket, connectPacket({ clientId: slowId, clean: false }))).toBe(0)
+    let received = 0
+    let closed = false
+    socket.on('close', () => (closed = true))
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.length
+      socket.pause()
+    })
+    const reader = setInterval(() => socket.resume(), 20)
+    onTestFinished(() => clearInterval(reader))
+
+    let peakUnwritten = 0
+    const overLimit = { first: Number.NaN, last: Number.NaN }
+    const sampler = setInterval(() => {
+      const unwritten = conn?.writableLength ?? 0
+      peakUnwritten = Math.max(peakUnwritten, unwritten)
+      if (unwritten > DEFAULT_BROKER_LIMITS.maxOutgoingBytes) {
+        if (Number.isNaN(overLimit.first)) overLimit.first = performance.now()
+        overLimit.last = performance.now()
+      }
+    }, 20)
+    onTestFinished(() => clearInterval(sampler))
+
+    const publisher = await mqtt.connectAsync(broker.url, { clientId: `burst-pub-${slowId}` })
+    onTestFinished(() => endClient(publisher, true))
+    const start = performance.now()
+    for (let i = 0; i < BURST_MESSAGES; i++) {
+      publisher.publish('burst/x', Buffer.alloc(PAYLOAD_BYTES), { qos: 0 })
+    }
+    const burstBytes = BURST_MESSAGES * PAYLOAD_BYTES
+    await waitFor(() => closed || received >= burstBytes, {
+      timeoutMs: 40_000,
+      what: `the burst received (has ${String(received)} of ${String(burstBytes)} B)`,
+    })
+    console.log(
+      `slow subscriber: ${(burstBytes / 1e6).toFixed(1)} MB burst read in ` +
+        `${(performance.now() - start).toFixed(0)} ms, peak unwritten at the broker ` +
+        `${(peakUnwritten / 1e6).toFixed(2)} MB (limit ${(DEFAULT_BROKER_LIMITS.maxOutgoingBytes / 1e6).toFixed(2)} MB), over it for ` +
+        `${(overLimit.last - overLimit.first).toFixed(0)} ms; ` +
+        `disconnected: ${String(closed)}`,
+    )
+    expect(closed).toBe(false)
+    expect(received).toBeGreaterThanOrEqual(burstBytes)
+    expect(peakUnwritten).toBeGreaterThan(DEFAULT_BROKER_LIMITS.maxOutgoingBytes)
+  }, 60_000)
 })
