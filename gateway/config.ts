@@ -83,6 +83,8 @@ export const GatewayEnv = z.object({
    * closed as it is accepted, before any byte is read.
    */
   HTTP_MAX_CONNECTIONS_PER_IP: env.int(64, 1),
+  /** Refused credentials from one address within 10 minutes before it must wait (1 s, doubling). */
+  HTTP_LOGIN_FAILURES_BEFORE_WAIT: env.int(5, 1),
   /**
    * Proxies in front of the gateway (nginx, Caddy), by address: their X-Forwarded-For names the
    * caller, and their own connections are not capped per address. Empty: none trusted.
@@ -156,6 +158,8 @@ export interface GatewayConfig {
   readonly idleTimeoutMs: number
   /** Open HTTP connections per client address (WebSockets included). */
   readonly maxConnectionsPerIp: number
+  /** Refused credentials from one address (10 minutes) before it must wait. */
+  readonly loginFailuresBeforeWait: number
   /** Proxies whose X-Forwarded-For names the caller (caller-address.ts). */
   readonly trustedProxies: readonly string[]
   readonly uploadMaxBytes: number
@@ -220,6 +224,7 @@ export function gatewayConfigFromEnv(
     headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
     idleTimeoutMs: e.HTTP_IDLE_TIMEOUT_MS,
     maxConnectionsPerIp: e.HTTP_MAX_CONNECTIONS_PER_IP,
+    loginFailuresBeforeWait: e.HTTP_LOGIN_FAILURES_BEFORE_WAIT,
     trustedProxies: Object.freeze([...e.HTTP_TRUSTED_PROXIES]),
     uploadMaxBytes: e.UPLOAD_MAX_BYTES,
     resultMaxBytes: e.RESULT_MAX_BYTES ?? e.UPLOAD_MAX_BYTES,
@@ -271,6 +276,7 @@ export function gatewayTestConfig(
     headersTimeoutMs: 10_000,
     idleTimeoutMs: 30_000,
     maxConnectionsPerIp: 64,
+    loginFailuresBeforeWait: 5,
     trustedProxies: [],
     uploadMaxBytes: 2 * 1024 * 1024 * 1024,
     resultMaxBytes: overrides.uploadMaxBytes ?? 2 * 1024 * 1024 * 1024,

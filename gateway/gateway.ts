@@ -130,7 +130,10 @@ export async function startGateway(
     })
 
     // Monotonic: a wall-clock step neither frees nor locks out an address.
-    const logins = new LoginBackoff({ now: () => performance.now() })
+    const logins = new LoginBackoff({
+      now: () => performance.now(),
+      threshold: config.loginFailuresBeforeWait,
+    })
     const callers = callerAddresses(config.trustedProxies)
     const app = createApp({
       views: core.views,

@@ -21,6 +21,7 @@
 import type { Request, RequestHandler } from 'express'
 import type { Logger } from 'pino'
 import { callerAddresses, type CallerAddresses } from './caller-address.js'
+import { KnownCredentials } from './known-credentials.js'
 import type { LoginBackoff } from './login-backoff.js'
 import { AppError } from '../lib/errors.js'
 import { secretMatches, type Credentials } from '../lib/credentials.js'
@@ -64,6 +65,7 @@ const notFound = (): AppError => new AppError('TASK_NOT_FOUND', 404, '任务不�
 
 export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
   const callers = config.callers ?? callerAddresses([])
+  const known = new KnownCredentials()
   const principals = new WeakMap<Request, Principal>()
   const bearers = new WeakMap<Request, string>()
   const principal = (req: Request): Principal => principals.get(req) ?? { kind: 'anonymous' }
@@ -80,7 +82,8 @@ export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
     const login = config.apiSecret !== null || parseGpuBearer(token) !== null
     const ip = callers.of(req)
     const wait = login ? config.logins.retryAfterS(ip) : 0
-    if (wait > 0) {
+    // A credential that held from this address before is served during its wait (known-credentials.ts).
+    if (wait > 0 && !known.has(ip, token)) {
       log.debug(
         { path: req.path, ip, retryAfterS: wait },
         'HTTP credentials refused unread (backoff)',
@@ -99,6 +102,7 @@ export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
     if (who) {
       // A success forgets nothing: whoever holds one credential (every PC has the API secret)
       // must not clear its address's count while guessing another. Failures expire by window.
+      if (login) known.add(ip, token)
       principals.set(req, who)
       next()
       return

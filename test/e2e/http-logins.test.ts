@@ -122,6 +122,17 @@ describe.skipIf(missing !== null)('failed logins', () => {
     expect(leaked).toEqual([])
   })
 
+  it('keeps serving a credential that held from the address before, while guesses from it wait', async () => {
+    // An office NAT: one PC has the right secret, another keeps sending a wrong one.
+    const { gw } = await loggedGateway()
+    const ip = clientIp(103)
+    expect((await queue(gw, ip, API_SECRET)).status).toBe(200)
+    for (let i = 0; i < 5; i++) expect((await queue(gw, ip, WRONG)).status).toBe(401)
+    expect((await queue(gw, ip, WRONG)).status).toBe(429)
+    expect((await queue(gw, ip, `${API_SECRET}x`)).status).toBe(429) // a new guess waits too
+    expect((await queue(gw, ip, API_SECRET)).status).toBe(200)
+  })
+
   it('counts wrong tokens on the progress WebSocket as failed logins of the address', async () => {
     const { gw, lines } = await loggedGateway()
     const ip = clientIp(102)

@@ -72,6 +72,8 @@ export async function startBadInputGateway(label: string): Promise<BadInputGatew
     // Hundreds of submits and uploads from one address in a minute: not what the limits are for.
     RATE_LIMIT_SUBMITS_PER_MIN: '100000',
     RATE_LIMIT_UPLOADS_PER_MIN: '100000',
+    // Dozens of wrong credentials from one address too: the waits are tested in http-logins.
+    HTTP_LOGIN_FAILURES_BEFORE_WAIT: '100000',
   })
   const base = gw.url
   const audio = media('audio', 'audio')
