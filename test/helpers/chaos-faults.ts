@@ -230,7 +230,9 @@ export async function surroundingFaults(opts: {
         password: opts.gatewaySecret,
         noiseTopic: 'relay/chaos/noise',
         probeTopic: `relay/chaos/probe/${String(readers)}`,
-        forMs: 2_000 + random() * 2_000,
+        // Longer than the kernel's buffers take (~1 s here) plus the broker's 2 s grace for a
+        // reader over its outgoing limit: a stalled reader is cut while the noise still flows.
+        forMs: 4_500 + random() * 2_000,
         chunkBytes: 64 * 1024,
       })
       stats.noiseBytes += noise.bytes
