@@ -58,8 +58,12 @@ export interface BrokerAuthDeps {
 
 const LOGGED_CHARS = 64
 
-/** Text off the wire as logged: at most 64 characters (a client id may be about 64 KB). */
-export function clippedForLog(text: string): string {
+/**
+ * Text off the wire as logged: at most 64 characters (a client id may be about 64 KB). Aedes'
+ * types say a client's id is a string, but it is null until its CONNECT is handled (preConnect).
+ */
+export function clippedForLog(text: string | null | undefined): string | null {
+  if (typeof text !== 'string') return null
   return text.length > LOGGED_CHARS ? `${text.slice(0, LOGGED_CHARS)}…` : text
 }
 
