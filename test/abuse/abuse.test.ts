@@ -1,5 +1,5 @@
 /**
- * The abuse suite (issue 8, "Shown by tests"): the gateway (embedded broker), the bridge and the
+ * The abuse suite (docs/design.md §3.9): the gateway (embedded broker), the bridge and the
  * fake run_server each in their own process, real sockets, the gateway's data folder on a 64 MB
  * tmpfs and its wall clock under libfaketime. While an honest PC keeps submitting and the GPU
  * runs its work, every point 1–9 of the issue is attacked, each distinct hostile input, connection

@@ -1,5 +1,5 @@
 /**
- * An unlucky GPU machine (issue 8 §6, §7): its clock once a month ahead (the bridge under
+ * An unlucky GPU machine (docs/design.md §3.9, points 6, 7): its clock once a month ahead (the bridge under
  * libfaketime) and then its data folder wiped, so its epochs are a month lower than the gateway
  * last saw; and an inbox file damaged on disk. Either way the bridge must be accepted and run work.
  * Before each wipe the GPU is let to finish what it holds (submits paused), as an operator would.

@@ -1,11 +1,11 @@
 /**
  * The abuse suite's ledger: every distinct hostile input, connection pattern or fault that was
  * tried and checked is one case (1,000 connections of one pattern are one case), with the point of
- * issue 8 it covers and whether the relay behaved as agreed.
+ * point of docs/design.md §3.9 it covers and whether the relay behaved as agreed.
  */
 import { errorMessage } from '../../lib/errors.js'
 
-/** The nine points of issue 8 "What must hold". */
+/** The nine points of docs/design.md §3.9. */
 export type Point = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9
 
 export interface CaseResult {

@@ -1,5 +1,5 @@
 /**
- * Clock steps of the gateway under libfaketime (issue 8 §5): ±31 min while a task runs, +25 h and
+ * Clock steps of the gateway under libfaketime (docs/design.md §3.9, point 5): ±31 min while a task runs, +25 h and
  * −1 day while tasks are queued, and the gateway down while a job finishes, coming back 31 min
  * later by its clock. Nothing may expire, time out, fail or run twice for any of them.
  */

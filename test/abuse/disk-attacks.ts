@@ -1,5 +1,5 @@
 /**
- * A full disk (issue 8 §3): the gateway's data folder is a small tmpfs, filled below
+ * A full disk (docs/design.md §3.9, point 3): the gateway's data folder is a small tmpfs, filled below
  * DISK_MIN_FREE_BYTES, then to the last byte, then emptied. New uploads and submits are refused
  * with 507 DISK_FULL at once, reads keep working, a bridge reconnecting with a Last Will and a
  * restart of the gateway crash nothing, a result hand-over is retried until it is taken (never run

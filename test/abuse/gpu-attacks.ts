@@ -1,5 +1,5 @@
 /**
- * What a GPU credential can do wrong (issue 8 §8): a second GPU login (gpu-2, no real bridge
+ * What a GPU credential can do wrong (docs/design.md §3.9, point 8): a second GPU login (gpu-2, no real bridge
  * behind it) claims a task and then posts results over the size limit, twice, for the wrong
  * attempt, for another GPU's task; ends its task naming a file it did not store (the task's own
  * input as `.html`, another task's input); reads another GPU's inputs; and floods births.

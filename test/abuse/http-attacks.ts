@@ -1,5 +1,5 @@
 /**
- * Hostile HTTP connections (issue 8 §1, §4): many at once from many loopback addresses, each
+ * Hostile HTTP connections (docs/design.md §3.9, points 1, 4): many at once from many loopback addresses, each
  * pattern one case: headers and 1 MB of JSON without credentials, half headers, slowloris, more
  * connections from one address than the cap, oversized headers and bodies, uploads cut off, stalled
  * or over the limit (their staged bytes must go), and a slow steady upload that must arrive.

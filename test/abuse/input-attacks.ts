@@ -1,5 +1,5 @@
 /**
- * Hostile values on every endpoint (issue 8 §1, §9): very long and random license keys, hashes,
+ * Hostile values on every endpoint (docs/design.md §3.9, points 1, 9): very long and random license keys, hashes,
  * task ids and extensions, in bodies, queries and headers, from addresses other than the honest
  * PC's. Each (endpoint, value) pair is one case: the gateway answers it, below 500, in seconds.
  */

@@ -1,5 +1,5 @@
 /**
- * Limits that apply to the caller, not to what it says (issue 8 §1, §9): wrong secrets from one
+ * Limits that apply to the caller, not to what it says (docs/design.md §3.9, points 1, 9): wrong secrets from one
  * address back off (401 five times, then 429 TOO_MANY_FAILED_LOGINS with Retry-After, doubling, a
  * a success clearing nothing) without touching other addresses; a new license_key per submit does not
  * get past the rate limit; thousands of very long license keys leave no memory behind; no part of

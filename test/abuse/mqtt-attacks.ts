@@ -1,5 +1,5 @@
 /**
- * Hostile MQTT connections (issue 8 §1, §9), each pattern one case, many at once from many
+ * Hostile MQTT connections (docs/design.md §3.9, points 1, 9), each pattern one case, many at once from many
  * loopback addresses: half a CONNECT, silence, wrong and missing logins, a 256 MB length, garbage,
  * another login's client id, an oversized PUBLISH, more connections from one address than the cap,
  * wrong passwords from one address (backoff: then even a right one is refused for a while), and

@@ -1,5 +1,5 @@
 /**
- * A subscriber that stops reading (issue 8 §2), as MQTT Explorer on a poor link: a persistent
+ * A subscriber that stops reading (docs/design.md §3.9, point 2), as MQTT Explorer on a poor link: a persistent
  * session (clean=false) on `relay/#` at QoS 1 whose socket is paused while one connection publishes
  * 19 MB of QoS 1 messages to it and, in between, pings to another client. Once the reader's socket
  * buffers are full the broker waits for it to drain (for 60 s, aedes' drain timeout) before it

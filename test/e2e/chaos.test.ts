@@ -28,7 +28,7 @@ describe('the chaos run', () => {
       stuck: report.stuck,
       crashes: report.crashes,
     }).toEqual({ lost: 0, duplicateRuns: 0, stuck: 0, crashes: 0 })
-    // What the gateway's surroundings must not do (issue 8): uploads onto a full disk are answered
+    // What the gateway's surroundings must not do (docs/design.md §3.9): uploads onto a full disk are answered
     // DISK_FULL (within seconds) while the queue still answers; a reader that stops reading is
     // cut by the broker.
     const s = report.surroundings

@@ -1,6 +1,6 @@
 /**
  * The gateway in its own process (test/chaos/processes.ts), its DATA_DIR on a small real tmpfs
- * that fills up (issue 8 §3): a bridge reconnecting with its Last Will does not kill it (it did,
+ * that fills up (docs/design.md §3.9, point 3): a bridge reconnecting with its Last Will does not kill it (it did,
  * by an unhandled rejection in the broker's persistence), a restart while the disk is still full
  * starts, uploads and submits get 507 DISK_FULL, reads answer, no staged file stays, no queued
  * task is lost, and once the filler is deleted everything runs again without a restart.

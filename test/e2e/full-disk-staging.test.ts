@@ -1,5 +1,5 @@
 /**
- * Staged bytes (issue 8 §3): an upload's file is written into the pool's staging folder while it
+ * Staged bytes (docs/design.md §3.9, point 3): an upload's file is written into the pool's staging folder while it
  * arrives; on every path that does not commit it, it is removed at once, not at the next start:
  * the client gone mid-file or after the file part, over the size limit, a bad hash field, a
  * full disk (full-disk.test.ts), the gateway shutting down.

@@ -1,5 +1,5 @@
 /**
- * A gateway whose data folder is on a small real tmpfs that fills up (issue 8 §3): uploads and
+ * A gateway whose data folder is on a small real tmpfs that fills up (docs/design.md §3.9, point 3): uploads and
  * submits are answered 507 DISK_FULL at once, reads keep working, a bridge reconnecting with its
  * Last Will crashes nothing, no staged bytes stay behind, no accepted task is lost, and it all
  * resumes by itself once the filler is deleted.

@@ -1,6 +1,6 @@
 /**
  * Nothing of a body is read before the caller is authenticated and its declared size allowed
- * (issue 8 §1): 413 before reading, `100 Continue` only for an authenticated caller, refused
+ * (docs/design.md §3.9, point 1): 413 before reading, `100 Continue` only for an authenticated caller, refused
  * credentials answered with the connection closed, and upgraded WebSockets counted in the
  * per-address connection cap.
  */

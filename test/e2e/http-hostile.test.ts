@@ -1,5 +1,5 @@
 /**
- * Hostile HTTP clients against a gateway with API_SECRET (issue 8 §1): bodies without
+ * Hostile HTTP clients against a gateway with API_SECRET (docs/design.md §3.9, point 1): bodies without
  * credentials are not read, connections over the per-address cap are closed as they come, half-sent
  * headers are cut at the headers deadline, and honest callers are answered all along.
  */

@@ -1,5 +1,5 @@
 /**
- * The chaos run's faults of the gateway's surroundings (issue 8): its data disk filling and
+ * The chaos run's faults of the gateway's surroundings (docs/design.md §3.9): its data disk filling and
  * emptying (a tmpfs, needs root), its wall clock stepped (libfaketime) and an MQTT reader that
  * stops reading while messages flow. Each is set up before the gateway starts (`env` is for its
  * process); one that cannot run here is skipped with a clear reason, or fails under `CI=true`.
