@@ -1,7 +1,7 @@
 /**
  * The relay under attack, every part in its own process: the gateway (embedded broker) with its
  * data folder on a small tmpfs when one can be mounted and its wall clock under libfaketime when
- * it is installed, the bridge, and the fake run_server (gpu-main.ts, which also serves its stats).
+ * it is installed, the bridge, and the fake run_server (test/fakes/run-server-main.ts, with its stats served on a port).
  */
 import { mkdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -94,7 +94,7 @@ export async function startAbuseRelay(dir: string): Promise<AbuseRelay> {
   const clock = library ? await steppedClock(library, join(dir, 'gateway-clock.rc')) : null
 
   const gpu = new Proc(
-    'test/abuse/gpu-main.ts',
+    'test/fakes/run-server-main.ts',
     {
       FAKE_GPU_PORT: String(gpuPort),
       FAKE_GPU_STATS_PORT: String(statsPort),
@@ -102,7 +102,7 @@ export async function startAbuseRelay(dir: string): Promise<AbuseRelay> {
       FAKE_GPU_DURATION_MS: String(JOB_MS),
       FAKE_GPU_RESULT_SIZE: String(RESULT_SIZE),
     },
-    'abuse gpu listening',
+    'fake run_server listening',
   )
   const gateway = new Proc(
     'gateway/main.ts',
