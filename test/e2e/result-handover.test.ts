@@ -24,14 +24,21 @@ interface Reply {
 /**
  * POST a result as a bridge would, with node:http so a reply that comes before the body is sent
  * is read (an early refusal). `length`: the Content-Length to declare (null: chunked); `bytes`
- * null sends no body at all (only the headers, then waits for the answer).
+ * null sends no body at all (only the headers, then waits for the answer). `pieces`: the body is
+ * sent in that many pieces `pieceGapMs` apart (a slow uplink); else in 4 KB pieces at once, so an
+ * early answer can overtake the rest.
  */
 function postResult(
   url: string,
   query: string,
-  bytes: Buffer | null,
-  length: number | null,
+  body: {
+    readonly bytes: Buffer | null
+    readonly length: number | null
+    readonly pieces?: number
+    readonly pieceGapMs?: number
+  },
 ): Promise<Reply> {
+  const { bytes, length } = body
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = {
       ...GPU_AUTH,
@@ -52,9 +59,20 @@ function postResult(
       req.flushHeaders()
       return
     }
-    // In pieces, so an early answer can overtake the rest.
-    for (let at = 0; at < bytes.length; at += 4096) req.write(bytes.subarray(at, at + 4096))
-    req.end()
+    const piece = body.pieces === undefined ? 4096 : Math.ceil(bytes.length / body.pieces)
+    let at = 0
+    const next = (): void => {
+      while (at < bytes.length) {
+        req.write(bytes.subarray(at, at + piece))
+        at += piece
+        if (body.pieceGapMs !== undefined && at < bytes.length) {
+          setTimeout(next, body.pieceGapMs)
+          return
+        }
+      }
+      req.end()
+    }
+    next()
   })
 }
 
@@ -117,19 +135,25 @@ describe('the result hand-over', () => {
     const query = 'attempt=1&ext=.mp4'
 
     // Declared too large: answered from the headers alone (no body is ever sent here).
-    const declared = await postResult(resultUrl, query, null, 20_000)
+    const declared = await postResult(resultUrl, query, { bytes: null, length: 20_000 })
     expect(declared.status).toBe(413)
     expect(declared.body.data).toMatchObject({ error: 'RESULT_TOO_LARGE' })
     // Chunked, with no length: cut off once past the limit.
-    const streamed = await postResult(resultUrl, query, Buffer.alloc(50_000, 7), null)
+    const streamed = await postResult(resultUrl, query, {
+      bytes: Buffer.alloc(50_000, 7),
+      length: null,
+    })
     expect(streamed.status).toBe(413)
     expect(streamed.body.data).toMatchObject({ error: 'RESULT_TOO_LARGE' })
 
     const bytes = Buffer.alloc(2_000, 1)
-    const stored = await postResult(resultUrl, query, bytes, bytes.length)
+    const stored = await postResult(resultUrl, query, { bytes, length: bytes.length })
     expect(stored.status).toBe(200)
     expect(stored.body.data).toMatchObject({ hash: md5(bytes), size: bytes.length })
-    const again = await postResult(resultUrl, query, Buffer.alloc(3_000, 2), 3_000)
+    const again = await postResult(resultUrl, query, {
+      bytes: Buffer.alloc(3_000, 2),
+      length: 3_000,
+    })
     expect(again.status).toBe(409)
     expect(again.body.data).toEqual({
       error: 'RESULT_ALREADY_STORED',
@@ -172,39 +196,12 @@ describe('the result hand-over', () => {
       stallTimeoutMs: 1_500,
     })
     const bytes = media('handover-slow-result', 'video')
-    const reply = await new Promise<Reply>((resolve, reject) => {
-      const req = request(
-        `${resultUrl}?attempt=1&ext=.mp4`,
-        {
-          method: 'POST',
-          headers: {
-            ...GPU_AUTH,
-            'content-type': 'application/octet-stream',
-            'content-length': String(bytes.length),
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = []
-          res.on('data', (c: Buffer) => chunks.push(c))
-          res.on('end', () => {
-            resolve({
-              status: res.statusCode ?? 0,
-              body: JSON.parse(Buffer.concat(chunks).toString()) as Reply['body'],
-            })
-          })
-        },
-      )
-      req.on('error', reject)
-      // Eight pieces 500 ms apart: four seconds, past both clocks.
-      const piece = Math.ceil(bytes.length / 8)
-      let at = 0
-      const next = (): void => {
-        req.write(bytes.subarray(at, at + piece))
-        at += piece
-        if (at < bytes.length) setTimeout(next, 500)
-        else req.end()
-      }
-      next()
+    // Eight pieces 500 ms apart: four seconds, past both clocks.
+    const reply = await postResult(resultUrl, 'attempt=1&ext=.mp4', {
+      bytes,
+      length: bytes.length,
+      pieces: 8,
+      pieceGapMs: 500,
     })
     expect(reply.status).toBe(200)
     const row = gateway.store.get(id)
@@ -221,7 +218,10 @@ describe('the result hand-over', () => {
   it('serves a result with the content type it was stored with, never as a page', async () => {
     const { gateway, id, resultUrl } = await runningTask('handover-type')
     const page = Buffer.from('<html><script>alert(1)</script></html>')
-    const stored = await postResult(resultUrl, 'attempt=1&ext=.html', page, page.length)
+    const stored = await postResult(resultUrl, 'attempt=1&ext=.html', {
+      bytes: page,
+      length: page.length,
+    })
     expect(stored.status).toBe(200)
     const gpuSide = await testMqttClient(gateway.mqttUrl, 'gateway')
     await publish(
