@@ -135,11 +135,14 @@ export function brokerAuth(config: BrokerAuthConfig, log: Logger, deps: BrokerAu
       case 'admin':
         return filter.startsWith(root) || filter.startsWith('$SYS/')
       case 'gpu':
-        return [
-          topics.gpuTasks(role.gpuId),
-          topics.gpuControl(role.gpuId),
-          topics.gpuState(role.gpuId),
-        ].includes(filter)
+        // Its own channels, and the offers of any one task type (no wildcards).
+        return (
+          [
+            topics.gpuTasks(role.gpuId),
+            topics.gpuControl(role.gpuId),
+            topics.gpuState(role.gpuId),
+          ].includes(filter) || topics.parseOffersTopic(filter) !== null
+        )
     }
   }
 

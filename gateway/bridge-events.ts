@@ -84,7 +84,7 @@ export class BridgeEvents {
     }
     if (!task) return refuse('unknown-task')
     if (task.attempt !== event.attempt) return refuse('stale-attempt')
-    if (task.gpu_id !== gpuId) return refuse('reassigned')
+    if (task.gpu_id !== gpuId) return refuse('not-eligible')
     if (task.state === 'processing') {
       // The same GPU asking again for the same attempt: it never saw our grant. Grant again.
       store.reclaimed(task.id, task.attempt, event.epoch)

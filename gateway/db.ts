@@ -129,6 +129,40 @@ const MIGRATIONS: readonly string[] = [
   ALTER TABLE tasks ADD COLUMN stored_result_type TEXT;
   ALTER TABLE tasks ADD COLUMN result_type TEXT;
   `,
+  // The task event outbox (task-outbox.ts, docs/design.md §3.7): one row per change of a task,
+  // committed with the change. Its id is the event stream's cursor (`Last-Event-ID`). The task
+  // type (docs/design.md §10): bridges are offered only the types they run. The transition log
+  // kept so far becomes the first events.
+  `
+  CREATE TABLE task_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    rc_at INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    from_state TEXT,
+    to_state TEXT,
+    gpu_id TEXT,
+    data TEXT NOT NULL DEFAULT '{}'
+  );
+  CREATE INDEX task_events_by_task ON task_events (task_id, id);
+  INSERT INTO task_events (task_id, kind, at, rc_at, attempt, from_state, to_state, gpu_id, data)
+    SELECT task_id,
+      CASE
+        WHEN from_state IS NULL THEN 'submitted'
+        WHEN to_state = 'processing' THEN 'claimed'
+        WHEN to_state = 'queued' AND from_state = 'error' THEN 'retried'
+        WHEN to_state = 'queued' THEN 'requeued'
+        WHEN to_state = 'done' AND note LIKE 'cache hit%' THEN 'cache-hit'
+        WHEN to_state = 'error' THEN 'failed'
+        ELSE to_state
+      END,
+      at, at, attempt, from_state, to_state, gpu_id,
+      CASE WHEN note IS NULL THEN '{}' ELSE json_object('note', note) END
+    FROM task_transitions ORDER BY id;
+  ALTER TABLE tasks ADD COLUMN type TEXT NOT NULL DEFAULT 'heygem';
+  `,
 ]
 
 export function openDb(path: string): Db {

@@ -13,6 +13,7 @@ import { errorMessage } from '../lib/errors.js'
 import { publish } from '../lib/mqtt.js'
 import {
   BridgeEvent,
+  DEFAULT_TASK_TYPE,
   PROTOCOL_VERSION,
   encodePayload,
   type GpuControl,
@@ -69,7 +70,7 @@ export class Dispatcher {
       taskId: task.id,
       attempt: task.attempt,
       order: task.seq,
-      type: 'heygem',
+      type: DEFAULT_TASK_TYPE,
       input: {
         audio: { hash: task.audio_hash, ext: task.audio_ext, size: task.audio_size },
         video: { hash: task.video_hash, ext: task.video_ext, size: task.video_size },

@@ -64,7 +64,7 @@ export function reconcileBirth(
 /**
  * A GPU went offline (will, shutdown or missed heartbeats): its queued, unclaimed work moves to
  * the least-loaded GPU still online (docs/design.md §10). The claim keeps this safe: a late message for
- * the old GPU is refused as `reassigned`. With no GPU online the work stays where it is.
+ * the old GPU is refused as `not-eligible`. With no GPU online the work stays where it is.
  */
 export function moveQueuedFrom(deps: ReconcileDeps, gpuId: string): number {
   const { store, registry, dispatcher, log, now } = deps

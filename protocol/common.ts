@@ -22,6 +22,16 @@ export const GpuId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits,
 /** Task ids are UUIDs (random, 122 bits). */
 export const TaskId = z.uuid()
 
+/**
+ * A kind of work (docs/design.md §10): a bridge declares the types its GPU service runs and is
+ * offered only those. One MQTT topic level: lower-case letters, digits and `-`.
+ */
+export const TASK_TYPE_PATTERN = /^[a-z0-9][a-z0-9-]{0,39}$/
+export const TaskType = z.string().regex(TASK_TYPE_PATTERN, 'lower-case letters, digits and - only')
+export type TaskType = z.infer<typeof TaskType>
+/** The one type the relay has today: a HeyGem lip-sync render (audio + video → video). */
+export const DEFAULT_TASK_TYPE = 'heygem'
+
 export const Attempt = z.number().int().min(1)
 export const Seq = z.number().int().min(1)
 export const Progress = z.number().min(0).max(100)

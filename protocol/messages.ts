@@ -13,6 +13,7 @@ import {
   Seq,
   Stage,
   TaskId,
+  TaskType,
   Version,
 } from './common.js'
 
@@ -78,30 +79,48 @@ export const GpuState = z.object({
   ready: z.boolean().optional(),
   /** Why (not) ready, for admins and the user's words. */
   service: ServiceReadiness.optional(),
+  /** The task types this GPU runs (its adapter's capabilities); absent: `['heygem']`. */
+  types: z.array(TaskType).min(1).max(16).optional(),
+  /**
+   * Births only: whether the broker kept this bridge's session (CONNACK sessionPresent). A
+   * `resumed` session still holds the offers published while the bridge was away, so the gateway
+   * does not publish the backlog to it again; a `new` one (or an absent field) is sent what it
+   * does not hold.
+   */
+  session: z.enum(['new', 'resumed']).optional(),
 })
 export type GpuState = z.infer<typeof GpuState>
 
-/** `relay/gpus/{gpuId}/tasks`: one unit of work for one attempt. */
+/**
+ * One unit of work for one attempt: offered on `relay/offers/{type}` to every bridge that runs
+ * the type, or sent to one bridge on `relay/gpus/{gpuId}/tasks` when it lacks it (reconcile).
+ */
 export const TaskMessage = z.object({
   v: Version,
   taskId: TaskId,
   attempt: Attempt,
   /** Gateway-wide submit order; a bridge runs the lowest first (§2: "in order"). */
   order: z.number().int().min(1),
-  type: z.literal('heygem'),
+  type: TaskType,
   input: z.object({ audio: FileRef, video: FileRef }),
   options: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])),
   expiresAt: IsoTime,
 })
 export type TaskMessage = z.infer<typeof TaskMessage>
 
+/**
+ * Why a claim was refused. `not-next` (an older task this GPU can run is waiting) and
+ * `at-capacity` (the GPU already runs as many tasks as it declared) mean "claim again later";
+ * the others mean "drop this attempt": it is not yours to run.
+ */
 export const ClaimRefusal = z.enum([
   'unknown-task',
   'not-queued',
   'stale-attempt',
-  'reassigned',
   'expired',
   'not-next',
+  'not-eligible',
+  'at-capacity',
 ])
 export type ClaimRefusal = z.infer<typeof ClaimRefusal>
 

@@ -2,6 +2,8 @@
  * MQTT topic names (docs/design.md §5). Topic names are built only here; every other module asks this one.
  * The root is configurable (`MQTT_TOPIC_ROOT`), default `relay`.
  */
+import { TASK_TYPE_PATTERN } from './common.js'
+
 export const DEFAULT_TOPIC_ROOT = 'relay'
 
 export type GpuChannel = 'state' | 'tasks' | 'control' | 'events'
@@ -12,6 +14,14 @@ export interface Topics {
   gpuTasks(gpuId: string): string
   gpuControl(gpuId: string): string
   gpuEvents(gpuId: string): string
+  /**
+   * Task offers of one type (docs/design.md §5): every bridge that runs the type subscribes with
+   * its persistent session, so a GPU that was off receives the backlog when it connects. Which
+   * GPU runs a task is decided only by the claim.
+   */
+  offers(type: string): string
+  /** `relay/offers/{type}` → the type, or null for any other topic. */
+  parseOffersTopic(topic: string): string | null
   task(taskId: string): string
   readonly queue: string
   power(gpuId: string): string
@@ -35,6 +45,13 @@ export function topicsFor(root: string = DEFAULT_TOPIC_ROOT): Topics {
     gpuTasks: (gpuId: string) => gpu(gpuId, 'tasks'),
     gpuControl: (gpuId: string) => gpu(gpuId, 'control'),
     gpuEvents: (gpuId: string) => gpu(gpuId, 'events'),
+    offers: (type: string) => `${root}/offers/${type}`,
+    parseOffersTopic(topic: string) {
+      const offersPrefix = `${root}/offers/`
+      if (!topic.startsWith(offersPrefix)) return null
+      const type = topic.slice(offersPrefix.length)
+      return TASK_TYPE_PATTERN.test(type) ? type : null
+    },
     task: (taskId: string) => `${root}/tasks/${taskId}`,
     queue: `${root}/queue`,
     power: (gpuId: string) => `${root}/power/${gpuId}`,

@@ -22,6 +22,7 @@ import { probeRunServer } from './run-server-readiness.js'
 import { engineReason, serviceReplyText } from '../user-text.js'
 import { HttpError, readEnvelope, requestJson, uploadMultipart } from '../../lib/http-client.js'
 import {
+  DEFAULT_TASK_TYPE,
   HEYGEM_PATHS,
   RunServerCheckFiles,
   RunServerProgress,
@@ -71,6 +72,7 @@ export function runServerAdapter(options: RunServerOptions): GpuAdapter {
 
   return {
     name: 'run-server',
+    taskTypes: [DEFAULT_TASK_TYPE],
 
     readiness(signal: AbortSignal): Promise<Readiness> {
       return probeRunServer(options.url, auth, signal)

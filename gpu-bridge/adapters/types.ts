@@ -3,7 +3,13 @@
  * The bridge owns claims, events and the inbox; an adapter only talks to its service.
  */
 import type { Readable } from 'node:stream'
-import type { FileRef, ServiceReadiness, Stage, TaskMessage } from '../../protocol/index.js'
+import type {
+  FileRef,
+  ServiceReadiness,
+  Stage,
+  TaskMessage,
+  TaskType,
+} from '../../protocol/index.js'
 
 /** Where input files come from (the gateway's file pool), streamed. */
 export interface InputSource {
@@ -46,6 +52,8 @@ export interface Readiness {
 
 export interface GpuAdapter {
   readonly name: string
+  /** The task types this service runs; the bridge declares them and is offered only those. */
+  readonly taskTypes: readonly TaskType[]
   /**
    * Can the service take a job now? Cheap and side-effect free; the bridge claims nothing until
    * this says `ready` (run_server keeps its port closed while its models load).

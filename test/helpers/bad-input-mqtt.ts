@@ -145,8 +145,8 @@ export async function runMqttCases(opts: {
 
   // Another GPU claiming gpu-1's task from its own topic is refused; publishing as gpu-1 drops it.
   await gpu2.publishAsync('relay/gpus/gpu-2/events', ev({ kind: 'claim', epoch: 1 }), { qos: 1 })
-  await waitFor(() => opts.control2.some((r) => r.includes('reassigned')), {
-    what: 'claim refused as reassigned',
+  await waitFor(() => opts.control2.some((r) => r.includes('not-eligible')), {
+    what: 'claim refused as not eligible',
   })
   tally.tried++
   const dropped = new Promise<void>((resolve) => gpu2.once('close', () => resolve()))

@@ -1,0 +1,171 @@
+/**
+ * The task event outbox (docs/design.md §3.7). The lifecycle appends one row per change of a task
+ * inside the change's own transaction, then hands the committed events to `notify`, which passes
+ * them to in-process subscribers. Readers that were away (a server-sent events client, a restart)
+ * resume from an id with `after`: the table, not memory, is the stream.
+ */
+import type { Statement } from 'better-sqlite3'
+import type { Db } from './db.js'
+import {
+  PROTOCOL_VERSION,
+  Progress,
+  Stage,
+  TaskEventKind,
+  TaskState,
+  type TaskEvent,
+} from '../protocol/index.js'
+
+/** What the lifecycle records; the outbox adds the id. */
+export interface NewTaskEvent {
+  readonly kind: TaskEventKind
+  readonly taskId: string
+  readonly attempt: number
+  /** Wall-clock ms (display) and relay-clock ms (relay-clock.ts). */
+  readonly at: number
+  readonly rcAt: number
+  readonly from: TaskState | null
+  readonly state: TaskState | null
+  readonly gpuId: string | null
+  readonly progress?: number
+  readonly stage?: Stage
+  readonly note?: string
+}
+
+export type TaskEventListener = (event: TaskEvent) => void
+
+interface EventRow {
+  id: number
+  task_id: string
+  kind: string
+  at: number
+  attempt: number
+  from_state: string | null
+  to_state: string | null
+  gpu_id: string | null
+  data: string
+}
+
+const NOTE_MAX = 500
+
+export class TaskOutbox {
+  readonly #insert: Statement<
+    [string, string, number, number, number, string | null, string | null, string | null, string]
+  >
+  readonly #after: Statement<[number, number], EventRow>
+  readonly #ofTask: Statement<[string], EventRow>
+  readonly #latest: Statement<[], { id: number | null }>
+  readonly #purge: Statement<[string]>
+  readonly #listeners = new Set<TaskEventListener>()
+  readonly #onListenerError: (err: unknown) => void
+
+  /** `onListenerError`: a subscriber that throws is reported there and the others still run. */
+  constructor(db: Db, onListenerError: (err: unknown) => void) {
+    this.#onListenerError = onListenerError
+    this.#insert = db.prepare(
+      `INSERT INTO task_events (task_id, kind, at, rc_at, attempt, from_state, to_state, gpu_id, data)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    this.#after = db.prepare('SELECT * FROM task_events WHERE id > ? ORDER BY id LIMIT ?')
+    this.#ofTask = db.prepare('SELECT * FROM task_events WHERE task_id = ? ORDER BY id')
+    this.#latest = db.prepare('SELECT MAX(id) AS id FROM task_events')
+    this.#purge = db.prepare('DELETE FROM task_events WHERE task_id = ?')
+  }
+
+  /** Record one event; call inside the transaction that makes the change. */
+  append(e: NewTaskEvent): TaskEvent {
+    const data: Record<string, string | number> = {}
+    if (e.progress !== undefined) data['progress'] = e.progress
+    if (e.stage !== undefined) data['stage'] = e.stage
+    if (e.note !== undefined) data['note'] = e.note.slice(0, NOTE_MAX)
+    const { lastInsertRowid } = this.#insert.run(
+      e.taskId,
+      e.kind,
+      e.at,
+      e.rcAt,
+      e.attempt,
+      e.from,
+      e.state,
+      e.gpuId,
+      JSON.stringify(data),
+    )
+    return toEvent({
+      id: Number(lastInsertRowid),
+      task_id: e.taskId,
+      kind: e.kind,
+      at: e.at,
+      attempt: e.attempt,
+      from_state: e.from,
+      to_state: e.state,
+      gpu_id: e.gpuId,
+      data: JSON.stringify(data),
+    })
+  }
+
+  /** After commit: hand the events to every subscriber, in order. Never throws. */
+  notify(events: readonly TaskEvent[]): void {
+    for (const event of events) {
+      for (const listener of this.#listeners) {
+        try {
+          listener(event)
+        } catch (err) {
+          this.#onListenerError(err)
+        }
+      }
+    }
+  }
+
+  /** Committed events from now on; returns the unsubscribe. */
+  subscribe(listener: TaskEventListener): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  /** Up to `limit` events with an id above `id`, oldest first. */
+  after(id: number, limit: number): TaskEvent[] {
+    return this.#after.all(id, limit).map(toEvent)
+  }
+
+  /** One task's timeline, oldest first. */
+  ofTask(taskId: string): TaskEvent[] {
+    return this.#ofTask.all(taskId).map(toEvent)
+  }
+
+  /** The newest event's id (0 when there is none). */
+  latestId(): number {
+    return this.#latest.get()?.id ?? 0
+  }
+
+  /** Forget a purged task's events; call inside the purge's transaction. */
+  purgeTask(taskId: string): void {
+    this.#purge.run(taskId)
+  }
+}
+
+function toEvent(row: EventRow): TaskEvent {
+  let data: unknown
+  try {
+    data = JSON.parse(row.data)
+  } catch {
+    data = {}
+  }
+  const extra: Record<string, unknown> =
+    data !== null && typeof data === 'object' ? { ...data } : {}
+  const progress = Progress.safeParse(extra['progress'])
+  const stage = Stage.safeParse(extra['stage'])
+  const note = extra['note']
+  return {
+    v: PROTOCOL_VERSION,
+    id: row.id,
+    // Rows are written only by append: an unknown word is from a newer version, read as a note.
+    kind: TaskEventKind.safeParse(row.kind).data ?? 'progress',
+    taskId: row.task_id,
+    attempt: row.attempt,
+    at: new Date(row.at).toISOString(),
+    from: TaskState.safeParse(row.from_state).data ?? null,
+    state: TaskState.safeParse(row.to_state).data ?? null,
+    gpuId: row.gpu_id,
+    ...(progress.success ? { progress: progress.data } : {}),
+    ...(stage.success ? { stage: stage.data } : {}),
+    ...(typeof note === 'string' ? { note } : {}),
+  }
+}
