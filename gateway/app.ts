@@ -18,12 +18,15 @@ import type { RouteDeps } from './routes/deps.js'
 import { healthApi } from './routes/health.js'
 import { heygemApi } from './routes/heygem-api.js'
 import { relayApi } from './routes/relay-api.js'
+import { relayEvents } from './routes/relay-events.js'
 import { taskApi } from './routes/task-api.js'
 import { uploadApi } from './routes/upload.js'
 
 export interface AppDeps extends RouteDeps {
   /** JSON_BODY_LIMIT as written (`1mb`). */
   readonly jsonBodyLimit: string
+  /** HTTP_IDLE_TIMEOUT_MS: an event-stream client that takes nothing this long is closed. */
+  readonly idleTimeoutMs: number
 }
 
 /**
@@ -74,6 +77,9 @@ export function createApp(deps: AppDeps): Express {
     else if (isApiPath(req)) deps.auth.users(req, res, next)
     else next()
   }
+  // Admins only (it decides itself); a GET with no body, open for as long as the admin listens:
+  // before the guard, the body gate and the parsers.
+  app.use(relayEvents({ outbox: deps.outbox, auth: deps.auth, stuckMs: deps.idleTimeoutMs }))
   app.use(guard)
   app.use(bodyGate({ jsonLimitBytes, uploadMaxBytes: deps.uploadMaxBytes }))
   // run_server reads a JSON route's body as JSON whatever its Content-Type (a browser's

@@ -19,11 +19,14 @@ import { RelayClock } from './relay-clock.js'
 import { TaskActions } from './task-actions.js'
 import { TaskHousekeeping } from './task-housekeeping.js'
 import { TaskService } from './task-service.js'
+import { TaskOutbox } from './task-outbox.js'
 import { TaskStore } from './task-store.js'
 import { GpuState, parsePayload, type Topics } from '../protocol/index.js'
 
 export interface RelayCore {
   readonly store: TaskStore
+  /** Every committed change of a task (task-outbox.ts). */
+  readonly outbox: TaskOutbox
   readonly views: TaskService
   readonly actions: TaskActions
   readonly dispatcher: Dispatcher
@@ -56,6 +59,7 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
   const clock = new RelayClock(db, deps.monotonic)
   const relay = (): number => clock.now()
   const store = new TaskStore(db, relay)
+  const outbox = new TaskOutbox(db, (err) => log.error({ err }, 'task event subscriber failed'))
   const housekeeping = new TaskHousekeeping(db, relay)
   const late: { views?: TaskService; dispatcher?: Dispatcher } = {}
   const admin = new AdminTopics(client, topics, log, () => {
@@ -128,6 +132,7 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
 
   return {
     store,
+    outbox,
     handOvers,
     views,
     actions,

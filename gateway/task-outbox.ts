@@ -8,7 +8,6 @@ import type { Statement } from 'better-sqlite3'
 import type { Db } from './db.js'
 import {
   PROTOCOL_VERSION,
-  Progress,
   Stage,
   TaskEventKind,
   TaskState,
@@ -141,6 +140,11 @@ export class TaskOutbox {
   }
 }
 
+const KINDS: ReadonlySet<string> = new Set(TaskEventKind.options)
+const STATES: ReadonlySet<string> = new Set(TaskState.options)
+const STAGES: ReadonlySet<string> = new Set(Stage.options)
+
+/** Rows are written only by `append`; read back by set membership (a hot path: no zod per row). */
 function toEvent(row: EventRow): TaskEvent {
   let data: unknown
   try {
@@ -150,22 +154,24 @@ function toEvent(row: EventRow): TaskEvent {
   }
   const extra: Record<string, unknown> =
     data !== null && typeof data === 'object' ? { ...data } : {}
-  const progress = Progress.safeParse(extra['progress'])
-  const stage = Stage.safeParse(extra['stage'])
-  const note = extra['note']
+  const { progress, stage, note } = extra
   return {
     v: PROTOCOL_VERSION,
     id: row.id,
-    // Rows are written only by append: an unknown word is from a newer version, read as a note.
-    kind: TaskEventKind.safeParse(row.kind).data ?? 'progress',
+    // An unknown word is from a newer version of the gateway: read as progress.
+    kind: KINDS.has(row.kind) ? (row.kind as TaskEventKind) : 'progress',
     taskId: row.task_id,
     attempt: row.attempt,
     at: new Date(row.at).toISOString(),
-    from: TaskState.safeParse(row.from_state).data ?? null,
-    state: TaskState.safeParse(row.to_state).data ?? null,
+    from: stateOf(row.from_state),
+    state: stateOf(row.to_state),
     gpuId: row.gpu_id,
-    ...(progress.success ? { progress: progress.data } : {}),
-    ...(stage.success ? { stage: stage.data } : {}),
+    ...(typeof progress === 'number' && progress >= 0 && progress <= 100 ? { progress } : {}),
+    ...(typeof stage === 'string' && STAGES.has(stage) ? { stage: stage as Stage } : {}),
     ...(typeof note === 'string' ? { note } : {}),
   }
+}
+
+function stateOf(word: string | null): TaskState | null {
+  return word !== null && STATES.has(word) ? (word as TaskState) : null
 }

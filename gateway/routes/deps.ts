@@ -7,6 +7,7 @@ import type { HandOvers } from '../hand-overs.js'
 import type { HttpAuth } from '../http-auth.js'
 import type { RateLimiter } from '../rate-limit.js'
 import type { TaskActions } from '../task-actions.js'
+import type { TaskOutbox } from '../task-outbox.js'
 import type { TaskService } from '../task-service.js'
 import type { TaskStore } from '../task-store.js'
 
@@ -14,6 +15,7 @@ export interface RouteDeps {
   readonly views: TaskService
   readonly actions: TaskActions
   readonly store: TaskStore
+  readonly outbox: TaskOutbox
   readonly pool: FilePool
   readonly assets: AssetStore
   readonly auth: HttpAuth
