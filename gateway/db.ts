@@ -4,7 +4,7 @@ import { openWalDatabase } from '../lib/sqlite-open.js'
 
 export type Db = Database.Database
 
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE tasks (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
