@@ -22,7 +22,7 @@ export function findAdapter(name: string): AdapterEntry | undefined {
 }
 
 function unknownAdapterText(name: string): string {
-  return `unknown adapter "${name}"; known adapters: ${adapterNames().join(', ')}`
+  return `unknown adapter "${name.slice(0, 64)}"; known adapters: ${adapterNames().join(', ')}`
 }
 
 /** An adapter name from the environment: one the registry lists. */
