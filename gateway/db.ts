@@ -4,7 +4,7 @@ import { openWalDatabase } from '../lib/sqlite-open.js'
 
 export type Db = Database.Database
 
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `
   CREATE TABLE tasks (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -162,6 +162,23 @@ const MIGRATIONS: readonly string[] = [
       CASE WHEN note IS NULL THEN '{}' ELSE json_object('note', note) END
     FROM task_transitions ORDER BY id;
   ALTER TABLE tasks ADD COLUMN type TEXT NOT NULL DEFAULT 'heygem';
+  `,
+  // Stages in the relay's own words (protocol/common.ts Stage, docs/design.md §8) instead of
+  // run_server's: rows and progress events stored before keep their meaning under the new names.
+  `
+  UPDATE tasks SET stage = CASE stage
+      WHEN 'queued' THEN 'waiting'
+      WHEN 'processing' THEN 'starting'
+      WHEN 'synthesizing' THEN 'rendering'
+    END
+    WHERE stage IN ('queued', 'processing', 'synthesizing');
+  UPDATE task_events SET data = json_set(data, '$.stage', CASE json_extract(data, '$.stage')
+      WHEN 'queued' THEN 'waiting'
+      WHEN 'processing' THEN 'starting'
+      WHEN 'synthesizing' THEN 'rendering'
+    END)
+    WHERE json_valid(data)
+      AND json_extract(data, '$.stage') IN ('queued', 'processing', 'synthesizing');
   `,
 ]
 

@@ -10,7 +10,7 @@
 import type { TaskRow } from './task-store.js'
 import { failureText, resultUrl, type TaskService } from './task-service.js'
 import { queueInfo } from './routes/health.js'
-import type { ProgressData, ServiceStatus } from '../protocol/index.js'
+import type { ProgressData, RunServerStatus } from '../protocol/index.js'
 
 export interface ProgressDeps {
   readonly views: TaskService
@@ -24,7 +24,7 @@ export function progressData(deps: ProgressDeps, row: TaskRow): ProgressData {
   const view = deps.views.view(row)
   const q = deps.views.queue()
   const waitsForGpu = view.waiting === 'offline' || view.waiting === 'starting'
-  const status: ServiceStatus = waitsForGpu ? deps.waitingStatus : deps.views.serviceStatus(row)
+  const status: RunServerStatus = waitsForGpu ? deps.waitingStatus : deps.views.serviceStatus(row)
   return {
     task_id: row.id,
     status,

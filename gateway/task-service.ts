@@ -12,7 +12,8 @@ import {
 import type { GpuRegistry } from './gpu-registry.js'
 import type { TaskRow, TaskStore } from './task-store.js'
 import { AppError } from '../lib/errors.js'
-import type { ServiceStatus } from '../protocol/index.js'
+import { runServerStatus, stageText } from './run-server-status.js'
+import type { RunServerStatus } from '../protocol/index.js'
 
 export interface TaskServiceDeps {
   readonly store: TaskStore
@@ -137,18 +138,9 @@ export class TaskService {
     }))
   }
 
-  /** The run_server status word for a task. */
-  serviceStatus(row: TaskRow): ServiceStatus {
-    switch (row.state) {
-      case 'queued':
-        return 'queued'
-      case 'processing':
-        return row.stage === 'synthesizing' || row.stage === 'encoding' ? row.stage : 'processing'
-      case 'done':
-        return 'done'
-      default:
-        return 'error'
-    }
+  /** The run_server status word for a task (run-server-status.ts). */
+  serviceStatus(row: TaskRow): RunServerStatus {
+    return runServerStatus(row)
   }
 
   #gpuCounts(): { online: number; ready: number; capacity: number; reason: WaitReason } {
@@ -203,7 +195,7 @@ function describe(row: TaskRow): string {
     case 'queued':
       return '任务排队中'
     case 'processing':
-      return row.stage_message ?? stageText(row)
+      return row.stage_message ?? stageText(row.stage, row.progress)
     case 'done':
       return '✅ 视频生成完成'
     case 'error':
@@ -212,20 +204,5 @@ function describe(row: TaskRow): string {
       return '任务已取消'
     case 'expired':
       return '任务排队超时，已过期，请重新提交'
-  }
-}
-
-function stageText(row: TaskRow): string {
-  switch (row.stage) {
-    case 'preparing':
-      return '正在把文件传到 GPU 服务器'
-    case 'queued':
-      return 'GPU 服务器排队中'
-    case 'synthesizing':
-      return `正在合成视频（${Math.round(row.progress)}%）`
-    case 'encoding':
-      return '正在编码视频'
-    default:
-      return `正在处理（${Math.round(row.progress)}%）`
   }
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import type { GpuAdapter } from './adapters/types.js'
-import { runServerAdapter } from './adapters/run-server.js'
+import { createAdapter } from './adapters/registry.js'
 import type { BridgeConfig } from './config.js'
 import { GatewayFiles } from './gateway-files.js'
 import { openInbox } from './inbox-open.js'
@@ -55,7 +55,8 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
       log.error({ err, movedTo }, 'inbox unreadable: moved aside, starting empty'),
   })
   const adapter =
-    deps.adapter ?? runServerAdapter({ url: config.serviceUrl, secret: config.serviceSecret })
+    deps.adapter ??
+    createAdapter(config.adapter, { url: config.serviceUrl, secret: config.serviceSecret })
   const topics = topicsFor(config.topicRoot)
   let onReadiness = (): void => undefined
   const readiness = new ReadinessWatch({

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { env, parseEnv } from '../lib/config.js'
+import { AdapterName, DEFAULT_ADAPTER } from './adapters/registry.js'
 import { resolveServiceSecret } from './service-secret.js'
 import { DEFAULT_TOPIC_ROOT, GpuId } from '../protocol/index.js'
 
@@ -17,7 +18,8 @@ export const BridgeEnv = z.object({
   GPU_SERVICE_SECRET: z.string().min(1).optional(),
   /** Or the path to run_server's config/config.ini, to read `api_secret` from. */
   GPU_SERVICE_CONFIG: z.string().min(1).optional(),
-  BRIDGE_ADAPTER: z.enum(['run-server']).default('run-server'),
+  /** One of the adapters in adapters/registry.ts. */
+  BRIDGE_ADAPTER: AdapterName.default(DEFAULT_ADAPTER),
   BRIDGE_DATA_DIR: env.str('./data/bridge'),
   BRIDGE_CAPACITY: env.int(1, 1),
   BRIDGE_HEARTBEAT_MS: env.ms(15_000),
@@ -41,7 +43,8 @@ export interface BridgeConfig {
   readonly serviceUrl: string
   /** run_server's api_secret; null: it has none. */
   readonly serviceSecret: string | null
-  readonly adapter: 'run-server'
+  /** The adapter's name in adapters/registry.ts. */
+  readonly adapter: string
   readonly dataDir: string
   /** Tasks run at once (the GPU service itself runs one at a time). */
   readonly capacity: number
@@ -98,7 +101,7 @@ export function bridgeTestConfig(
     serviceSecret: null,
     topicRoot: DEFAULT_TOPIC_ROOT,
     keepaliveS: 5,
-    adapter: 'run-server',
+    adapter: DEFAULT_ADAPTER,
     capacity: 1,
     heartbeatMs: 1_000,
     pollMs: 100,

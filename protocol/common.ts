@@ -44,17 +44,14 @@ export const FileRef = z.object({
 })
 export type FileRef = z.infer<typeof FileRef>
 
-/** What a GPU service says a job is doing (run_server statuses, docs/design.md §8). */
-export const ServiceStatus = z.enum([
-  'queued',
-  'processing',
-  'synthesizing',
-  'encoding',
-  'done',
-  'error',
-])
-export type ServiceStatus = z.infer<typeof ServiceStatus>
-
-/** The stage of a running task, as far as the GPU service reports it. */
-export const Stage = z.enum(['preparing', 'queued', 'processing', 'synthesizing', 'encoding'])
+/**
+ * The relay's own words for how far a running task has got (docs/design.md §8): every adapter maps
+ * its service's words to these, and the gateway stores and reports them. In order:
+ * - `preparing`: the inputs are moving to the GPU service;
+ * - `waiting`: the service has the job, queued behind others;
+ * - `starting`: the service is preparing the job (reading the video, preprocessing);
+ * - `rendering`: frames are being synthesized;
+ * - `encoding`: the result is being written out.
+ */
+export const Stage = z.enum(['preparing', 'waiting', 'starting', 'rendering', 'encoding'])
 export type Stage = z.infer<typeof Stage>

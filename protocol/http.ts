@@ -4,7 +4,8 @@
  * so the PC app only changes its URL.
  */
 import { z } from 'zod'
-import { Ext, FileRef, Md5, Progress, ServiceStatus, TaskId } from './common.js'
+import { Ext, FileRef, Md5, Progress, TaskId } from './common.js'
+import { RunServerStatus } from './run-server.js'
 import { TaskState } from './states.js'
 
 export function envelope<T extends z.ZodType>(data: T) {
@@ -137,7 +138,7 @@ export type GpuSubmitData = z.infer<typeof GpuSubmitData>
 /** `GET /api/heygem/queue`: the counts, and (only the caller's own) tasks. */
 export const QueueTask = z.object({
   task_id: z.string(),
-  status: ServiceStatus,
+  status: RunServerStatus,
   progress: Progress,
   /** Epoch seconds, as run_server. */
   created_at: z.number(),
@@ -146,7 +147,7 @@ export type QueueTask = z.infer<typeof QueueTask>
 
 export const ProgressData = z.object({
   task_id: z.string().min(1),
-  status: ServiceStatus,
+  status: RunServerStatus,
   progress: Progress,
   message: z.string(),
   queue_position: z.number().int().min(0),

@@ -6,6 +6,22 @@
  */
 import { z } from 'zod'
 
+/**
+ * run_server's words for a job (`status` in its progress and queue replies). They appear only
+ * here, in the run-server adapter (which maps them to the relay's `Stage`) and in the gateway's
+ * run_server-compatible replies (which map stages back). `encoding` is in its list though the
+ * current version never produces it.
+ */
+export const RunServerStatus = z.enum([
+  'queued',
+  'processing',
+  'synthesizing',
+  'encoding',
+  'done',
+  'error',
+])
+export type RunServerStatus = z.infer<typeof RunServerStatus>
+
 /** `{code, msg?, data?}`: run_server leaves `msg` out of most successful replies. */
 export const RunServerEnvelope = z.looseObject({
   code: z.number(),

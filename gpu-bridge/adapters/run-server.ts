@@ -10,15 +10,19 @@ import { Readable } from 'node:stream'
 import type { ReadableStream as WebReadableStream } from 'node:stream/web'
 import type { z } from 'zod'
 import type {
+  AdapterEntry,
+  AdapterOptions,
   GpuAdapter,
   InputSource,
   JobStatus,
+  ProgressVocabulary,
   Readiness,
   ResultStream,
   Submitted,
 } from './types.js'
 import { ServiceRejected, ServiceUnreachable, SubmitUncertain } from './types.js'
 import { probeRunServer } from './run-server-readiness.js'
+import { meaningOf } from './vocabulary.js'
 import { engineReason, serviceReplyText } from '../user-text.js'
 import { HttpError, readEnvelope, requestJson, uploadMultipart } from '../../lib/http-client.js'
 import {
@@ -30,14 +34,38 @@ import {
   RunServerUpload,
   runServerAuthHeader,
   type FileRef,
-  type Stage,
+  type RunServerStatus,
   type TaskMessage,
 } from '../../protocol/index.js'
 
-export interface RunServerOptions {
-  readonly url: string
-  /** run_server's `api_secret` (null: it has none). */
-  readonly secret: string | null
+/** `secret` is run_server's `api_secret` (null: it has none). */
+export type RunServerOptions = AdapterOptions
+
+/**
+ * run_server's status words in the relay's: its own queue (MAX_CONCURRENT is 1) is `waiting`, its
+ * preprocessing `starting`, frame synthesis `rendering`. `encoding` is in its list though this
+ * version never produces it. A word it may add later is followed as `starting`.
+ */
+export const RUN_SERVER_VOCABULARY: ProgressVocabulary<RunServerStatus> = {
+  words: {
+    queued: 'waiting',
+    processing: 'starting',
+    synthesizing: 'rendering',
+    encoding: 'encoding',
+    done: 'done',
+    error: 'failed',
+  },
+  unknown: 'starting',
+}
+
+/** The run-server adapter as the registry lists it (adapters/registry.ts). */
+export const runServerEntry: AdapterEntry = {
+  name: 'run-server',
+  taskTypes: [DEFAULT_TASK_TYPE],
+  vocabulary: RUN_SERVER_VOCABULARY,
+  readiness: (options, signal) =>
+    probeRunServer(options.url, runServerAuthHeader(options.secret), signal),
+  create: (options) => runServerAdapter(options),
 }
 
 export function runServerAdapter(options: RunServerOptions): GpuAdapter {
@@ -71,11 +99,11 @@ export function runServerAdapter(options: RunServerOptions): GpuAdapter {
   }
 
   return {
-    name: 'run-server',
-    taskTypes: [DEFAULT_TASK_TYPE],
+    name: runServerEntry.name,
+    taskTypes: runServerEntry.taskTypes,
 
     readiness(signal: AbortSignal): Promise<Readiness> {
-      return probeRunServer(options.url, auth, signal)
+      return runServerEntry.readiness(options, signal)
     },
 
     async prepare(task: TaskMessage, source: InputSource, signal: AbortSignal): Promise<string[]> {
@@ -159,10 +187,11 @@ export function runServerAdapter(options: RunServerOptions): GpuAdapter {
         }
         throw err
       }
-      switch (data.status) {
+      const meaning = meaningOf(RUN_SERVER_VOCABULARY, data.status)
+      switch (meaning) {
         case 'done':
           return { kind: 'done' }
-        case 'error':
+        case 'failed':
           return {
             kind: 'failed',
             message: engineReason(data.error ?? null, data.message),
@@ -171,8 +200,9 @@ export function runServerAdapter(options: RunServerOptions): GpuAdapter {
         default:
           return {
             kind: 'running',
-            stage: stageOf(data.status),
-            progress: data.status === 'queued' ? 0 : clampProgress(data.progress),
+            stage: meaning,
+            // While queued run_server counts 1–5 for its own place in line: nothing is done yet.
+            progress: meaning === 'waiting' ? 0 : clampProgress(data.progress),
             message: data.message,
             ...(data.current_frame === undefined ? {} : { currentFrame: data.current_frame }),
             ...(data.total_frames === undefined ? {} : { totalFrames: data.total_frames }),
@@ -213,19 +243,6 @@ export function runServerAdapter(options: RunServerOptions): GpuAdapter {
         ext: '.mp4',
       }
     },
-  }
-}
-
-/** run_server's status words; `encoding` is in its list though this version never produces it. */
-function stageOf(status: string): Stage {
-  switch (status) {
-    case 'queued':
-    case 'processing':
-    case 'synthesizing':
-    case 'encoding':
-      return status
-    default:
-      return 'processing'
   }
 }
 

@@ -67,6 +67,38 @@ export interface GpuAdapter {
   openResult(serviceTaskId: string, signal: AbortSignal): Promise<ResultStream>
 }
 
+/** How an adapter is made: where its service is, and the secret it wants (null: none). */
+export interface AdapterOptions {
+  readonly url: string
+  readonly secret: string | null
+}
+
+/** What a service's status word means to the relay: a stage while the job runs, or its end. */
+export type ServiceWordMeaning = Stage | 'done' | 'failed'
+
+/**
+ * An adapter's progress vocabulary (docs/design.md §8): every status word its service reports,
+ * with the relay's stage for it (or the end it means), and the stage for a word it does not list
+ * (a newer version of the service): the relay's words never depend on a service's.
+ */
+export interface ProgressVocabulary<W extends string = string> {
+  readonly words: Readonly<Record<W, ServiceWordMeaning>>
+  readonly unknown: Stage
+}
+
+/**
+ * One adapter as the registry lists it (adapters/registry.ts): what it declares before it is
+ * made (its name, the task types it runs, its progress vocabulary), its readiness check and its
+ * factory. The adapter it makes has the same name and task types.
+ */
+export interface AdapterEntry {
+  readonly name: string
+  readonly taskTypes: readonly TaskType[]
+  readonly vocabulary: ProgressVocabulary
+  readonly readiness: (options: AdapterOptions, signal: AbortSignal) => Promise<Readiness>
+  readonly create: (options: AdapterOptions) => GpuAdapter
+}
+
 /** A failure to reach the service at all (connection refused, timeout): worth retrying soon. */
 export class ServiceUnreachable extends Error {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -21,7 +21,7 @@ const file = (hash: string) => ({ hash: hash.repeat(32), ext: '.wav', size: 10 }
 
 /** One progress event of t1 on gpu-1, attempt 1, without frames. */
 function up(fields: Pick<ProgressUpdate, 'seq' | 'progress' | 'now'> & Partial<ProgressUpdate>) {
-  const base = { id: 't1', gpuId: 'gpu-1', attempt: 1, stage: 'synthesizing' as const }
+  const base = { id: 't1', gpuId: 'gpu-1', attempt: 1, stage: 'rendering' as const }
   return { ...base, message: null, currentFrame: null, totalFrames: null, ...fields }
 }
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { ProgressThrottle, type ProgressUpdate } from '../../gpu-bridge/progress-throttle.js'
 import { waitFor } from '../helpers/wait-for.js'
 
-const at = (progress: number): ProgressUpdate => ({ progress, stage: 'synthesizing', message: '' })
+const at = (progress: number): ProgressUpdate => ({ progress, stage: 'rendering', message: '' })
 
 describe('progress throttle', () => {
   it('sends at most one update per interval and always the last one', async () => {

@@ -88,17 +88,17 @@ export async function runMqttCases(opts: {
     ['binary garbage', events, Buffer.from([0xff, 0xfe, 0x00, 0x81])],
     ['deep JSON', events, `${'['.repeat(5_000)}${']'.repeat(5_000)}`],
     ['an unknown kind', events, ev({ kind: 'explode' })],
-    ['progress beyond 100', events, ev({ kind: 'progress', progress: 500, stage: 'synthesizing' })],
+    ['progress beyond 100', events, ev({ kind: 'progress', progress: 500, stage: 'rendering' })],
     [
       'progress NaN',
       events,
-      ev({ kind: 'progress', stage: 'synthesizing' }).replace('}', ',"progress":NaN}'),
+      ev({ kind: 'progress', stage: 'rendering' }).replace('}', ',"progress":NaN}'),
     ],
-    ['progress negative', events, ev({ kind: 'progress', progress: -1, stage: 'synthesizing' })],
+    ['progress negative', events, ev({ kind: 'progress', progress: -1, stage: 'rendering' })],
     [
       'progress for a task not running',
       events,
-      ev({ kind: 'progress', progress: 50, stage: 'synthesizing' }),
+      ev({ kind: 'progress', progress: 50, stage: 'rendering' }),
     ],
     ['done for a task not running', events, ev(done)],
     [
