@@ -144,4 +144,31 @@ describe('the error catalog', () => {
     expect(catalogMessage('SOMETHING_NEW', '新的错误')).toBe('新的错误')
     expect(catalogMessage(null, '  ')).toBeNull()
   })
+
+  it("matches the README's error table: every code with its status and words, and no other", () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8')
+    const start = readme.indexOf('<!-- error table')
+    const end = readme.indexOf('<!-- end of error table -->')
+    expect(start, 'the error table markers').toBeGreaterThan(-1)
+    expect(end).toBeGreaterThan(start)
+    const rows = readme
+      .slice(start, end)
+      .split('\n')
+      .filter((line) => /^\| `[A-Z0-9_]+` \|/.test(line))
+      .map((line) => line.split('|').map((cell) => cell.trim()))
+    const table = new Map<string, { status: string; words: string[] }>()
+    for (const [, codeCell = '', status = '', msg = ''] of rows) {
+      const code = codeCell.replaceAll('`', '')
+      expect(table.has(code), `${code} listed twice`).toBe(false)
+      const words = msg.split('<br>').map((w) => w.replace(/^`|`$/g, ''))
+      table.set(code, { status, words })
+    }
+    expect([...table.keys()].sort()).toEqual([...ERROR_CODES].sort())
+    for (const code of ERROR_CODES) {
+      expect(table.get(code), code).toEqual({
+        status: String(ERRORS[code].status),
+        words: templatesOf(code),
+      })
+    }
+  })
 })
