@@ -10,8 +10,8 @@ import type { ErrorRequestHandler, RequestHandler, Response } from 'express'
 import { isDiskFullError } from './disk-space.js'
 import { closeAfterReply } from './lingering-close.js'
 import { tooLarge } from './multipart.js'
-import { AppError, isAppError } from '../lib/errors.js'
-import { ASSET_PATHS, HEYGEM_PATHS, TASK_PATHS } from '../protocol/index.js'
+import { appError, isAppError } from '../lib/errors.js'
+import { ASSET_PATHS, HEYGEM_PATHS, TASK_PATHS, type ErrorCode } from '../protocol/index.js'
 
 /** The routes whose body is JSON: everything but uploads and a bridge's result stream. */
 const JSON_ROUTES: ReadonlySet<string> = new Set([
@@ -35,7 +35,10 @@ const MULTIPART_OVERHEAD_BYTES = 1024 * 1024
 const RESULT_ROUTE = /^\/api\/relay\/tasks\/[^/]+\/result$/
 
 /** Errors answered with the connection closed, whatever of the body was read. */
-const ALWAYS_CLOSE: ReadonlySet<string> = new Set(['UNAUTHORIZED', 'TOO_MANY_FAILED_LOGINS'])
+const ALWAYS_CLOSE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'UNAUTHORIZED',
+  'TOO_MANY_FAILED_LOGINS',
+])
 
 const UNITS: Readonly<Record<string, number>> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 }
 
@@ -85,11 +88,7 @@ export function bodyGate(o: BodyGateOptions): RequestHandler {
         files === undefined ? o.jsonLimitBytes : files * o.uploadMaxBytes + MULTIPART_OVERHEAD_BYTES
       if (Number(declared) > limit) {
         closeAfterReply(req, res)
-        next(
-          files === undefined
-            ? new AppError('BODY_TOO_LARGE', 413, '请求体过大')
-            : tooLarge(o.uploadMaxBytes),
-        )
+        next(files === undefined ? appError('BODY_TOO_LARGE') : tooLarge(o.uploadMaxBytes))
         return
       }
     }

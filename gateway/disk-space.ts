@@ -6,12 +6,13 @@
  * cheap on every request.
  */
 import { statfsSync } from 'node:fs'
-import { AppError } from '../lib/errors.js'
+import { AppError, appError } from '../lib/errors.js'
+import { ERRORS } from '../protocol/index.js'
 
-export const DISK_FULL_MSG = '服务器磁盘空间不足，暂时无法接收文件或任务，请稍后再试'
+export const DISK_FULL_MSG = ERRORS.DISK_FULL.text
 
 export function diskFull(cause?: unknown): AppError {
-  return new AppError('DISK_FULL', 507, DISK_FULL_MSG, cause === undefined ? {} : { cause })
+  return appError('DISK_FULL', cause === undefined ? {} : { cause })
 }
 
 /** An error (or one of its causes) that means the disk is full: ENOSPC, EDQUOT, SQLITE_FULL. */

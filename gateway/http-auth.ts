@@ -23,7 +23,7 @@ import type { Logger } from 'pino'
 import { callerAddresses, type CallerAddresses } from './caller-address.js'
 import { KnownCredentials } from './known-credentials.js'
 import type { LoginBackoff } from './login-backoff.js'
-import { AppError } from '../lib/errors.js'
+import { appError, type AppError } from '../lib/errors.js'
 import { secretMatches, type Credentials } from '../lib/credentials.js'
 import { HEYGEM_PATHS, LICENSE_HEADER, parseGpuBearer } from '../protocol/index.js'
 
@@ -61,7 +61,7 @@ export interface HttpAuth {
   assertVisible(req: Request, owner: string | null): void
 }
 
-const notFound = (): AppError => new AppError('TASK_NOT_FOUND', 404, '任务不存在，请检查任务编号')
+const notFound = (): AppError => appError('TASK_NOT_FOUND')
 
 export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
   const callers = config.callers ?? callerAddresses([])
@@ -89,13 +89,7 @@ export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
         'HTTP credentials refused unread (backoff)',
       )
       res.set('Retry-After', String(wait))
-      next(
-        new AppError(
-          'TOO_MANY_FAILED_LOGINS',
-          429,
-          `鉴权失败次数过多，请 ${String(wait)} 秒后再试`,
-        ),
-      )
+      next(appError('TOO_MANY_FAILED_LOGINS', { params: { wait } }))
       return
     }
     const who = resolve(token)
@@ -121,7 +115,7 @@ export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
       { path: req.path, ip, credential: describe(token), failures, retryAfterS },
       'HTTP credentials refused',
     )
-    next(new AppError('UNAUTHORIZED', 401, '鉴权失败'))
+    next(appError('UNAUTHORIZED'))
   }
 
   /** What a refused token claimed to be, for the log: never any of its characters. */
@@ -159,9 +153,9 @@ export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
   const users: RequestHandler = (req, _res, next) => {
     const who = principal(req)
     if (who.kind === 'gpu') {
-      next(new AppError('FORBIDDEN', 403, 'GPU 凭据只能用于文件传输接口'))
+      next(appError('FORBIDDEN'))
     } else if (who.kind === 'anonymous' && config.apiSecret !== null) {
-      next(new AppError('UNAUTHORIZED', 401, '鉴权失败'))
+      next(appError('UNAUTHORIZED'))
     } else {
       next()
     }
@@ -171,7 +165,7 @@ export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
     const who = principal(req)
     const open = Object.keys(config.credentials.gpus).length === 0
     if (who.kind === 'gpu' || who.kind === 'admin' || (who.kind === 'anonymous' && open)) next()
-    else next(new AppError('FORBIDDEN', 403, '此接口仅供 GPU 网桥使用'))
+    else next(appError('FORBIDDEN', { variant: 'gpuOnly' }))
   }
 
   const licenseOf = (req: Request): string | null => {

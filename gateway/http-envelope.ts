@@ -4,15 +4,19 @@ import type { Logger } from 'pino'
 import { z } from 'zod'
 import { diskFull, isDiskFullError } from './disk-space.js'
 import { lingerThenDestroy } from './lingering-close.js'
-import { AppError, isAppError } from '../lib/errors.js'
+import { appError, isAppError, type AppError } from '../lib/errors.js'
 
 export function ok(res: Response, data: unknown, msg = 'ok'): void {
   res.json({ code: 0, msg, data })
 }
 
-/** An error envelope: `code` is the HTTP status (never 0); `data.error` is the stable error code. */
-export function sendError(res: Response, status: number, code: string, msg: string): void {
-  res.status(status).json({ code: status, msg, data: { error: code } })
+/**
+ * An error envelope: `code` is the HTTP status (never 0), `msg` the catalog's words
+ * (protocol/errors.ts), `data.error` the stable error code. The GPU-server-compatible endpoints
+ * answer in the same shape: run_server's `{code, msg}`, with `data.error` besides.
+ */
+export function sendError(res: Response, err: AppError): void {
+  res.status(err.status).json({ code: err.status, msg: err.message, data: { error: err.code } })
 }
 
 /** Parse `value` with `schema` or throw a 400 naming each bad field. */
@@ -27,14 +31,15 @@ export function validate<S extends z.ZodType>(
     const path = issue.path.length > 0 ? issue.path.join('.') : where
     return `${path}（${issue.message}）`
   })
-  throw new AppError('VALIDATION_FAILED', 400, `请求参数有误：${fields.join('；')}`, {
+  throw appError('VALIDATION_FAILED', {
+    params: { fields: fields.join('；') },
     details: { fields: result.error.issues.map((i) => i.path.join('.')) },
   })
 }
 
 export function notFoundHandler(): RequestHandler {
   return (req, res) => {
-    sendError(res, 404, 'ROUTE_NOT_FOUND', `接口不存在：${req.method} ${req.path}`)
+    sendError(res, appError('ROUTE_NOT_FOUND', { params: { method: req.method, path: req.path } }))
   }
 }
 
@@ -52,29 +57,29 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       // Our own refusal (the threshold) is no news; a write that failed is logged with its error.
       const cause = isAppError(err) ? err.cause : err
       log.warn({ method: req.method, path: req.path, err: cause }, 'refused: disk full')
-      sendError(res, refused.status, refused.code, refused.message)
+      sendError(res, refused)
       return
     }
     if (isAppError(err)) {
-      sendError(res, err.status, err.code, err.message)
+      sendError(res, err)
       return
     }
     if (err instanceof URIError) {
       // A path parameter with a broken %-escape (`/api/relay/files/abc%E4`): the router cannot decode it.
-      sendError(res, 400, 'VALIDATION_FAILED', '请求路径中的参数无法解码')
+      sendError(res, appError('VALIDATION_FAILED', { variant: 'pathUndecodable' }))
       return
     }
     const status = bodyParserStatus(err)
     if (status === 413) {
-      sendError(res, 413, 'BODY_TOO_LARGE', '请求体过大')
+      sendError(res, appError('BODY_TOO_LARGE'))
       return
     }
     if (status === 400) {
-      sendError(res, 400, 'BAD_JSON', '请求体必须是合法的JSON')
+      sendError(res, appError('BAD_JSON'))
       return
     }
     log.error({ err, method: req.method, path: req.path }, 'request failed')
-    sendError(res, 500, 'INTERNAL', '服务器内部错误，请稍后重试')
+    sendError(res, appError('INTERNAL'))
   }
 }
 

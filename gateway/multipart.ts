@@ -14,7 +14,7 @@ import { diskFull } from './disk-space.js'
 import type { FilePool, Staged } from './file-pool.js'
 import { closeAfterReply } from './lingering-close.js'
 import { MediaSniffer, type Sniffed } from './media-sniff.js'
-import { AppError, isAppError } from '../lib/errors.js'
+import { appError, isAppError, type AppError } from '../lib/errors.js'
 
 export interface ReceivedFile {
   readonly field: string
@@ -49,7 +49,7 @@ export interface ReceiveOptions {
 const GRACE_BYTES = 1024 * 1024
 
 export function tooLarge(maxBytes: number): AppError {
-  return new AppError('FILE_TOO_LARGE', 413, `文件超过大小上限（${String(maxBytes)} 字节）`)
+  return appError('FILE_TOO_LARGE', { params: { maxBytes } })
 }
 
 /** Cut off at the size limit: refused, whatever else is wrong with it. */
@@ -58,8 +58,8 @@ export function assertComplete(file: ReceivedFile, maxBytes: number): void {
 }
 
 export interface ReceiveFileOptions extends Omit<ReceiveOptions, 'fileFields'> {
-  /** The 400's text when the `file` field is not in the body. */
-  readonly missing: string
+  /** The 400's words when the `file` field is not in the body (run_server's, per route). */
+  readonly missing: 'fileFieldMissing' | 'assetFileMissing'
 }
 
 /**
@@ -76,7 +76,7 @@ export async function receiveFile(
   const upload = await receiveMultipart(req, res, { ...rest, fileFields: ['file'] })
   try {
     const file = upload.file('file')
-    if (!file) throw new AppError('VALIDATION_FAILED', 400, missing)
+    if (!file) throw appError('VALIDATION_FAILED', { variant: missing })
     assertComplete(file, opts.maxFileBytes)
     return { upload, file }
   } catch (err) {
@@ -112,11 +112,7 @@ export function receiveMultipart(
         },
       })
     } catch (err) {
-      reject(
-        new AppError('BAD_UPLOAD', 400, `上传必须是 multipart/form-data，字段 ${opts.expects}`, {
-          cause: err,
-        }),
-      )
+      reject(appError('BAD_UPLOAD', { params: { fields: opts.expects }, cause: err }))
       return
     }
     const fields = new Map<string, string>()
@@ -149,7 +145,7 @@ export function receiveMultipart(
 
     // A client that goes away mid-upload: stop writing, and the partial files are removed.
     req.once('close', () => {
-      if (!req.complete) fail(new AppError('UPLOAD_ABORTED', 400, '上传中断，请重新上传'))
+      if (!req.complete) fail(appError('UPLOAD_ABORTED'))
     })
     parser.on('field', (name, value) => {
       if (!fields.has(name)) fields.set(name, value)
@@ -183,7 +179,7 @@ export function receiveMultipart(
       staging.push(staged)
     })
     parser.on('error', (err) => {
-      fail(new AppError('BAD_UPLOAD', 400, '上传内容无法解析', { cause: err }))
+      fail(appError('BAD_UPLOAD', { variant: 'unreadable', cause: err }))
     })
     parser.on('close', () => {
       Promise.all(staging).then(
@@ -221,9 +217,7 @@ export function receiveMultipart(
 
 /** A staging failure as the caller's error: DISK_FULL (and other AppErrors) as they are. */
 function uploadFailed(err: unknown): AppError {
-  return isAppError(err)
-    ? err
-    : new AppError('UPLOAD_FAILED', 500, '文件保存失败，请重试', { cause: err })
+  return isAppError(err) ? err : appError('UPLOAD_FAILED', { cause: err })
 }
 
 interface StagedFile extends ReceivedFile {

@@ -7,7 +7,7 @@
  * Retry-After.
  */
 import type { Request, RequestHandler } from 'express'
-import { AppError } from '../lib/errors.js'
+import { appError } from '../lib/errors.js'
 
 const WINDOW_MS = 60_000
 /** Most keys remembered; past it the oldest go first (they are the least likely to matter). */
@@ -67,7 +67,7 @@ export class RateLimiter {
         return
       }
       res.set('Retry-After', String(wait))
-      next(new AppError('RATE_LIMITED', 429, `${what}过于频繁，请 ${String(wait)} 秒后再试`))
+      next(appError('RATE_LIMITED', { params: { what, wait } }))
     }
   }
 

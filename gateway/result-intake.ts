@@ -4,7 +4,7 @@
  * served as plain bytes, never as a page a browser would run).
  */
 import { Transform, type TransformCallback } from 'node:stream'
-import { AppError } from '../lib/errors.js'
+import { appError, type AppError } from '../lib/errors.js'
 
 const VIDEO_TYPES: Readonly<Record<string, string>> = Object.freeze({
   '.mp4': 'video/mp4',
@@ -22,11 +22,7 @@ export function resultContentType(ext: string): string {
 }
 
 export function resultTooLarge(maxBytes: number): AppError {
-  return new AppError(
-    'RESULT_TOO_LARGE',
-    413,
-    `结果文件超过大小上限（${String(maxBytes)} 字节），网关不接收`,
-  )
+  return appError('RESULT_TOO_LARGE', { params: { maxBytes } })
 }
 
 /** Passes bytes through until more than `maxBytes` went by, then fails with RESULT_TOO_LARGE. */

@@ -11,7 +11,7 @@ import type { GpuRegistry } from './gpu-registry.js'
 import type { TaskHousekeeping } from './task-housekeeping.js'
 import type { TaskService, TaskView } from './task-service.js'
 import type { TaskStore } from './task-store.js'
-import { AppError } from '../lib/errors.js'
+import { appError } from '../lib/errors.js'
 import type { FileRef } from '../protocol/index.js'
 
 export interface TaskActionsDeps {
@@ -111,7 +111,7 @@ export class TaskActions {
     const earlier = this.#d.housekeeping.byRequestKey(input.owner, input.requestKey)
     if (!earlier) return null
     if (earlier.audio_hash !== input.audio.hash || earlier.video_hash !== input.video.hash) {
-      throw new AppError('IDEMPOTENCY_CONFLICT', 409, '这个请求编号已用于另一组文件，请换一个编号')
+      throw appError('IDEMPOTENCY_CONFLICT')
     }
     return { ...this.#d.views.view(earlier), repeated: true, cacheHit: false }
   }
@@ -122,7 +122,7 @@ export class TaskActions {
     const before = housekeeping.cancel(taskId, now(), by)
     if (!before) {
       const row = views.get(taskId)
-      throw new AppError('TASK_NOT_CANCELLABLE', 409, `任务已${stateWord(row.state)}，无法取消`)
+      throw appError('TASK_NOT_CANCELLABLE', { params: { state: stateWord(row.state) } })
     }
     if (before.gpu_id !== null) dispatcher.cancelOnGpu(before.gpu_id, taskId, before.attempt, by)
     log.info({ taskId, gpuId: before.gpu_id, was: before.state, by }, 'task cancelled')
@@ -137,11 +137,7 @@ export class TaskActions {
     const gpuId = registry.pick((id) => store.loadOf(id))
     if (!housekeeping.retry(taskId, gpuId, at, at + this.#d.queueTtlMs)) {
       const row = views.get(taskId)
-      throw new AppError(
-        'TASK_NOT_RETRYABLE',
-        409,
-        `只有失败的任务可以重试（当前：${stateWord(row.state)}）`,
-      )
+      throw appError('TASK_NOT_RETRYABLE', { params: { state: stateWord(row.state) } })
     }
     const row = views.get(taskId)
     log.info({ taskId, attempt: row.attempt, gpuId }, 'task retried by its owner')
@@ -154,7 +150,8 @@ export class TaskActions {
     const { pool, now } = this.#d
     const stored = pool.get(ref.hash)
     if (!stored || !(await pool.has(ref.hash))) {
-      throw new AppError('FILE_NOT_FOUND', 404, `${what}文件 ${ref.hash} 不在服务器上，请先上传`, {
+      throw appError('FILE_NOT_FOUND', {
+        params: { what, hash: ref.hash },
         details: { hash: ref.hash },
       })
     }

@@ -11,7 +11,7 @@ import {
 } from './estimates.js'
 import type { GpuRegistry } from './gpu-registry.js'
 import type { TaskRow, TaskStore } from './task-store.js'
-import { AppError } from '../lib/errors.js'
+import { appError } from '../lib/errors.js'
 import { runServerStatus, stageText } from './run-server-status.js'
 import type { RunServerStatus } from '../protocol/index.js'
 
@@ -57,7 +57,7 @@ export class TaskService {
 
   get(taskId: string): TaskRow {
     const row = this.#d.store.get(taskId)
-    if (!row) throw new AppError('TASK_NOT_FOUND', 404, '任务不存在，请检查任务编号')
+    if (!row) throw appError('TASK_NOT_FOUND')
     return row
   }
 

@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino'
 import type { WebSocket } from 'ws'
-import { errorMessage } from '../lib/errors.js'
+import { appError, errorMessage, type AppError } from '../lib/errors.js'
 
 /** The fields that decide whether a push is due; the rest of the object is sent as it is. */
 export interface PushedProgress {
@@ -41,9 +41,9 @@ const isTerminal = (p: PushedProgress): boolean => p.status === 'done' || p.stat
 const keyOf = (p: PushedProgress): string =>
   JSON.stringify([p.status, p.progress, p.current_frame, p.message, p.queue_position])
 
-/** Send a last reply and close. */
-export function finish(ws: WebSocket, reply: object): void {
-  ws.send(JSON.stringify(reply))
+/** Send a last reply, run_server's `{code, msg}` for the error (its status and words), and close. */
+export function finish(ws: WebSocket, err: AppError): void {
+  ws.send(JSON.stringify({ code: err.status, msg: err.message }))
   ws.close(1000)
 }
 
@@ -147,7 +147,7 @@ export class ProgressSubscribers {
   #push(sub: Subscriber, data: PushedProgress | null, now: number): void {
     if (data === null) {
       this.#drop(sub)
-      finish(sub.ws, { code: 404, msg: '任务已被清理' })
+      finish(sub.ws, appError('TASK_NOT_FOUND', { variant: 'purged' }))
       return
     }
     const terminal = isTerminal(data)

@@ -25,6 +25,7 @@ import { callerAddresses, type CallerAddresses } from './caller-address.js'
 import type { LoginBackoff } from './login-backoff.js'
 import { ProgressSubscribers, finish, type PushedProgress } from './ws-progress-subscribers.js'
 import { secretMatches } from '../lib/credentials.js'
+import { appError } from '../lib/errors.js'
 import { TaskId } from '../protocol/index.js'
 
 export type { PushedProgress } from './ws-progress-subscribers.js'
@@ -129,13 +130,13 @@ export function attachProgressSockets(
       const given = token.trim()
       const wait = given === '' ? 0 : (deps.logins?.retryAfterS(ip) ?? 0)
       if (wait > 0) {
-        finish(ws, { code: 429, msg: `鉴权失败次数过多，请 ${String(wait)} 秒后再试` })
+        finish(ws, appError('TOO_MANY_FAILED_LOGINS', { params: { wait } }))
         return
       }
       if (!secretMatches(given, deps.apiSecret)) {
         const failure = given === '' ? null : (deps.logins?.failed(ip) ?? null)
         log.warn({ taskId: rawId.slice(0, 64), ip, ...failure }, 'progress socket: token refused')
-        finish(ws, { code: 401, msg: '鉴权失败' })
+        finish(ws, appError('UNAUTHORIZED'))
         return
       }
     }
@@ -147,7 +148,8 @@ export function attachProgressSockets(
       return
     }
     if (!id.success || data === null) {
-      finish(ws, { code: 404, msg: `任务 ${rawId.slice(0, 128)} 不存在` })
+      const params = { id: rawId.slice(0, 128) }
+      finish(ws, appError('TASK_NOT_FOUND', { variant: 'unknownId', params }))
       return
     }
     subscribers.add(ws, id.data, data)

@@ -6,7 +6,8 @@ import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { TaskId, type TaskStatusData } from '../protocol/index.js'
 import { RelayClient } from './client.js'
-import { STATE_NAMES, humanBytes, humanDuration } from './status-text.js'
+import { HttpError } from '../lib/http-client.js'
+import { STATE_NAMES, humanBytes, humanDuration, requestErrorText } from './status-text.js'
 import { InputFileError, TaskFailedError, renderVideo } from './submit-flow.js'
 
 export interface CliIo {
@@ -205,7 +206,11 @@ function reportError(err: unknown, io: CliIo): number {
     io.stderr('已中断\n')
     return 130
   }
-  // HttpError keeps the server's own message; anything else says what it is.
+  // A refused request in the error catalog's words; anything else says what it is.
+  if (err instanceof HttpError) {
+    io.stderr(`错误：${requestErrorText(err)}\n`)
+    return 1
+  }
   io.stderr(`错误：${err instanceof Error ? err.message : String(err)}\n`)
   return 1
 }

@@ -1,6 +1,16 @@
-/** The Chinese words the PC side shows for a task: one status line, and the parts it is made of. */
+/**
+ * The Chinese words the PC side shows: for a task, one status line and the parts it is made of;
+ * for a refused request, the error catalog's words for the code it was refused with.
+ */
+import { HttpError } from '../lib/http-client.js'
 import { humanDuration } from '../lib/words.js'
-import type { TaskState, TaskStatusData } from '../protocol/index.js'
+import {
+  catalogMessage,
+  errorCodeOf,
+  statusMessage,
+  type TaskState,
+  type TaskStatusData,
+} from '../protocol/index.js'
 
 export { humanDuration }
 
@@ -59,4 +69,28 @@ export function failureReason(s: TaskStatusData): string {
     default:
       return s.msg.trim() || `任务状态：${STATE_NAMES[s.status]}`
   }
+}
+
+/**
+ * What to tell the user about a failed request: for an error reply, the catalog's words for its
+ * code (protocol/errors.ts: the server's own when they are that code's, filled in); for a code
+ * the catalog does not know, the server's `msg`; for a reply with no envelope at all (a proxy's
+ * page, a 502), words for its HTTP status. No answer at all, or a reply we could not read, keeps
+ * the client's own message.
+ */
+export function requestErrorText(err: HttpError): string {
+  if (err.status === 0) return err.message
+  const code = errorCodeOf(err.body)
+  const msg = msgOf(err.body)
+  if (code === null && msg === null && err.status < 400) return err.message
+  const said = catalogMessage(code, msg)
+  if (said !== null) return said
+  const status = statusMessage(err.status)
+  return code === null ? status : `${status}（${code}）`
+}
+
+function msgOf(body: unknown): string | null {
+  if (typeof body !== 'object' || body === null) return null
+  const msg = (body as { msg?: unknown }).msg
+  return typeof msg === 'string' && msg.trim() !== '' ? msg : null
 }

@@ -9,7 +9,7 @@ import { md5File } from '../lib/hash.js'
 import { HttpError } from '../lib/http-client.js'
 import { Ext, isTerminal, type TaskStatusData, type TaskSubmitData } from '../protocol/index.js'
 import type { RelayClient } from './client.js'
-import { failureReason, humanBytes, statusLine } from './status-text.js'
+import { failureReason, humanBytes, requestErrorText, statusLine } from './status-text.js'
 
 export type OnUpdate = (line: string, status: TaskStatusData | null) => void
 
@@ -170,7 +170,7 @@ export async function followTask(
       failures++
       if (failures > maxFailures) throw err
       if (failures === 1)
-        opts.onUpdate?.(`⚠️ 暂时无法获取任务状态（${err.message}），稍后重试…`, null)
+        opts.onUpdate?.(`⚠️ 暂时无法获取任务状态（${requestErrorText(err)}），稍后重试…`, null)
     }
     if (status) {
       const key = `${status.status}|${Math.round(status.progress)}|${status.msg}`

@@ -17,7 +17,7 @@ import { ok, validate } from '../http-envelope.js'
 import { receiveFile } from '../multipart.js'
 import { limitKey, type RouteDeps } from './deps.js'
 import { extOf, storeMedia } from './upload.js'
-import { AppError } from '../../lib/errors.js'
+import { appError } from '../../lib/errors.js'
 import {
   ASSET_PATHS,
   AssetDeleteRequest,
@@ -36,9 +36,9 @@ export function assetApi(deps: RouteDeps): Router {
 
   const licenseOf = (req: Request, given: string | undefined): string => {
     const license = given?.trim() || auth.licenseOf(req) || auth.bearerOf(req) || ''
-    if (license === '') throw new AppError('LICENSE_REQUIRED', 400, '缺少 license_key')
+    if (license === '') throw appError('LICENSE_REQUIRED', { variant: 'missing' })
     if (license.length > 200) {
-      throw new AppError('VALIDATION_FAILED', 400, '请求参数有误：license_key（最长 200 个字符）')
+      throw appError('VALIDATION_FAILED', { params: { fields: 'license_key（最长 200 个字符）' } })
     }
     return license
   }
@@ -51,13 +51,13 @@ export function assetApi(deps: RouteDeps): Router {
         pool: deps.pool,
         maxFileBytes: deps.uploadMaxBytes,
         expects: 'file、license_key、asset_type、name',
-        missing: '缺少 file',
+        missing: 'assetFileMissing',
       })
       try {
         const license = licenseOf(req, upload.field('license_key'))
         const type = AssetType.safeParse(upload.field('asset_type')?.trim())
         if (!type.success) {
-          throw new AppError('VALIDATION_FAILED', 400, 'asset_type 必须为 voice 或 avatar')
+          throw appError('VALIDATION_FAILED', { variant: 'assetTypeInvalid' })
         }
         const ext = extOf(undefined, file.filename, type.data === 'voice' ? '.wav' : '.mp4')
         const given = upload.field('name')?.trim() ?? ''
@@ -103,7 +103,7 @@ export function assetApi(deps: RouteDeps): Router {
     const body = validate(AssetDeleteRequest, req.body ?? {}, 'body')
     const license = body.license_key || auth.licenseOf(req) || auth.bearerOf(req) || ''
     if (body.id === 0 || license === '') {
-      throw new AppError('VALIDATION_FAILED', 400, '缺少 id 或 license_key')
+      throw appError('VALIDATION_FAILED', { variant: 'assetDeleteIncomplete' })
     }
     const deleted = assets.delete(body.id, license)
     ok(res, { id: body.id, deleted }, '已删除')

@@ -10,7 +10,7 @@ import { assertInputs, submitData, submitMessage, submitOwner } from './submit-s
 import { progressData } from '../progress-data.js'
 import type { TaskRow } from '../task-store.js'
 import { requestKey } from './task-api.js'
-import { AppError } from '../../lib/errors.js'
+import { appError } from '../../lib/errors.js'
 import {
   CheckFilesRequest,
   GpuSubmitRequest,
@@ -87,15 +87,11 @@ export function heygemApi(deps: RouteDeps): Router {
     const row = compatTask(views, req.query.task_id)
     auth.assertVisible(req, row.owner)
     if (row.state !== 'done' || row.result_hash === null) {
-      throw new AppError(
-        'TASK_NOT_DONE',
-        400,
-        `任务尚未完成 (当前状态: ${views.serviceStatus(row)})`,
-      )
+      throw appError('TASK_NOT_DONE', { params: { status: views.serviceStatus(row) } })
     }
     if (!(await pool.has(row.result_hash))) {
       // run_server's 404 and words; the code says why (past retention, most likely).
-      throw new AppError('RESULT_GONE', 404, '结果文件不存在')
+      throw appError('RESULT_GONE')
     }
     // As run_server: shown in place (a browser or the H5 player plays it), byte ranges served
     // (express' sendFile answers `Range` with 206 and sends `Accept-Ranges: bytes`).
@@ -109,7 +105,7 @@ export function heygemApi(deps: RouteDeps): Router {
       // A range past the end (or backwards): 416 in the envelope, as the rest of the API.
       const unsatisfiable = (err as { status?: unknown }).status === 416 && !res.headersSent
       if (unsatisfiable) res.removeHeader('Content-Disposition')
-      next(unsatisfiable ? new AppError('RANGE_NOT_SATISFIABLE', 416, '请求的字节范围无效') : err)
+      next(unsatisfiable ? appError('RANGE_NOT_SATISFIABLE') : err)
     })
   })
 
@@ -119,9 +115,11 @@ export function heygemApi(deps: RouteDeps): Router {
 /** A task by the id a run_server client sends: any string; run_server's words when missing. */
 export function compatTask(views: RouteDeps['views'], taskId: unknown): TaskRow {
   if (typeof taskId !== 'string' || taskId === '') {
-    throw new AppError('VALIDATION_FAILED', 400, '缺少 task_id')
+    throw appError('VALIDATION_FAILED', { variant: 'taskIdMissing' })
   }
   const row = TaskId.safeParse(taskId).success ? views.find(taskId) : undefined
-  if (!row) throw new AppError('TASK_NOT_FOUND', 404, `任务 ${taskId.slice(0, 64)} 不存在`)
+  if (!row) {
+    throw appError('TASK_NOT_FOUND', { variant: 'unknownId', params: { id: taskId.slice(0, 64) } })
+  }
   return row
 }

@@ -13,7 +13,7 @@ import { closeAfterReply as closeWithLinger } from '../lingering-close.js'
 import { ResultLimit, resultContentType, resultTooLarge } from '../result-intake.js'
 import type { StoredResult } from '../task-store.js'
 import { storedResultOf } from '../task-store.js'
-import { AppError } from '../../lib/errors.js'
+import { appError, type AppError } from '../../lib/errors.js'
 import { Attempt, Ext, Md5, TaskId, type FileRef } from '../../protocol/index.js'
 
 /** While a result streams in, its hand-over is marked at most this often. */
@@ -29,7 +29,7 @@ export function relayApi(deps: RouteDeps): Router {
     const who = auth.principal(req)
     const allowed = who.kind !== 'gpu' || store.isInputFor(hash, who.gpuId)
     if (!allowed || !(await pool.has(hash))) {
-      throw new AppError('FILE_NOT_FOUND', 404, `文件 ${hash} 不存在`)
+      throw appError('FILE_NOT_FOUND', { variant: 'relayFile', params: { hash } })
     }
     res.type('application/octet-stream')
     res.sendFile(pool.pathOf(hash), (err) => {
@@ -51,7 +51,7 @@ export function relayApi(deps: RouteDeps): Router {
     // gigabytes, and nothing of it is wanted.
     if (!task || gpuId === null || task.gpu_id !== gpuId) {
       closeAfterReply(req, res)
-      throw new AppError('TASK_NOT_FOUND', 404, '任务不存在')
+      throw appError('TASK_NOT_FOUND', { variant: 'relay' })
     }
     if (task.state !== 'processing' || task.attempt !== query.attempt) {
       closeAfterReply(req, res)
@@ -85,7 +85,7 @@ export function relayApi(deps: RouteDeps): Router {
     req.once('error', (err) => limit.destroy(err))
     req.once('close', () => {
       if (!req.readableEnded) {
-        limit.destroy(new AppError('UPLOAD_ABORTED', 400, '结果上传中断，请重新上传'))
+        limit.destroy(appError('UPLOAD_ABORTED', { variant: 'result' }))
       }
     })
     req.pipe(limit)
@@ -133,19 +133,16 @@ export function relayApi(deps: RouteDeps): Router {
 }
 
 function notCurrent(state: string, attempt: number): AppError {
-  return new AppError(
-    'TASK_NOT_CURRENT',
-    409,
-    `任务当前状态为 ${state}（第 ${String(attempt)} 次尝试），不接收此结果`,
-  )
+  return appError('TASK_NOT_CURRENT', { params: { state, attempt } })
 }
 
 /** 409 naming the result already stored, so a bridge that lost the first reply learns it. */
 function alreadyStored(res: Response, stored: StoredResult): void {
-  res.status(409).json({
-    code: 409,
-    msg: '该任务本次尝试的结果已经收到，不再接收',
-    data: { error: 'RESULT_ALREADY_STORED', hash: stored.hash, ext: stored.ext, size: stored.size },
+  const err = appError('RESULT_ALREADY_STORED')
+  res.status(err.status).json({
+    code: err.status,
+    msg: err.message,
+    data: { error: err.code, hash: stored.hash, ext: stored.ext, size: stored.size },
   })
 }
 

@@ -15,7 +15,7 @@ import { z } from 'zod'
 import { validate } from '../http-envelope.js'
 import type { HttpAuth } from '../http-auth.js'
 import type { TaskOutbox } from '../task-outbox.js'
-import { AppError } from '../../lib/errors.js'
+import { appError } from '../../lib/errors.js'
 import type { TaskEvent } from '../../protocol/index.js'
 
 export interface RelayEventsDeps {
@@ -41,10 +41,8 @@ export function relayEvents(deps: RelayEventsDeps): Router {
   const router = Router({ caseSensitive: true })
   router.get(RELAY_EVENTS_PATH, (req, res) => {
     const who = deps.auth.principal(req).kind
-    if (who === 'anonymous') throw new AppError('UNAUTHORIZED', 401, '鉴权失败')
-    if (who !== 'admin') {
-      throw new AppError('FORBIDDEN', 403, '事件流仅供管理员使用，请使用管理员令牌')
-    }
+    if (who === 'anonymous') throw appError('UNAUTHORIZED')
+    if (who !== 'admin') throw appError('FORBIDDEN', { variant: 'adminOnly' })
     const from = resumeFrom(req, deps.outbox)
     openStream(req, res)
     new EventStream(deps, res, from).start()

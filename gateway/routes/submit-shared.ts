@@ -5,7 +5,7 @@
 import type { RouteDeps } from './deps.js'
 import { queueInfo } from './health.js'
 import type { Submitted } from '../task-actions.js'
-import { AppError } from '../../lib/errors.js'
+import { appError } from '../../lib/errors.js'
 
 interface InputRef {
   readonly hash: string
@@ -22,19 +22,18 @@ export async function assertInputs(
   video: InputRef,
 ): Promise<void> {
   if (audio.hash === '' || video.hash === '') {
-    throw new AppError('VALIDATION_FAILED', 400, 'audio_hash 和 video_hash 不能为空')
+    throw appError('VALIDATION_FAILED', { variant: 'inputHashesEmpty' })
   }
   for (const [input, what] of [
     [audio, '音频'],
     [video, '视频'],
   ] as const) {
     if (!(await pool.has(input.hash))) {
-      throw new AppError(
-        'FILE_NOT_FOUND',
-        404,
-        `${what}文件不存在: ${input.hash}${input.ext}，请先上传`,
-        { details: { hash: input.hash } },
-      )
+      throw appError('FILE_NOT_FOUND', {
+        variant: 'submitInput',
+        params: { what, hash: input.hash, ext: input.ext },
+        details: { hash: input.hash },
+      })
     }
   }
 }

@@ -5,7 +5,7 @@ import { ok, validate } from '../http-envelope.js'
 import { limitKey, type RouteDeps } from './deps.js'
 import { assertInputs, submitOwner, submitStatus } from './submit-shared.js'
 import { failureText, resultUrl, type TaskView } from '../task-service.js'
-import { AppError } from '../../lib/errors.js'
+import { appError } from '../../lib/errors.js'
 import {
   IDEMPOTENCY_HEADER,
   RequestKey,
@@ -81,7 +81,7 @@ export function taskApi(deps: RouteDeps): Router {
     const admin = auth.principal(req).kind === 'admin'
     const license = auth.licenseOf(req)
     if (license === null && !admin) {
-      throw new AppError('LICENSE_REQUIRED', 400, '查询历史需要提供 license_key')
+      throw appError('LICENSE_REQUIRED', { variant: 'history' })
     }
     const rows = views.history(license, query.limit, query.offset)
     ok(res, {

@@ -13,7 +13,7 @@ import { ok } from '../http-envelope.js'
 import { assertComplete, receiveFile, receiveMultipart, type ReceivedFile } from '../multipart.js'
 import { limitKey, type RouteDeps } from './deps.js'
 import { submitData, submitMessage } from './submit-shared.js'
-import { AppError } from '../../lib/errors.js'
+import { appError } from '../../lib/errors.js'
 import { Ext, HEYGEM_PATHS, type FileRef, type UploadFileData } from '../../protocol/index.js'
 
 export function uploadApi(deps: RouteDeps): Router {
@@ -27,13 +27,13 @@ export function uploadApi(deps: RouteDeps): Router {
         pool: deps.pool,
         maxFileBytes: deps.uploadMaxBytes,
         expects: 'file、hash、ext',
-        missing: '缺少 file 字段',
+        missing: 'fileFieldMissing',
       })
       try {
         const claimed = upload.field('hash')?.trim() ?? ''
-        if (claimed === '') throw missing('缺少 hash 字段')
+        if (claimed === '') throw appError('VALIDATION_FAILED', { variant: 'hashFieldMissing' })
         if (claimed.length > 200) {
-          throw new AppError('VALIDATION_FAILED', 400, '请求参数有误：hash（最长 200 个字符）')
+          throw appError('VALIDATION_FAILED', { params: { fields: 'hash（最长 200 个字符）' } })
         }
         const ext = extOf(upload.field('ext'), file.filename, '.bin')
         const stored = await storeMedia(file, ext, deps)
@@ -65,7 +65,9 @@ export function uploadApi(deps: RouteDeps): Router {
       try {
         const audioFile = upload.file('audio')
         const videoFile = upload.file('video')
-        if (!audioFile || !videoFile) throw missing('请上传 audio 和 video 文件')
+        if (!audioFile || !videoFile) {
+          throw appError('VALIDATION_FAILED', { variant: 'uploadFilesMissing' })
+        }
         assertComplete(audioFile, deps.uploadMaxBytes)
         assertComplete(videoFile, deps.uploadMaxBytes)
         const audioExt = extOf(undefined, audioFile.filename, '.wav')
@@ -90,10 +92,6 @@ export function uploadApi(deps: RouteDeps): Router {
   return router
 }
 
-function missing(msg: string): AppError {
-  return new AppError('VALIDATION_FAILED', 400, msg)
-}
-
 function ownerOf(req: Request, deps: RouteDeps, field: string | undefined): string | null {
   const license = field?.trim() ?? ''
   return license !== '' ? license.slice(0, 200) : deps.auth.licenseOf(req)
@@ -102,7 +100,7 @@ function ownerOf(req: Request, deps: RouteDeps, field: string | undefined): stri
 /** A file name may carry an extension, never a path. */
 export function assertPlainName(name: string): void {
   if (name.includes('..') || name.includes('/') || name.includes('\\') || name.includes('\0')) {
-    throw new AppError('BAD_FILENAME', 400, '文件名不能包含路径（.. / \\）')
+    throw appError('BAD_FILENAME')
   }
 }
 
@@ -118,11 +116,9 @@ export function extOf(field: string | undefined, filename: string, fallback: str
   const raw = given !== '' ? given : extname(filename) || fallback
   const ext = Ext.safeParse(raw)
   if (!ext.success) {
-    throw new AppError(
-      'VALIDATION_FAILED',
-      400,
-      '请求参数有误：ext（扩展名只能是 1–10 个字母或数字）',
-    )
+    throw appError('VALIDATION_FAILED', {
+      params: { fields: 'ext（扩展名只能是 1–10 个字母或数字）' },
+    })
   }
   return ext.data
 }
@@ -132,16 +128,13 @@ export function assertMedia(file: ReceivedFile): void {
   // (A file found not to be media is not written past its first bytes: its size says nothing.)
   const sniffed = file.sniffed
   if (sniffed.kind === 'empty') {
-    throw new AppError('EMPTY_FILE', 400, '上传的文件是空的，请重新选择音频或视频文件')
+    throw appError('EMPTY_FILE')
   }
   if (sniffed.kind === 'other') {
-    const what = sniffed.mime === null ? '无法识别的内容' : `内容类型 ${sniffed.mime}`
-    throw new AppError(
-      'NOT_MEDIA',
-      400,
-      `上传的文件不是音频或视频（${what}），请选择音频或视频文件`,
-      { details: { mime: sniffed.mime } },
-    )
+    const details = { mime: sniffed.mime }
+    throw sniffed.mime === null
+      ? appError('NOT_MEDIA', { variant: 'unknownContent', details })
+      : appError('NOT_MEDIA', { params: { mime: sniffed.mime }, details })
   }
 }
 

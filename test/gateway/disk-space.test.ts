@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
 import { DiskSpace, diskFull, isDiskFullError } from '../../gateway/disk-space.js'
-import { AppError } from '../../lib/errors.js'
+import { appError } from '../../lib/errors.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
 describe('DiskSpace', () => {
@@ -43,9 +43,9 @@ describe('DiskSpace', () => {
     const sqlite = Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' })
     expect(isDiskFullError(sqlite)).toBe(true)
     expect(isDiskFullError(Object.assign(new Error('q'), { code: 'EDQUOT' }))).toBe(true)
-    expect(isDiskFullError(new AppError('UPLOAD_FAILED', 500, 'x', { cause: sqlite }))).toBe(true)
+    expect(isDiskFullError(appError('UPLOAD_FAILED', { cause: sqlite }))).toBe(true)
     expect(isDiskFullError(diskFull())).toBe(true)
-    expect(isDiskFullError(new AppError('UPLOAD_FAILED', 500, 'x'))).toBe(false)
+    expect(isDiskFullError(appError('UPLOAD_FAILED'))).toBe(false)
     expect(isDiskFullError(Object.assign(new Error('busy'), { code: 'SQLITE_BUSY' }))).toBe(false)
     expect(isDiskFullError('ENOSPC')).toBe(false)
     expect(isDiskFullError(undefined)).toBe(false)

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished } from 'vitest'
 import { md5File } from '../../lib/hash.js'
 import { runCli, type CliIo } from '../../pc-adapter/cli-commands.js'
 import { RelayClient } from '../../pc-adapter/client.js'
@@ -73,6 +75,31 @@ describe('gpu-relay CLI', () => {
     const io = captureIo()
     expect(await runCli(['status', randomUUID(), '--server', gateway.url], io)).toBe(1)
     expect(io.err()).toContain('任务不存在，请检查任务编号')
+  })
+
+  it('words a refusal from the error catalog, and a reply with no envelope by its status', async () => {
+    const replies: { status: number; type: string; body: string }[] = [
+      {
+        status: 404,
+        type: 'application/json',
+        body: JSON.stringify({ code: 404, msg: 'gone', data: { error: 'TASK_NOT_FOUND' } }),
+      },
+      { status: 502, type: 'text/html', body: '<html><body>Bad Gateway</body></html>' },
+    ]
+    const server = createServer((_req, res) => {
+      const reply = replies.shift() ?? { status: 500, type: 'text/plain', body: '' }
+      res.writeHead(reply.status, { 'content-type': reply.type }).end(reply.body)
+    })
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+    onTestFinished(() => new Promise<void>((done) => server.close(() => done())))
+    const { port } = server.address() as AddressInfo
+    const url = `http://127.0.0.1:${String(port)}`
+    const notFound = captureIo()
+    expect(await runCli(['status', randomUUID(), '--server', url], notFound)).toBe(1)
+    expect(notFound.err()).toBe('错误：任务不存在，请检查任务编号\n')
+    const proxy = captureIo()
+    expect(await runCli(['status', randomUUID(), '--server', url], proxy)).toBe(1)
+    expect(proxy.err()).toBe('错误：服务器暂时无法处理请求（HTTP 502），请稍后再试\n')
   })
 
   it('prints usage for --help', async () => {
