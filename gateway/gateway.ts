@@ -26,7 +26,7 @@ import type { TaskStore } from './task-store.js'
 import { attachProgressSockets, type ProgressSocketOptions } from './ws-progress.js'
 import { GATEWAY_USERNAME, topicsFor } from '../protocol/index.js'
 import { Closer } from '../lib/lifecycle.js'
-import { endClient } from '../lib/mqtt.js'
+import { endClient, watchMqttLink } from '../lib/mqtt.js'
 
 /** Starts the embedded broker; main.ts passes broker/'s `startBroker` (the gateway never imports it). */
 export type EmbeddedBrokerFactory = (
@@ -115,8 +115,8 @@ export async function startGateway(
       connectTimeout: 10_000,
     })
     closer.add(() => endClient(client))
-    client.on('error', (err) => log.warn({ err: err.message }, 'MQTT client error'))
-    client.on('offline', () => log.warn({ mqttUrl }, 'MQTT broker unreachable; retrying'))
+    // A refused login (wrong secret) is retried with backoff; health shows the link's state.
+    const link = watchMqttLink({ client, log, name: 'gateway' })
 
     const core = createRelayCore(config, { db, pool, client, topics, log, now })
     closer.add(() => core.close())
@@ -166,6 +166,7 @@ export async function startGateway(
       resultMaxBytes: config.resultMaxBytes,
       handOvers: core.handOvers,
       waitingStatus: config.waitingStatus,
+      mqttLink: () => link.current(),
     })
     const server = createServer(
       {

@@ -17,7 +17,7 @@ import { Presence } from './presence.js'
 import { ReadinessWatch } from './readiness.js'
 import { Runner } from './runner.js'
 import { errorMessage } from '../lib/errors.js'
-import { endClient, publish } from '../lib/mqtt.js'
+import { endClient, publish, watchMqttLink } from '../lib/mqtt.js'
 import {
   GpuControl,
   bridgeClientId,
@@ -181,12 +181,9 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
       runner.resume()
     })
   })
-  client.on('offline', () => log.warn({ mqttUrl: config.mqttUrl }, 'broker unreachable; retrying'))
-  client.on('error', (err) => {
-    // While closing, a late PUBACK after DISCONNECT fails harmlessly ("write after end").
-    if (closing) log.debug({ err: err.message }, 'MQTT client error while closing')
-    else log.warn({ err: err.message }, 'MQTT client error')
-  })
+  // Refused logins retried with backoff; while closing, a late PUBACK after DISCONNECT fails
+  // harmlessly ("write after end") and is logged at debug.
+  watchMqttLink({ client, log, name: 'bridge', quiet: () => closing })
 
   const heartbeat = setInterval(() => {
     if (client.connected) presence.heartbeat()

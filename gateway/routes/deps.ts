@@ -1,6 +1,7 @@
 /** What every route group is given, and the checks they share. */
 import type { Request } from 'express'
 import type { Logger } from 'pino'
+import type { MqttLink } from '../../lib/mqtt.js'
 import type { AssetStore } from '../assets-store.js'
 import type { FilePool } from '../file-pool.js'
 import type { HandOvers } from '../hand-overs.js'
@@ -30,6 +31,8 @@ export interface RouteDeps {
   readonly waitingStatus: 'processing' | 'queued'
   readonly log: Logger
   readonly now: () => number
+  /** The gateway's MQTT link (health); absent: not shown. */
+  readonly mqttLink?: () => MqttLink
 }
 
 /**

@@ -4,11 +4,12 @@ import type { RouteDeps } from './deps.js'
 import type { QueueView } from '../task-service.js'
 import { HEYGEM_PATHS } from '../../protocol/index.js'
 
-export function healthApi(deps: Pick<RouteDeps, 'views'>): Router {
-  const { views } = deps
+export function healthApi(deps: Pick<RouteDeps, 'views' | 'mqttLink'>): Router {
+  const { views, mqttLink } = deps
   const router = Router({ caseSensitive: true })
   router.get(HEYGEM_PATHS.health, (_req, res) => {
     const q = views.queue()
+    const link = mqttLink?.()
     // The relay is up even when the GPU is not: the PC app no longer fails here.
     res.json({
       code: 0,
@@ -23,6 +24,16 @@ export function healthApi(deps: Pick<RouteDeps, 'views'>): Router {
         gpus: views.gpus(),
       },
       relay: true,
+      // The gateway's own MQTT link: a refused login or a broker away shows here, not only in logs.
+      ...(link
+        ? {
+            mqtt: {
+              state: link.state,
+              since: new Date(link.since).toISOString(),
+              ...(link.refusedCode === null ? {} : { return_code: link.refusedCode }),
+            },
+          }
+        : {}),
     })
   })
   return router

@@ -1,26 +1,18 @@
-import { join } from 'node:path'
-import { describe, expect, it, onTestFinished } from 'vitest'
-import { startBroker } from '../../broker/broker.js'
+import { describe, expect, it } from 'vitest'
 import { media, submitTask, taskStatus, upload } from '../helpers/pc.js'
-import { log, startTestBridge, startTestGateway, startTestGpu } from '../helpers/relay.js'
+import {
+  startTestBridge,
+  startTestBroker,
+  startTestGateway,
+  startTestGpu,
+} from '../helpers/relay.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 describe('a gateway restart while a task runs, with a broker that outlives it', () => {
   it('does not run the task again: the retained GPU state only prompts a fresh birth', async () => {
     const dir = await tempDir('gw-restart-running')
-    const broker = await startBroker(
-      {
-        host: '127.0.0.1',
-        port: 0,
-        wsPort: null,
-        persistencePath: join(dir, 'broker.sqlite'),
-        auth: null,
-        tls: null,
-      },
-      { log },
-    )
-    onTestFinished(() => broker.close())
+    const broker = await startTestBroker(dir)
     const first = await startTestGateway(dir, { mqttUrl: broker.url })
     const gpu = await startTestGpu(dir, 2_500)
     await startTestBridge(dir, first, gpu)

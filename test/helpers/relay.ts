@@ -14,6 +14,7 @@ import { startBridge, type BridgeHandle } from '../../gpu-bridge/bridge.js'
 import type { Credentials } from '../../lib/credentials.js'
 import { silentLogger } from '../../lib/logger.js'
 import { endClient } from '../../lib/mqtt.js'
+import { startTestMosquitto, type TestMosquitto } from './mosquitto.js'
 import {
   startFakeRunServer,
   type FakeRunServer,
@@ -34,16 +35,69 @@ export const TEST_CREDENTIALS: Credentials = {
   gpus: { 'gpu-1': TEST_SECRETS.gpu },
 }
 
+/**
+ * The broker the relay's tests run against: the embedded one, or with
+ * `RELAY_TEST_BROKER=mosquitto` (the `mosquitto` vitest project) a real Mosquitto per test folder.
+ */
+export const TEST_BROKER: 'embedded' | 'mosquitto' =
+  process.env.RELAY_TEST_BROKER === 'mosquitto' ? 'mosquitto' : 'embedded'
+
+/** One Mosquitto per test folder: a gateway restarted in the same folder finds the same broker. */
+const mosquittos = new Map<string, Promise<TestMosquitto>>()
+
+/** The Mosquitto of this test folder, started (with these logins) on first use. */
+export function testMosquitto(
+  dir: string,
+  credentials: Credentials = TEST_CREDENTIALS,
+): Promise<TestMosquitto> {
+  let broker = mosquittos.get(dir)
+  if (!broker) {
+    broker = startTestMosquitto({ dir, credentials })
+    mosquittos.set(dir, broker)
+    onTestFinished(() => {
+      mosquittos.delete(dir)
+    })
+  }
+  return broker
+}
+
+/**
+ * A broker that outlives gateways: the embedded one started alone (no auth), or under
+ * `RELAY_TEST_BROKER=mosquitto` this folder's Mosquitto (with the test logins).
+ */
+export async function startTestBroker(dir: string): Promise<{ url: string }> {
+  if (TEST_BROKER === 'mosquitto') return testMosquitto(dir)
+  const broker = await startBroker(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      wsPort: null,
+      persistencePath: join(dir, 'broker.sqlite'),
+      auth: null,
+      tls: null,
+    },
+    { log },
+  )
+  onTestFinished(() => broker.close())
+  return broker
+}
+
 export async function startTestGateway(
   dir: string,
   overrides: Partial<GatewayConfig> = {},
   /** The gateway's wall clock (default Date.now). */
   now?: () => number,
 ): Promise<GatewayHandle> {
+  // Under RELAY_TEST_BROKER=mosquitto a gateway given no broker of its own uses this folder's.
+  const external =
+    TEST_BROKER === 'mosquitto' && overrides.mqttUrl === undefined
+      ? { mqttUrl: (await testMosquitto(dir, overrides.credentials ?? TEST_CREDENTIALS)).url }
+      : {}
   const config = gatewayTestConfig(join(dir, 'gateway'), {
     credentials: TEST_CREDENTIALS,
     mqttAllowAnonymous: false,
     ...overrides,
+    ...external,
   })
   const gateway = await startGateway(config, { log, startBroker, ...(now ? { now } : {}) })
   onTestFinished(() => gateway.close())
