@@ -158,7 +158,9 @@ describe('the abuse suite: hostile clients, full disks, slow readers and clock s
     'lets a subscriber that stops reading hurt only itself (§2)',
     async () => {
       const { relay, metrics } = need()
-      await metrics.phase('slow-reader', () => slowReaderAttack(relay, ledger, address(60, 0), say))
+      await metrics.phase('slow-reader', () =>
+        slowReaderAttack(relay, ledger, { from: address(60, 0), say }),
+      )
       areaPasses('slow-reader')
     },
     60_000,

@@ -42,9 +42,9 @@ async function closedWithin(sockets: readonly RawSocket[], ms: number): Promise<
 async function connectOnce(
   port: number,
   from: string,
-  username: string,
-  password: string,
+  login: { username: string; password: string },
 ): Promise<number | null> {
+  const { username, password } = login
   const s = rawSocket(port, from, (sock) =>
     sock.write(
       connectPacket({ clientId: `abuse-${randomBytes(4).toString('hex')}`, username, password }),
@@ -216,7 +216,7 @@ export async function mqttAttacks(ctx: MqttAttackContext): Promise<string[]> {
   const from = address(59, 0)
   await ledger.run('mqtt', 9, 'five wrong passwords from one address are refused', async () => {
     for (let i = 0; i < 5; i++) {
-      const code = await connectOnce(port, from, 'admin', bad())
+      const code = await connectOnce(port, from, { username: 'admin', password: bad() })
       expectThat(code === 4 || code === 5, `try ${String(i + 1)}: CONNACK ${String(code)}`)
     }
   })
@@ -226,18 +226,21 @@ export async function mqttAttacks(ctx: MqttAttackContext): Promise<string[]> {
     'then the right password from that address gets "not authorized" at once',
     async () => {
       const started = performance.now()
-      const code = await connectOnce(port, from, 'admin', SECRETS.admin)
+      const code = await connectOnce(port, from, { username: 'admin', password: SECRETS.admin })
       expectThat(code === 5, `CONNACK ${String(code)}`)
       expectThat(performance.now() - started < 1_000, 'not at once')
     },
   )
   await ledger.run('mqtt', 9, 'another address logs in meanwhile', async () => {
-    const code = await connectOnce(port, address(59, 1), 'admin', SECRETS.admin)
+    const code = await connectOnce(port, address(59, 1), {
+      username: 'admin',
+      password: SECRETS.admin,
+    })
     expectThat(code === 0, `CONNACK ${String(code)}`)
   })
   await ledger.run('mqtt', 9, 'after the wait the right password works again', async () => {
     await delay(1_500)
-    const code = await connectOnce(port, from, 'admin', SECRETS.admin)
+    const code = await connectOnce(port, from, { username: 'admin', password: SECRETS.admin })
     expectThat(code === 0, `CONNACK ${String(code)}`)
   })
 

@@ -28,9 +28,9 @@ function p99(values: readonly number[]): number {
 export async function slowReaderAttack(
   relay: AbuseRelay,
   ledger: Ledger,
-  from: string,
-  say: (line: string) => void,
+  on: { from: string; say: (line: string) => void },
 ): Promise<void> {
+  const { from, say } = on
   const clientId = `abuse-slow-reader-${randomBytes(3).toString('hex')}`
   const login = { username: 'gateway', password: SECRETS.gateway }
   const reader = rawSocket(relay.mqtt, from, (s) => {
