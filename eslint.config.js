@@ -85,7 +85,7 @@ export default tseslint.config(
     rules: { '@typescript-eslint/max-params': 'off' },
   },
   {
-    // The composition root embeds the broker in the gateway process (DESIGN §2); it still talks
+    // The composition root embeds the broker in the gateway process (docs/design.md §2); it still talks
     // to it only over MQTT.
     files: ['gateway/main.ts'],
     rules: { 'no-restricted-imports': 'off' },
