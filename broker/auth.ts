@@ -167,6 +167,8 @@ export function brokerAuth(config: BrokerAuthConfig, log: Logger, deps: BrokerAu
       done(null, true)
     },
 
+    // aedes' hook: its four parameters are aedes' signature.
+    // eslint-disable-next-line @typescript-eslint/max-params
     authenticate(client, username, password, done) {
       const address = addressOf(client)
       const waitMs = backoff.waitFor(address)

@@ -162,7 +162,7 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     // With TLS configured, plain MQTT stays on the loopback interface: for the embedded gateway
     // and local tools only, never secrets in clear over a network.
     const plainHost = config.tls ? '127.0.0.1' : config.host
-    const tcp = await listenTcp(handle, gate, config.port, plainHost)
+    const tcp = await listenTcp({ handle, gate, port: config.port, host: plainHost })
     closer.add(() => tcp.close())
     const url = `mqtt://${urlHost(plainHost)}:${String(tcp.port)}`
 
@@ -173,14 +173,14 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
         cert: await readFile(config.tls.certPath),
         key: await readFile(config.tls.keyPath),
       }
-      const tls = await listenTls(
+      const tls = await listenTls({
         handle,
         gate,
-        tlsFiles,
-        config.tls.port,
-        config.host,
-        limits.connectTimeoutMs,
-      )
+        tls: tlsFiles,
+        port: config.tls.port,
+        host: config.host,
+        handshakeTimeoutMs: limits.connectTimeoutMs,
+      })
       closer.add(() => tls.close())
       tlsUrl = `mqtts://${host}:${String(tls.port)}`
     }
@@ -188,15 +188,15 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     let wsUrl: string | null = null
     if (config.wsPort !== null) {
       const wsMax = maxPayload === null ? null : maxPayload + 64 * 1024
-      const ws = await listenWebSocket(
+      const ws = await listenWebSocket({
         handle,
         gate,
-        tlsFiles,
-        config.wsPort,
-        config.host,
-        wsMax,
+        tls: tlsFiles,
+        port: config.wsPort,
+        host: config.host,
+        maxPayload: wsMax,
         log,
-      )
+      })
       closer.add(() => ws.close())
       wsUrl = `${tlsFiles ? 'wss' : 'ws'}://${host}:${String(ws.port)}`
     }

@@ -47,11 +47,17 @@ function looseTicket(stream: { readonly remoteAddress?: string | undefined }): T
   return { address: normalizeAddress(stream.remoteAddress), established: () => undefined }
 }
 
+/** Where a listener listens, and what it hands the connections it admits to. */
+export interface ListenOn {
+  readonly handle: Handle
+  readonly gate: ConnectionGate
+  readonly port: number
+  readonly host: string
+}
+
 async function listen(
   server: Listenable,
-  port: number,
-  host: string,
-  gate: ConnectionGate,
+  { port, host, gate }: ListenOn,
   /** Called with each admitted raw socket (plain TCP only; TLS and HTTP servers take their own). */
   onAdmitted?: (socket: Socket) => void,
 ): Promise<Listening> {
@@ -80,13 +86,9 @@ async function listen(
   }
 }
 
-export function listenTcp(
-  handle: Handle,
-  gate: ConnectionGate,
-  port: number,
-  host: string,
-): Promise<Listening> {
-  return listen(createNetServer(), port, host, gate, (socket) => {
+export function listenTcp(on: ListenOn): Promise<Listening> {
+  const { handle, gate } = on
+  return listen(createNetServer(), on, (socket) => {
     handle(socket, {
       ticket: gate.ticketFor(socket) ?? looseTicket(socket),
       outgoingBytes: () => socket.writableLength,
@@ -94,15 +96,14 @@ export function listenTcp(
   })
 }
 
-export function listenTls(
-  handle: Handle,
-  gate: ConnectionGate,
-  tls: TlsFiles,
-  port: number,
-  host: string,
+export interface ListenTls extends ListenOn {
+  readonly tls: TlsFiles
   /** A TLS handshake not done by then is dropped (the gate's deadline covers it as well). */
-  handshakeTimeoutMs: number,
-): Promise<Listening> {
+  readonly handshakeTimeoutMs: number
+}
+
+export function listenTls(on: ListenTls): Promise<Listening> {
+  const { handle, gate, tls, handshakeTimeoutMs } = on
   const server = createTlsServer(
     { cert: tls.cert, key: tls.key, handshakeTimeout: handshakeTimeoutMs },
     (socket: TLSSocket) => {
@@ -112,19 +113,18 @@ export function listenTls(
       })
     },
   )
-  return listen(server, port, host, gate)
+  return listen(server, on)
 }
 
-export async function listenWebSocket(
-  handle: Handle,
-  gate: ConnectionGate,
-  tls: TlsFiles | null,
-  port: number,
-  host: string,
+export interface ListenWebSocket extends ListenOn {
+  readonly tls: TlsFiles | null
   /** Largest WebSocket message accepted (null: the ws default). */
-  maxPayload: number | null,
-  log: Logger,
-): Promise<Listening> {
+  readonly maxPayload: number | null
+  readonly log: Logger
+}
+
+export async function listenWebSocket(on: ListenWebSocket): Promise<Listening> {
+  const { handle, gate, tls, maxPayload, log } = on
   const reply = (_req: IncomingMessage, res: import('node:http').ServerResponse): void => {
     res.writeHead(426, { 'content-type': 'text/plain' }).end('MQTT over WebSocket only\n')
   }
@@ -145,7 +145,7 @@ export async function listenWebSocket(
       req,
     )
   })
-  const listening = await listen(http, port, host, gate)
+  const listening = await listen(http, on)
   return {
     port: listening.port,
     close: async () => {

@@ -27,10 +27,7 @@ export class OutgoingQueue {
     return settle(() => {
       const stored = new Packet(packet)
       const blob = encodePacket(stored)
-      const insert = this.#store.sql(
-        `INSERT INTO outgoing (client_id, broker_id, broker_counter, message_id, packet)
-         VALUES (?, ?, ?, NULL, ?)`,
-      )
+      const insert = this.#store.sql.outgoingInsert
       this.#store.transaction(() => {
         for (const sub of subs) {
           insert.run(sub.clientId, stored.brokerId ?? null, stored.brokerCounter ?? null, blob)
@@ -43,39 +40,27 @@ export class OutgoingQueue {
   outgoingUpdate(client: ClientLike, packet: StoredPacket): Promise<void> {
     return settle(() => {
       // Message ids wrap at 65535; broker id + broker counter name a queued packet for sure.
-      const same = this.#store
-        .sql<[string, string | null, number | null], { seq: number }>(
-          `SELECT seq FROM outgoing WHERE client_id = ? AND broker_id IS ? AND broker_counter IS ?
-           ORDER BY seq LIMIT 1`,
-        )
-        .get(client.id, packet.brokerId ?? null, packet.brokerCounter ?? null)
+      const same = this.#store.sql.outgoingByOrigin.get(
+        client.id,
+        packet.brokerId ?? null,
+        packet.brokerCounter ?? null,
+      )
       if (same) {
-        this.#store
-          .sql('UPDATE outgoing SET message_id = ? WHERE seq = ?')
-          .run(packet.messageId ?? null, same.seq)
+        this.#store.sql.outgoingSetMessageId.run(packet.messageId ?? null, same.seq)
         return
       }
       // QoS 2: the PUBLISH with this id becomes its PUBREL. Never for a PUBLISH: a row of an
       // earlier broker run that happens to hold the same id must not be overwritten.
       if (packet.cmd !== 'publish') {
-        const byId = this.#store
-          .sql<[string, number], { seq: number }>(
-            'SELECT seq FROM outgoing WHERE client_id = ? AND message_id = ? ORDER BY seq LIMIT 1',
-          )
-          .get(client.id, packet.messageId ?? -1)
+        const byId = this.#store.sql.outgoingByMessageId.get(client.id, packet.messageId ?? -1)
         if (byId) {
-          this.#store
-            .sql(
-              `UPDATE outgoing SET broker_id = ?, broker_counter = ?, message_id = ?, packet = ?
-               WHERE seq = ?`,
-            )
-            .run(
-              packet.brokerId ?? null,
-              packet.brokerCounter ?? null,
-              packet.messageId ?? null,
-              encodePacket(packet),
-              byId.seq,
-            )
+          this.#store.sql.outgoingReplace.run(
+            packet.brokerId ?? null,
+            packet.brokerCounter ?? null,
+            packet.messageId ?? null,
+            encodePacket(packet),
+            byId.seq,
+          )
           return
         }
       }
@@ -88,24 +73,15 @@ export class OutgoingQueue {
     packet: { messageId?: number },
   ): Promise<StoredPacket | undefined> {
     return settle(() => {
-      const row = this.#store
-        .sql<[string, number], { seq: number; packet: Buffer; message_id: number }>(
-          `SELECT seq, packet, message_id FROM outgoing WHERE client_id = ? AND message_id = ?
-           ORDER BY seq LIMIT 1`,
-        )
-        .get(client.id, packet.messageId ?? -1)
+      const row = this.#store.sql.outgoingByMessageId.get(client.id, packet.messageId ?? -1)
       if (!row) return undefined
-      this.#store.sql('DELETE FROM outgoing WHERE seq = ?').run(row.seq)
+      this.#store.sql.outgoingDelete.run(row.seq)
       return toPacket(row.packet, row.message_id)
     })
   }
 
   outgoingStream(client: ClientLike): Readable {
-    const rows = this.#store
-      .sql<[string], { packet: Buffer; message_id: number | null }>(
-        'SELECT packet, message_id FROM outgoing WHERE client_id = ? ORDER BY seq',
-      )
-      .all(client.id)
+    const rows = this.#store.sql.outgoingOfClient.all(client.id)
     return Readable.from(rows.map((r) => toPacket(r.packet, r.message_id)))
   }
 }

@@ -12,7 +12,7 @@ import qlobber from 'qlobber'
 import QlobberSub from 'qlobber/aedes/qlobber-sub.js'
 import { OutgoingQueue } from './outgoing-queue.js'
 import { decodePacket, encodePacket, type StoredPacket } from './packet-codec.js'
-import { SqliteStore, settle } from './sqlite-store.js'
+import { SqliteStore, settle, type SubRow } from './sqlite-store.js'
 
 const QLOBBER = { wildcard_one: '+', wildcard_some: '#', separator: '/' } as const
 
@@ -41,15 +41,6 @@ interface SubscriptionOut {
   nl: boolean | undefined
   subscriptionIdentifier?: number
 }
-interface SubRow {
-  client_id: string
-  topic: string
-  qos: number
-  rh: number | null
-  rap: number | null
-  nl: number | null
-  sub_id: number | null
-}
 
 export class SqlitePersistence extends OutgoingQueue {
   readonly #store: SqliteStore
@@ -61,7 +52,7 @@ export class SqlitePersistence extends OutgoingQueue {
     const store = new SqliteStore(path)
     super(store)
     this.#store = store
-    for (const row of store.sql<[], SubRow>('SELECT * FROM subscriptions WHERE qos > 0').all()) {
+    for (const row of store.sql.subscriptionsDurable.all()) {
       this.#trie.add(row.topic, subEntry(row))
     }
   }
@@ -82,14 +73,9 @@ export class SqlitePersistence extends OutgoingQueue {
   storeRetained(packet: StoredPacket): Promise<void> {
     return settle(() => {
       if (packet.payload.length === 0) {
-        this.#store.sql('DELETE FROM retained WHERE topic = ?').run(packet.topic)
+        this.#store.sql.retainedDelete.run(packet.topic)
       } else {
-        this.#store
-          .sql(
-            `INSERT INTO retained (topic, packet) VALUES (?, ?)
-             ON CONFLICT (topic) DO UPDATE SET packet = excluded.packet`,
-          )
-          .run(packet.topic, encodePacket({ ...packet }))
+        this.#store.sql.retainedPut.run(packet.topic, encodePacket({ ...packet }))
       }
     })
   }
@@ -99,11 +85,7 @@ export class SqlitePersistence extends OutgoingQueue {
   }
 
   createRetainedStreamCombi(patterns: string[]): Readable {
-    const rows = this.#store
-      .sql<[], { topic: string; packet: Buffer }>(
-        'SELECT topic, packet FROM retained ORDER BY rowid',
-      )
-      .all()
+    const rows = this.#store.sql.retainedAll.all()
     const matched: StoredPacket[] = []
     for (const pattern of patterns) {
       const matcher = new qlobber.QlobberTrue(QLOBBER)
@@ -133,14 +115,7 @@ export class SqlitePersistence extends OutgoingQueue {
           else if (before && before.qos > 0) {
             this.#trie.remove(sub.topic, { clientId: client.id, topic: sub.topic })
           }
-          this.#store
-            .sql(
-              `INSERT INTO subscriptions (client_id, topic, qos, rh, rap, nl, sub_id)
-               VALUES (?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT (client_id, topic) DO UPDATE SET qos = excluded.qos, rh = excluded.rh,
-                 rap = excluded.rap, nl = excluded.nl, sub_id = excluded.sub_id`,
-            )
-            .run(row.client_id, row.topic, row.qos, row.rh, row.rap, row.nl, row.sub_id)
+          this.#store.sql.subscriptionPut.run(row)
         }
       })
     })
@@ -153,9 +128,7 @@ export class SqlitePersistence extends OutgoingQueue {
           const before = this.#subscription(client.id, topic)
           if (!before) continue
           if (before.qos > 0) this.#trie.remove(topic, { clientId: client.id, topic })
-          this.#store
-            .sql('DELETE FROM subscriptions WHERE client_id = ? AND topic = ?')
-            .run(client.id, topic)
+          this.#store.sql.subscriptionDelete.run(client.id, topic)
         }
       })
     })
@@ -163,28 +136,23 @@ export class SqlitePersistence extends OutgoingQueue {
 
   subscriptionsByClient(client: ClientLike): Promise<SubscriptionOut[]> {
     return settle(() =>
-      this.#store
-        .sql<[string], SubRow>('SELECT * FROM subscriptions WHERE client_id = ? ORDER BY rowid')
-        .all(client.id)
-        .map((row) => {
-          const sub: SubscriptionOut = {
-            topic: row.topic,
-            qos: row.qos,
-            rh: row.rh ?? undefined,
-            rap: row.rap === null ? undefined : Boolean(row.rap),
-            nl: row.nl === null ? undefined : Boolean(row.nl),
-          }
-          if (row.sub_id !== null) sub.subscriptionIdentifier = row.sub_id
-          return sub
-        }),
+      this.#store.sql.subscriptionsOfClient.all(client.id).map((row) => {
+        const sub: SubscriptionOut = {
+          topic: row.topic,
+          qos: row.qos,
+          rh: row.rh ?? undefined,
+          rap: row.rap === null ? undefined : Boolean(row.rap),
+          nl: row.nl === null ? undefined : Boolean(row.nl),
+        }
+        if (row.sub_id !== null) sub.subscriptionIdentifier = row.sub_id
+        return sub
+      }),
     )
   }
 
   countOffline(): Promise<{ subsCount: number; clientsCount: number }> {
     return settle(() => {
-      const row = this.#store
-        .sql<[], { n: number }>('SELECT COUNT(DISTINCT client_id) AS n FROM subscriptions')
-        .get()
+      const row = this.#store.sql.subscribedClients.get()
       return { subsCount: this.#trie.subscriptionsCount, clientsCount: row?.n ?? 0 }
     })
   }
@@ -195,20 +163,16 @@ export class SqlitePersistence extends OutgoingQueue {
 
   cleanSubscriptions(client: ClientLike): Promise<void> {
     return settle(() => {
-      const rows = this.#store
-        .sql<[string], SubRow>('SELECT * FROM subscriptions WHERE client_id = ?')
-        .all(client.id)
+      const rows = this.#store.sql.subscriptionsOfClient.all(client.id)
       for (const row of rows) {
         if (row.qos > 0) this.#trie.remove(row.topic, { clientId: client.id, topic: row.topic })
       }
-      this.#store.sql('DELETE FROM subscriptions WHERE client_id = ?').run(client.id)
+      this.#store.sql.subscriptionsDeleteClient.run(client.id)
     })
   }
 
   getClientList(topic: string): Readable {
-    const rows = this.#store
-      .sql<[string], { client_id: string }>('SELECT client_id FROM subscriptions WHERE topic = ?')
-      .all(topic)
+    const rows = this.#store.sql.clientsOfTopic.all(topic)
     return Readable.from(rows.map((r) => r.client_id))
   }
 
@@ -218,19 +182,13 @@ export class SqlitePersistence extends OutgoingQueue {
     return settle(() => {
       const stored = new Packet(packet)
       stored.messageId = packet.messageId
-      this.#store
-        .sql('INSERT OR REPLACE INTO incoming (client_id, message_id, packet) VALUES (?, ?, ?)')
-        .run(client.id, packet.messageId ?? 0, encodePacket(stored))
+      this.#store.sql.incomingPut.run(client.id, packet.messageId ?? 0, encodePacket(stored))
     })
   }
 
   incomingGetPacket(client: ClientLike, packet: { messageId?: number }): Promise<StoredPacket> {
     return settle(() => {
-      const row = this.#store
-        .sql<[string, number], { packet: Buffer }>(
-          'SELECT packet FROM incoming WHERE client_id = ? AND message_id = ?',
-        )
-        .get(client.id, packet.messageId ?? 0)
+      const row = this.#store.sql.incomingGet.get(client.id, packet.messageId ?? 0)
       if (!row) throw new Error('no such packet')
       return decodePacket(row.packet)
     })
@@ -238,16 +196,14 @@ export class SqlitePersistence extends OutgoingQueue {
 
   incomingDelPacket(client: ClientLike, packet: { messageId?: number }): Promise<void> {
     return settle(() => {
-      const { changes } = this.#store
-        .sql('DELETE FROM incoming WHERE client_id = ? AND message_id = ?')
-        .run(client.id, packet.messageId ?? 0)
+      const { changes } = this.#store.sql.incomingDelete.run(client.id, packet.messageId ?? 0)
       if (changes === 0) throw new Error('no such packet')
     })
   }
 
   cleanIncoming(client: ClientLike): Promise<void> {
     return settle(() => {
-      this.#store.sql('DELETE FROM incoming WHERE client_id = ?').run(client.id)
+      this.#store.sql.incomingDeleteClient.run(client.id)
     })
   }
 
@@ -257,9 +213,7 @@ export class SqlitePersistence extends OutgoingQueue {
     return settle(() => {
       packet.brokerId = this.#broker?.id
       packet.clientId = client.id
-      this.#store
-        .sql('INSERT OR REPLACE INTO wills (client_id, broker_id, packet) VALUES (?, ?, ?)')
-        .run(client.id, packet.brokerId ?? '', encodePacket(packet))
+      this.#store.sql.willPut.run(client.id, packet.brokerId ?? '', encodePacket(packet))
     })
   }
 
@@ -277,7 +231,7 @@ export class SqlitePersistence extends OutgoingQueue {
     return settle(() => {
       const will = this.#will(client.id)
       try {
-        this.#store.sql('DELETE FROM wills WHERE client_id = ?').run(client.id)
+        this.#store.sql.willDelete.run(client.id)
       } catch (err) {
         this.#reportError(err)
       }
@@ -287,9 +241,7 @@ export class SqlitePersistence extends OutgoingQueue {
 
   /** Wills of clients whose broker is not among `brokers` (a broker that died with them). */
   streamWill(brokers: Readonly<Record<string, unknown>> = {}): Readable {
-    const rows = this.#store
-      .sql<[], { broker_id: string; packet: Buffer }>('SELECT broker_id, packet FROM wills')
-      .all()
+    const rows = this.#store.sql.willsAll.all()
     return Readable.from(
       rows.filter((r) => !(r.broker_id in brokers)).map((r) => decodePacket(r.packet)),
     )
@@ -311,17 +263,11 @@ export class SqlitePersistence extends OutgoingQueue {
   }
 
   #subscription(clientId: string, topic: string): SubRow | undefined {
-    return this.#store
-      .sql<[string, string], SubRow>(
-        'SELECT * FROM subscriptions WHERE client_id = ? AND topic = ?',
-      )
-      .get(clientId, topic)
+    return this.#store.sql.subscription.get(clientId, topic)
   }
 
   #will(clientId: string): StoredPacket | undefined {
-    const row = this.#store
-      .sql<[string], { packet: Buffer }>('SELECT packet FROM wills WHERE client_id = ?')
-      .get(clientId)
+    const row = this.#store.sql.will.get(clientId)
     return row ? decodePacket(row.packet) : undefined
   }
 }

@@ -39,8 +39,9 @@ const COLUMNS =
   'id, license_key, asset_type, name, file_hash, file_ext, file_size, created_at, expires_at'
 
 export class AssetStore {
-  readonly #db: Db
   readonly #ttlMs: number
+  /** `add` in one transaction (wrapped once, like the statements). */
+  readonly #add: (asset: NewAsset) => Added
   readonly #byFile: Statement<[string, string, string, string], AssetRow>
   readonly #insert: Statement<
     [
@@ -63,7 +64,6 @@ export class AssetStore {
   readonly #purge: Statement<[number]>
 
   constructor(db: Db, ttlMs: number) {
-    this.#db = db
     this.#ttlMs = ttlMs
     this.#byFile = db.prepare(
       `SELECT ${COLUMNS} FROM assets
@@ -89,27 +89,12 @@ export class AssetStore {
     )
     this.#delete = db.prepare('DELETE FROM assets WHERE id = ? AND license_key = ?')
     this.#purge = db.prepare('DELETE FROM assets WHERE expires_at <= ?')
+    this.#add = db.transaction((asset: NewAsset) => this.#addNow(asset))
   }
 
   /** The owner's asset of this file: the unexpired one if there is one, else a new one. */
   add(asset: NewAsset): Added {
-    return this.#db.transaction((): Added => {
-      const { license, type, file, now } = asset
-      const existing = this.#byFile.get(license, type, file.hash, file.ext)
-      if (existing && existing.expires_at > now) return { row: existing, deduplicated: true }
-      const row = this.#insert.get({
-        license,
-        type,
-        name: asset.name,
-        hash: file.hash,
-        ext: file.ext,
-        size: file.size,
-        now,
-        expires: now + this.#ttlMs,
-      })
-      if (!row) throw new Error('asset insert returned no row')
-      return { row, deduplicated: false }
-    })()
+    return this.#add(asset)
   }
 
   /** The owner's unexpired assets (of one type, or all), newest first. */
@@ -125,5 +110,23 @@ export class AssetStore {
   /** Forget expired rows (their files then age out of the pool as any other). */
   purgeExpired(now: number): number {
     return this.#purge.run(now).changes
+  }
+
+  #addNow(asset: NewAsset): Added {
+    const { license, type, file, now } = asset
+    const existing = this.#byFile.get(license, type, file.hash, file.ext)
+    if (existing && existing.expires_at > now) return { row: existing, deduplicated: true }
+    const row = this.#insert.get({
+      license,
+      type,
+      name: asset.name,
+      hash: file.hash,
+      ext: file.ext,
+      size: file.size,
+      now,
+      expires: now + this.#ttlMs,
+    })
+    if (!row) throw new Error('asset insert returned no row')
+    return { row, deduplicated: false }
   }
 }

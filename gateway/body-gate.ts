@@ -126,6 +126,8 @@ export const closeUnreadOnNotFound: RequestHandler = (req, res, next) => {
 }
 
 /** Before the error handler: the same, and always after refused credentials. */
+// express knows an error handler by its four parameters.
+// eslint-disable-next-line @typescript-eslint/max-params
 export const closeUnreadOnError: ErrorRequestHandler = (err: unknown, req, res, next) => {
   closeIfUnread(req, res, err)
   next(err)

@@ -1,5 +1,6 @@
 /** The gateway's SQLite database: the single source of truth for tasks (docs/design.md §3). */
 import type Database from 'better-sqlite3'
+import { migrate } from '../lib/sqlite-migrate.js'
 import { openWalDatabase } from '../lib/sqlite-open.js'
 
 export type Db = Database.Database
@@ -189,18 +190,6 @@ export function openDb(path: string): Db {
     'busy_timeout = 5000',
     'foreign_keys = ON',
   ])
-  migrate(db)
+  migrate(db, MIGRATIONS)
   return db
-}
-
-function migrate(db: Db): void {
-  const current = db.pragma('user_version', { simple: true }) as number
-  for (let version = current; version < MIGRATIONS.length; version++) {
-    const sql = MIGRATIONS[version]
-    if (sql === undefined) break
-    db.transaction(() => {
-      db.exec(sql)
-      db.pragma(`user_version = ${version + 1}`)
-    })()
-  }
 }

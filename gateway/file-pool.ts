@@ -8,6 +8,7 @@ import { createWriteStream } from 'node:fs'
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Readable, Transform } from 'node:stream'
+import type { Statement } from 'better-sqlite3'
 import { pipeline } from 'node:stream/promises'
 import type { Db } from './db.js'
 import { DiskSpace, diskFull } from './disk-space.js'
@@ -27,15 +28,34 @@ export interface FilePoolOptions {
   readonly minFreeBytes?: number
 }
 
+/** A file no remaining task refers to, not used since `cutoff`, that no unexpired asset keeps. */
+const UNUSED = `COALESCE(last_used_at, created_at) <= @cutoff
+  AND hash NOT IN (SELECT audio_hash FROM tasks)
+  AND hash NOT IN (SELECT video_hash FROM tasks)
+  AND hash NOT IN (SELECT result_hash FROM tasks WHERE result_hash IS NOT NULL)
+  AND hash NOT IN (SELECT stored_result_hash FROM tasks WHERE stored_result_hash IS NOT NULL)
+  AND hash NOT IN (SELECT file_hash FROM assets WHERE expires_at > @cutoff)`
+
 export class FilePool {
-  readonly #db: Db
+  readonly #get: Statement<[string], FileRef>
+  readonly #record: Statement<[string, string, number, number, number]>
+  readonly #touch: Statement<[number, string]>
+  readonly #stale: Statement<[{ cutoff: number }], { hash: string }>
+  readonly #removeUnused: Statement<[{ hash: string; cutoff: number }]>
   readonly #root: string
   readonly #tmp: string
   /** The data disk's free space: uploads and submits ask it first (disk-space.ts). */
   readonly space: DiskSpace
 
   private constructor(db: Db, root: string, opts: FilePoolOptions) {
-    this.#db = db
+    this.#get = db.prepare('SELECT hash, ext, size FROM files WHERE hash = ?')
+    this.#record = db.prepare(
+      `INSERT INTO files (hash, ext, size, created_at, last_used_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (hash) DO UPDATE SET size = excluded.size, last_used_at = excluded.last_used_at`,
+    )
+    this.#touch = db.prepare('UPDATE files SET last_used_at = ? WHERE hash = ?')
+    this.#stale = db.prepare(`SELECT hash FROM files WHERE ${UNUSED} LIMIT 1000`)
+    this.#removeUnused = db.prepare(`DELETE FROM files WHERE hash = @hash AND ${UNUSED}`)
     this.#root = root
     this.#tmp = join(root, 'tmp')
     this.space = new DiskSpace({ folder: root, minFreeBytes: opts.minFreeBytes ?? 0 })
@@ -66,9 +86,7 @@ export class FilePool {
   }
 
   get(hash: string): FileRef | undefined {
-    return this.#db
-      .prepare<[string], FileRef>('SELECT hash, ext, size FROM files WHERE hash = ?')
-      .get(hash)
+    return this.#get.get(hash)
   }
 
   /** Present in the index and on disk with the recorded size. */
@@ -120,17 +138,12 @@ export class FilePool {
   }
 
   record(file: FileRef, now: number): void {
-    this.#db
-      .prepare(
-        `INSERT INTO files (hash, ext, size, created_at, last_used_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (hash) DO UPDATE SET size = excluded.size, last_used_at = excluded.last_used_at`,
-      )
-      .run(file.hash, file.ext, file.size, now, now)
+    this.#record.run(file.hash, file.ext, file.size, now, now)
   }
 
   /** Asked for (check_files, submit): kept for another retention period. */
   touch(hash: string, now: number): void {
-    this.#db.prepare('UPDATE files SET last_used_at = ? WHERE hash = ?').run(now, hash)
+    this.#touch.run(now, hash)
   }
 
   /**
@@ -140,24 +153,12 @@ export class FilePool {
    * the file's last use). Returns how many went.
    */
   async sweep(cutoff: number): Promise<number> {
-    const unused = `COALESCE(last_used_at, created_at) <= @cutoff
-           AND hash NOT IN (SELECT audio_hash FROM tasks)
-           AND hash NOT IN (SELECT video_hash FROM tasks)
-           AND hash NOT IN (SELECT result_hash FROM tasks WHERE result_hash IS NOT NULL)
-           AND hash NOT IN (SELECT stored_result_hash FROM tasks WHERE stored_result_hash IS NOT NULL)
-           AND hash NOT IN (SELECT file_hash FROM assets WHERE expires_at > @cutoff)`
-    const stale = this.#db
-      .prepare<[{ cutoff: number }], { hash: string }>(
-        `SELECT hash FROM files WHERE ${unused} LIMIT 1000`,
-      )
-      .all({ cutoff })
+    const stale = this.#stale.all({ cutoff })
     let removed = 0
     for (const { hash } of stale) {
       // Checked again as it goes: a submit may have taken the file up since the SELECT, and one
       // that comes after this DELETE finds no file and says so.
-      const gone = this.#db
-        .prepare(`DELETE FROM files WHERE hash = @hash AND ${unused}`)
-        .run({ hash, cutoff }).changes
+      const gone = this.#removeUnused.run({ hash, cutoff }).changes
       if (gone === 0) continue
       await rm(this.pathOf(hash), { force: true })
       removed++

@@ -164,7 +164,13 @@ export function receiveMultipart(
       })
       const sniffer = new MediaSniffer()
       const staged = opts.pool.stage(stream, sniffer).then(
-        (s) => stagedFile(name, info.filename ?? '', s, sniffer.result(), () => truncated),
+        (s) =>
+          stagedFile(s, {
+            field: name,
+            filename: info.filename ?? '',
+            sniffed: sniffer.result(),
+            truncated: () => truncated,
+          }),
         (err: unknown) => {
           throw uploadFailed(err)
         },
@@ -224,13 +230,14 @@ interface StagedFile extends ReceivedFile {
   discard(): Promise<void>
 }
 
-function stagedFile(
-  field: string,
-  filename: string,
-  staged: Staged,
-  sniffed: Sniffed,
-  truncated: () => boolean,
-): StagedFile {
+interface FilePart {
+  readonly field: string
+  readonly filename: string
+  readonly sniffed: Sniffed
+  readonly truncated: () => boolean
+}
+
+function stagedFile(staged: Staged, { field, filename, sniffed, truncated }: FilePart): StagedFile {
   let settled = false
   return {
     field,

@@ -136,14 +136,13 @@ export interface StreamUpload {
 
 /** POST a stream as a raw body. */
 export function uploadRaw(up: StreamUpload): Promise<{ status: number; body: unknown }> {
-  return send(
-    up.url,
-    up.method ?? 'POST',
-    { 'content-type': 'application/octet-stream', ...up.headers },
-    up.size,
-    [up.source],
-    up.timeoutMs,
-  )
+  return send(up.url, {
+    method: up.method ?? 'POST',
+    headers: { 'content-type': 'application/octet-stream', ...up.headers },
+    length: up.size,
+    parts: [up.source],
+    timeoutMs: up.timeoutMs,
+  })
 }
 
 export interface MultipartUpload extends StreamUpload {
@@ -167,23 +166,27 @@ export function uploadMultipart(up: MultipartUpload): Promise<{ status: number; 
   const tail = `\r\n--${boundary}--\r\n`
   const pre = Buffer.from(head + fileHead)
   const post = Buffer.from(tail)
-  return send(
-    up.url,
-    up.method ?? 'POST',
-    { 'content-type': `multipart/form-data; boundary=${boundary}`, ...up.headers },
-    up.size === null ? null : pre.length + up.size + post.length,
-    [pre, up.source, post],
-    up.timeoutMs,
-  )
+  return send(up.url, {
+    method: up.method ?? 'POST',
+    headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, ...up.headers },
+    length: up.size === null ? null : pre.length + up.size + post.length,
+    parts: [pre, up.source, post],
+    timeoutMs: up.timeoutMs,
+  })
+}
+
+interface Outgoing {
+  readonly method: string
+  readonly headers: Record<string, string>
+  /** The body's exact length (Content-Length); null sends it chunked. */
+  readonly length: number | null
+  readonly parts: (Buffer | Readable)[]
+  readonly timeoutMs: number | undefined
 }
 
 function send(
   url: string,
-  method: string,
-  headers: Record<string, string>,
-  length: number | null,
-  parts: (Buffer | Readable)[],
-  timeoutMs = 10 * 60_000,
+  { method, headers, length, parts, timeoutMs = 10 * 60_000 }: Outgoing,
 ): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
     const target = new URL(url)

@@ -61,9 +61,11 @@ export async function bridgeAttacks(ctx: BridgeContext): Promise<void> {
     const rc = join(ctx.dir, 'bridge-clock.rc')
     await writeFile(rc, '+30d\n')
     await ledger.run(
-      'bridge',
-      6,
-      'a bridge whose clock ran a month ahead, then its data folder wiped, is accepted',
+      {
+        area: 'bridge',
+        point: 6,
+        name: 'a bridge whose clock ran a month ahead, then its data folder wiped, is accepted',
+      },
       async () => {
         await pc.withoutSubmits(async () => {
           await relay.bridge.stop()
@@ -82,9 +84,11 @@ export async function bridgeAttacks(ctx: BridgeContext): Promise<void> {
     )
   }
   await ledger.run(
-    'bridge',
-    7,
-    'a damaged inbox file: moved aside, the bridge starts and runs the work',
+    {
+      area: 'bridge',
+      point: 7,
+      name: 'a damaged inbox file: moved aside, the bridge starts and runs the work',
+    },
     async () => {
       await pc.withoutSubmits(async () => {
         await drained(relay, pc)

@@ -16,16 +16,19 @@ export interface CaseResult {
   readonly detail: string
 }
 
+/** Which case: its area (a phase of the suite), the §3.9 point it covers, and what it tries. */
+export interface CaseLabel {
+  readonly area: string
+  readonly point: Point
+  readonly name: string
+}
+
 export class Ledger {
   readonly #cases: CaseResult[] = []
 
   /** Run one case: `check` throws (or returns a message) when the relay misbehaved. */
-  async run(
-    area: string,
-    point: Point,
-    name: string,
-    check: () => Promise<unknown>,
-  ): Promise<boolean> {
+  async run(label: CaseLabel, check: () => Promise<unknown>): Promise<boolean> {
+    const { area, point, name } = label
     try {
       const note = await check()
       this.#cases.push({
@@ -43,8 +46,8 @@ export class Ledger {
   }
 
   /** Record a case checked elsewhere. */
-  add(area: string, point: Point, name: string, ok: boolean, detail = ''): void {
-    this.#cases.push({ area, name, point, ok, detail })
+  add(label: CaseLabel, outcome: { ok: boolean; detail?: string }): void {
+    this.#cases.push({ ...label, ok: outcome.ok, detail: outcome.detail ?? '' })
   }
 
   get cases(): readonly CaseResult[] {

@@ -58,7 +58,7 @@ export async function clockAttacks(ctx: ClockContext): Promise<void> {
     (await relay.gpuStats()).submissions.filter((s) => s.audioHash === audio && !s.cached).length
 
   const duringRun = async (offset: string, name: string): Promise<void> => {
-    await ledger.run('clock', 5, name, async () => {
+    await ledger.run({ area: 'clock', point: 5, name: name }, async () => {
       const task = await processingTask(port, pc)
       await clock.step(offset)
       const final = await finalOf(port, task.id)
@@ -84,20 +84,25 @@ export async function clockAttacks(ctx: ClockContext): Promise<void> {
     return open
   }
   const queued = await waitQueued()
-  await ledger.run('clock', 5, 'wall clock +25 h with tasks queued: none expires', async () => {
-    expectThat(queued.length > 0, 'no task queued while the bridge was away')
-    await clock.step('+25h')
-    await delay(3_500) // the clock is read again within 1 s; housekeeping runs every second
-    const states = await Promise.all(queued.map((t) => statusOf(port, t.id)))
-    expectThat(
-      states.every((s) => s === 'queued' || s === 'processing'),
-      `states ${states.join(',')}`,
-    )
-  })
   await ledger.run(
-    'clock',
-    5,
-    'wall clock −1 day (a 49 h step back) with tasks queued: none fails, all run once',
+    { area: 'clock', point: 5, name: 'wall clock +25 h with tasks queued: none expires' },
+    async () => {
+      expectThat(queued.length > 0, 'no task queued while the bridge was away')
+      await clock.step('+25h')
+      await delay(3_500) // the clock is read again within 1 s; housekeeping runs every second
+      const states = await Promise.all(queued.map((t) => statusOf(port, t.id)))
+      expectThat(
+        states.every((s) => s === 'queued' || s === 'processing'),
+        `states ${states.join(',')}`,
+      )
+    },
+  )
+  await ledger.run(
+    {
+      area: 'clock',
+      point: 5,
+      name: 'wall clock −1 day (a 49 h step back) with tasks queued: none fails, all run once',
+    },
     async () => {
       await clock.step('-1d')
       await delay(3_500)
@@ -120,9 +125,11 @@ export async function clockAttacks(ctx: ClockContext): Promise<void> {
   await delay(1_200)
 
   await ledger.run(
-    'clock',
-    5,
-    'the gateway down while a job finishes, back 31 min later by its clock: taken from the bridge, not run again',
+    {
+      area: 'clock',
+      point: 5,
+      name: 'the gateway down while a job finishes, back 31 min later by its clock: taken from the bridge, not run again',
+    },
     async () => {
       const task = await processingTask(port, pc)
       await pc.excuse(async () => {
@@ -148,9 +155,11 @@ export async function clockAttacks(ctx: ClockContext): Promise<void> {
     },
   )
   await ledger.run(
-    'clock',
-    5,
-    'back to the right time (−31 min) after the restart: running work goes on',
+    {
+      area: 'clock',
+      point: 5,
+      name: 'back to the right time (−31 min) after the restart: running work goes on',
+    },
     async () => {
       await clock.step('+0')
       const task = await processingTask(port, pc)

@@ -41,13 +41,15 @@ async function fill(dir: string, filler: string, leave: number): Promise<void> {
   }
 }
 
-function multipart(
-  bytes: Buffer,
-  fields: Record<string, string>,
-  fileField: string,
-  name: string,
-  more: Record<string, { readonly bytes: Buffer; readonly name: string }> = {},
-): { body: Buffer; type: string } {
+interface FormParts {
+  readonly fields: Record<string, string>
+  readonly fileField: string
+  readonly name: string
+  readonly more?: Record<string, { readonly bytes: Buffer; readonly name: string }>
+}
+
+function multipart(bytes: Buffer, form: FormParts): { body: Buffer; type: string } {
+  const { fields, fileField, name, more = {} } = form
   const boundary = `disk${String(Date.now())}`
   const parts: Buffer[] = []
   for (const [k, v] of Object.entries(fields)) {
@@ -106,21 +108,19 @@ export async function diskAttacks(ctx: DiskContext): Promise<void> {
   const upload = (
     path: string,
     fileField: string,
-    extra: Record<string, string>,
-    size: number,
+    form: { fields: Record<string, string>; size: number },
   ): Promise<Reply> => {
-    const form = multipart(
+    const { fields, size } = form
+    const parts = multipart(
       fileField === 'video'
         ? mp4Bytes(`disk-${String(Date.now())}`, size)
         : wavBytes(`disk-${String(Date.now())}`, size),
-      extra,
-      fileField,
-      fileField === 'video' ? 'x.mp4' : 'x.wav',
+      { fields, fileField, name: fileField === 'video' ? 'x.mp4' : 'x.wav' },
     )
     return httpCall(port, {
       path,
-      body: form.body,
-      headers: { ...AUTH, 'content-type': form.type },
+      body: parts.body,
+      headers: { ...AUTH, 'content-type': parts.type },
     })
   }
   const submit = (tag: string): Promise<Reply> =>
@@ -130,56 +130,62 @@ export async function diskAttacks(ctx: DiskContext): Promise<void> {
     // Below DISK_MIN_FREE_BYTES: refused before a byte is written; reads go on.
     await fill(dir, filler, Math.floor(DISK_MIN_FREE_BYTES / 2))
     await delay(1_500)
-    await ledger.run('disk', 3, 'low space: task/submit answered 507 DISK_FULL', async () =>
-      expectDiskFull(await submit('low'), 'task/submit'),
-    )
-    await ledger.run('disk', 3, 'low space: submit (run_server) answered 507 DISK_FULL', async () =>
-      expectDiskFull(
-        await httpCall(port, {
-          path: '/api/heygem/submit',
-          body: submitBody('low2'),
-          headers: AUTH,
-        }),
-        'submit',
-      ),
+    await ledger.run(
+      { area: 'disk', point: 3, name: 'low space: task/submit answered 507 DISK_FULL' },
+      async () => expectDiskFull(await submit('low'), 'task/submit'),
     )
     await ledger.run(
-      'disk',
-      3,
-      'low space: upload_file answered 507 DISK_FULL promptly',
+      { area: 'disk', point: 3, name: 'low space: submit (run_server) answered 507 DISK_FULL' },
       async () =>
         expectDiskFull(
-          await upload('/api/heygem/upload_file', 'file', { hash: 'x', ext: '.wav' }, 512 * 1024),
+          await httpCall(port, {
+            path: '/api/heygem/submit',
+            body: submitBody('low2'),
+            headers: AUTH,
+          }),
+          'submit',
+        ),
+    )
+    await ledger.run(
+      { area: 'disk', point: 3, name: 'low space: upload_file answered 507 DISK_FULL promptly' },
+      async () =>
+        expectDiskFull(
+          await upload('/api/heygem/upload_file', 'file', {
+            fields: { hash: 'x', ext: '.wav' },
+            size: 512 * 1024,
+          }),
           'upload_file',
         ),
     )
-    await ledger.run('disk', 3, 'low space: the legacy upload answered 507 DISK_FULL', async () => {
-      const form = multipart(
-        wavBytes('legacy', 64 * 1024),
-        { license_key: 'DISK' },
-        'audio',
-        'a.wav',
-        { video: { bytes: mp4Bytes('legacy-video', 64 * 1024), name: 'v.mp4' } },
-      )
-      expectDiskFull(
-        await httpCall(port, {
-          path: '/api/heygem/upload',
-          body: form.body,
-          headers: { ...AUTH, 'content-type': form.type },
-        }),
-        'upload',
-      )
-    })
-    await ledger.run('disk', 3, 'low space: asset upload answered 507 DISK_FULL', async () =>
-      expectDiskFull(
-        await upload(
-          '/api/asset/upload',
-          'file',
-          { license_key: 'DISK', asset_type: 'voice', name: 'v' },
-          64 * 1024,
+    await ledger.run(
+      { area: 'disk', point: 3, name: 'low space: the legacy upload answered 507 DISK_FULL' },
+      async () => {
+        const form = multipart(wavBytes('legacy', 64 * 1024), {
+          fields: { license_key: 'DISK' },
+          fileField: 'audio',
+          name: 'a.wav',
+          more: { video: { bytes: mp4Bytes('legacy-video', 64 * 1024), name: 'v.mp4' } },
+        })
+        expectDiskFull(
+          await httpCall(port, {
+            path: '/api/heygem/upload',
+            body: form.body,
+            headers: { ...AUTH, 'content-type': form.type },
+          }),
+          'upload',
+        )
+      },
+    )
+    await ledger.run(
+      { area: 'disk', point: 3, name: 'low space: asset upload answered 507 DISK_FULL' },
+      async () =>
+        expectDiskFull(
+          await upload('/api/asset/upload', 'file', {
+            fields: { license_key: 'DISK', asset_type: 'voice', name: 'v' },
+            size: 64 * 1024,
+          }),
+          'asset upload',
         ),
-        'asset upload',
-      ),
     )
     const reads: [string, string][] = [
       ['status', `/api/heygem/task/status?task_id=${done?.id ?? ''}`],
@@ -190,18 +196,23 @@ export async function diskAttacks(ctx: DiskContext): Promise<void> {
       ['health', '/api/heygem/health'],
     ]
     for (const [name, path] of reads) {
-      await ledger.run('disk', 3, `low space: ${name} keeps working`, async () => {
-        const r = await httpCall(port, { path, headers: AUTH })
-        expectThat(r.status === 200, `HTTP ${String(r.status)} ${r.text.slice(0, 120)}`)
-      })
+      await ledger.run(
+        { area: 'disk', point: 3, name: `low space: ${name} keeps working` },
+        async () => {
+          const r = await httpCall(port, { path, headers: AUTH })
+          expectThat(r.status === 200, `HTTP ${String(r.status)} ${r.text.slice(0, 120)}`)
+        },
+      )
     }
 
     // Full to the last byte.
     await fill(dir, filler, 0)
     await ledger.run(
-      'disk',
-      3,
-      'disk full: a bridge reconnecting with a Last Will crashes nothing',
+      {
+        area: 'disk',
+        point: 3,
+        name: 'disk full: a bridge reconnecting with a Last Will crashes nothing',
+      },
       async () => {
         await relay.bridge.kill9()
         await relay.startBridge().catch(() => undefined)
@@ -211,16 +222,22 @@ export async function diskAttacks(ctx: DiskContext): Promise<void> {
         expectThat(r.status === 200, `queue: HTTP ${String(r.status)}`)
       },
     )
-    await ledger.run('disk', 3, 'disk full: a submit is answered 507, not 500', async () =>
-      expectDiskFull(await submit('full'), 'task/submit'),
+    await ledger.run(
+      { area: 'disk', point: 3, name: 'disk full: a submit is answered 507, not 500' },
+      async () => expectDiskFull(await submit('full'), 'task/submit'),
     )
     await ledger.run(
-      'disk',
-      3,
-      'disk full: a 1 MB upload is answered promptly and leaves no staged bytes',
+      {
+        area: 'disk',
+        point: 3,
+        name: 'disk full: a 1 MB upload is answered promptly and leaves no staged bytes',
+      },
       async () => {
         expectDiskFull(
-          await upload('/api/heygem/upload_file', 'file', { hash: 'y', ext: '.mp4' }, MB),
+          await upload('/api/heygem/upload_file', 'file', {
+            fields: { hash: 'y', ext: '.mp4' },
+            size: MB,
+          }),
           'upload_file',
         )
         const { readdir } = await import('node:fs/promises')
@@ -228,13 +245,15 @@ export async function diskAttacks(ctx: DiskContext): Promise<void> {
         expectThat(staged.length === 0, `${String(staged.length)} staged files left`)
       },
     )
-    await ledger.run('disk', 3, 'disk full: the gateway restarts and answers', () =>
-      pc.excuse(async () => {
-        await relay.gateway.stop()
-        await relay.startGateway()
-        const r = await httpCall(port, { path: '/api/heygem/queue', headers: AUTH })
-        expectThat(r.status === 200, `queue: HTTP ${String(r.status)}`)
-      }),
+    await ledger.run(
+      { area: 'disk', point: 3, name: 'disk full: the gateway restarts and answers' },
+      () =>
+        pc.excuse(async () => {
+          await relay.gateway.stop()
+          await relay.startGateway()
+          const r = await httpCall(port, { path: '/api/heygem/queue', headers: AUTH })
+          expectThat(r.status === 200, `queue: HTTP ${String(r.status)}`)
+        }),
     )
   } finally {
     await rm(filler, { force: true })
@@ -243,9 +262,7 @@ export async function diskAttacks(ctx: DiskContext): Promise<void> {
 
   const connectionsBefore = ctx.bridgeConnections()
   await ledger.run(
-    'disk',
-    3,
-    'space back: submits are accepted again without a restart',
+    { area: 'disk', point: 3, name: 'space back: submits are accepted again without a restart' },
     async () => {
       const deadline = Date.now() + 10_000
       for (;;) {
@@ -258,9 +275,7 @@ export async function diskAttacks(ctx: DiskContext): Promise<void> {
     },
   )
   await ledger.run(
-    'disk',
-    3,
-    'space back: the bridge is connected and tasks run again',
+    { area: 'disk', point: 3, name: 'space back: the bridge is connected and tasks run again' },
     async () => {
       if (!relay.bridge.running) await relay.startBridge()
       const deadline = Date.now() + 20_000

@@ -105,11 +105,10 @@ async function attacker(relay: AbuseRelay): Promise<Attacker> {
 
 function postResult(
   relay: AbuseRelay,
-  taskId: string,
-  attempt: number,
-  bytes: Buffer,
+  result: { taskId: string; attempt: number; bytes: Buffer },
   auth: Record<string, string>,
 ): Promise<Reply> {
+  const { taskId, attempt, bytes } = result
   return httpCall(relay.http, {
     path: `/api/relay/tasks/${taskId}/result?attempt=${String(attempt)}&ext=.mp4`,
     body: bytes,
@@ -121,9 +120,9 @@ function postResult(
 async function uploadFile(
   relay: AbuseRelay,
   bytes: Buffer,
-  ext: string,
-  from: string,
+  as: { ext: string; from: string },
 ): Promise<string> {
+  const { ext, from } = as
   const boundary = 'gpuattack'
   const body = Buffer.concat([
     Buffer.from(
@@ -170,7 +169,7 @@ async function claimOwnTask(o: {
   for (let tries = 0; tries < 8 && !a.tasks.some((t) => t.taskId === taskId); tries++) {
     // Audio of its own each time: the ones that land on gpu-1 run there, once each.
     audioBytes = wavBytes(`gpu-attack-${randomBytes(4).toString('hex')}`, 1024)
-    audio = await uploadFile(relay, audioBytes, '.wav', from)
+    audio = await uploadFile(relay, audioBytes, { ext: '.wav', from })
     const submit = await httpCall(relay.http, {
       path: '/api/heygem/task/submit',
       body: {
@@ -224,48 +223,72 @@ export async function gpuAttacks(ctx: GpuAttackContext): Promise<void> {
         `gpu-2 could not claim a task of its own (${String(a.tasks.length)} task messages, control ${JSON.stringify(a.control.slice(-2))})`,
       )
 
-    await ledger.run('gpu', 8, 'a result over RESULT_MAX_BYTES: 413 RESULT_TOO_LARGE', async () => {
-      needClaim()
-      const r = await postResult(
-        relay,
-        taskId,
-        1,
-        Buffer.alloc(UPLOAD_MAX_BYTES + 1024 * 1024, 3),
-        GPU2_AUTH,
-      )
-      expectThat(
-        r.status === 413 && dataOf(r).error === 'RESULT_TOO_LARGE',
-        `HTTP ${String(r.status)} ${r.text.slice(0, 160)}`,
-      )
-    })
-    await ledger.run('gpu', 8, 'a result for an attempt that is not current: refused', async () => {
-      needClaim()
-      const r = await postResult(relay, taskId, 2, mp4Bytes('wrong-attempt', 2048), GPU2_AUTH)
-      expectThat(r.status === 409 || r.status === 404, `HTTP ${String(r.status)}`)
-    })
-    await ledger.run('gpu', 8, "a result for another GPU's task: 404", async () => {
-      needClaim()
-      const r = await postResult(relay, taskId, 1, mp4Bytes('other-gpu', 2048), GPU_AUTH)
-      expectThat(r.status === 404, `HTTP ${String(r.status)}`)
-    })
-    const first = mp4Bytes(`gpu-attack-result-${taskId}`, 8192)
-    let stored = ''
-    await ledger.run('gpu', 8, 'the first result of the attempt is stored', async () => {
-      needClaim()
-      const r = await postResult(relay, taskId, 1, first, GPU2_AUTH)
-      stored = String(dataOf(r).hash)
-      expectThat(
-        r.status === 200 && stored === md5Buffer(first),
-        `HTTP ${String(r.status)} ${r.text.slice(0, 160)}`,
-      )
-    })
     await ledger.run(
-      'gpu',
-      8,
-      'a second result for the same attempt: 409 RESULT_ALREADY_STORED naming the first',
+      { area: 'gpu', point: 8, name: 'a result over RESULT_MAX_BYTES: 413 RESULT_TOO_LARGE' },
       async () => {
         needClaim()
-        const r = await postResult(relay, taskId, 1, mp4Bytes('second-result', 8192), GPU2_AUTH)
+        const r = await postResult(
+          relay,
+          { taskId, attempt: 1, bytes: Buffer.alloc(UPLOAD_MAX_BYTES + 1024 * 1024, 3) },
+          GPU2_AUTH,
+        )
+        expectThat(
+          r.status === 413 && dataOf(r).error === 'RESULT_TOO_LARGE',
+          `HTTP ${String(r.status)} ${r.text.slice(0, 160)}`,
+        )
+      },
+    )
+    await ledger.run(
+      { area: 'gpu', point: 8, name: 'a result for an attempt that is not current: refused' },
+      async () => {
+        needClaim()
+        const r = await postResult(
+          relay,
+          { taskId, attempt: 2, bytes: mp4Bytes('wrong-attempt', 2048) },
+          GPU2_AUTH,
+        )
+        expectThat(r.status === 409 || r.status === 404, `HTTP ${String(r.status)}`)
+      },
+    )
+    await ledger.run(
+      { area: 'gpu', point: 8, name: "a result for another GPU's task: 404" },
+      async () => {
+        needClaim()
+        const r = await postResult(
+          relay,
+          { taskId, attempt: 1, bytes: mp4Bytes('other-gpu', 2048) },
+          GPU_AUTH,
+        )
+        expectThat(r.status === 404, `HTTP ${String(r.status)}`)
+      },
+    )
+    const first = mp4Bytes(`gpu-attack-result-${taskId}`, 8192)
+    let stored = ''
+    await ledger.run(
+      { area: 'gpu', point: 8, name: 'the first result of the attempt is stored' },
+      async () => {
+        needClaim()
+        const r = await postResult(relay, { taskId, attempt: 1, bytes: first }, GPU2_AUTH)
+        stored = String(dataOf(r).hash)
+        expectThat(
+          r.status === 200 && stored === md5Buffer(first),
+          `HTTP ${String(r.status)} ${r.text.slice(0, 160)}`,
+        )
+      },
+    )
+    await ledger.run(
+      {
+        area: 'gpu',
+        point: 8,
+        name: 'a second result for the same attempt: 409 RESULT_ALREADY_STORED naming the first',
+      },
+      async () => {
+        needClaim()
+        const r = await postResult(
+          relay,
+          { taskId, attempt: 1, bytes: mp4Bytes('second-result', 8192) },
+          GPU2_AUTH,
+        )
         expectThat(
           r.status === 409 && dataOf(r).error === 'RESULT_ALREADY_STORED',
           `HTTP ${String(r.status)} ${r.text.slice(0, 160)}`,
@@ -281,9 +304,7 @@ export async function gpuAttacks(ctx: GpuAttackContext): Promise<void> {
       await delay(1_500)
     }
     await ledger.run(
-      'gpu',
-      8,
-      'done naming the stored result: done, served as video/mp4',
+      { area: 'gpu', point: 8, name: 'done naming the stored result: done, served as video/mp4' },
       async () => {
         needClaim()
         await doneNaming(taskId, { hash: stored, ext: '.mp4', size: first.length })
@@ -321,27 +342,35 @@ export async function gpuAttacks(ctx: GpuAttackContext): Promise<void> {
       })
       expectThat(res.status !== 200, `the download answered ${String(res.status)}`)
     }
-    await ledger.run('gpu', 8, "done naming the task's own input as .html: refused", () =>
-      // With its true size: the attack the issue describes (it was then served as text/html).
-      refusedDone((own) => ({ hash: own.audio, ext: '.html', size: own.size })),
+    await ledger.run(
+      { area: 'gpu', point: 8, name: "done naming the task's own input as .html: refused" },
+      () =>
+        // With its true size: the attack this case names (such a file was once served as text/html).
+        refusedDone((own) => ({ hash: own.audio, ext: '.html', size: own.size })),
     )
-    await ledger.run('gpu', 8, "done naming another task's input: refused", () =>
-      refusedDone(() => ({ hash: pc.video, ext: '.mp4', size: pc.videoSize })),
+    await ledger.run(
+      { area: 'gpu', point: 8, name: "done naming another task's input: refused" },
+      () => refusedDone(() => ({ hash: pc.video, ext: '.mp4', size: pc.videoSize })),
     )
-    await ledger.run('gpu', 8, 'gpu-2 reads the input of a gpu-1 task: 404', async () => {
-      // The first honest task ran on gpu-1 long ago; its audio is its own (the avatar is shared).
-      const honest = pc.accepted[0]
-      const r = await httpCall(relay.http, {
-        path: `/api/relay/files/${honest?.audio ?? 'x'}`,
-        headers: GPU2_AUTH,
-      })
-      expectThat(r.status === 404, `HTTP ${String(r.status)}`)
-    })
+    await ledger.run(
+      { area: 'gpu', point: 8, name: 'gpu-2 reads the input of a gpu-1 task: 404' },
+      async () => {
+        // The first honest task ran on gpu-1 long ago; its audio is its own (the avatar is shared).
+        const honest = pc.accepted[0]
+        const r = await httpCall(relay.http, {
+          path: `/api/relay/files/${honest?.audio ?? 'x'}`,
+          headers: GPU2_AUTH,
+        })
+        expectThat(r.status === 404, `HTTP ${String(r.status)}`)
+      },
+    )
 
     await ledger.run(
-      'gpu',
-      8,
-      '100 births from one GPU cost about one backlog of task messages',
+      {
+        area: 'gpu',
+        point: 8,
+        name: '100 births from one GPU cost about one backlog of task messages',
+      },
       async () => {
         // A backlog on gpu-2 that it never runs: its own fresh tasks (cancelled afterwards).
         const ids: string[] = []
@@ -349,8 +378,7 @@ export async function gpuAttacks(ctx: GpuAttackContext): Promise<void> {
           const h = await uploadFile(
             relay,
             wavBytes(`flood-${String(i)}-${randomBytes(4).toString('hex')}`, 512),
-            '.wav',
-            from,
+            { ext: '.wav', from },
           )
           const r = await httpCall(relay.http, {
             path: '/api/heygem/task/submit',

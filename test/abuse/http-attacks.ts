@@ -84,9 +84,11 @@ export async function httpAttacks(ctx: HttpAttackContext): Promise<void> {
   const port = relay.http
 
   await ledger.run(
-    'http',
-    1,
-    '1,000 connections: headers and 1 MB of JSON without credentials, then quiet',
+    {
+      area: 'http',
+      point: 1,
+      name: '1,000 connections: headers and 1 MB of JSON without credentials, then quiet',
+    },
     () =>
       ctx.measureRss('1,000 unauthenticated 1 MB bodies', async () => {
         const sockets = await openMany(1000, (i) =>
@@ -116,9 +118,11 @@ export async function httpAttacks(ctx: HttpAttackContext): Promise<void> {
   )
 
   const halfHeaders = ledger.run(
-    'http',
-    1,
-    '600 connections: half the headers, then quiet (closed by the headers deadline)',
+    {
+      area: 'http',
+      point: 1,
+      name: '600 connections: half the headers, then quiet (closed by the headers deadline)',
+    },
     () =>
       ctx.measureRss('600 half headers', async () => {
         const sockets = await openMany(600, (i) =>
@@ -136,9 +140,7 @@ export async function httpAttacks(ctx: HttpAttackContext): Promise<void> {
   )
 
   const slowloris = ledger.run(
-    'http',
-    1,
-    '200 slowloris connections: a header byte every 400 ms',
+    { area: 'http', point: 1, name: '200 slowloris connections: a header byte every 400 ms' },
     async () => {
       const timers: NodeJS.Timeout[] = []
       const sockets = await openMany(200, (i) =>
@@ -160,9 +162,11 @@ export async function httpAttacks(ctx: HttpAttackContext): Promise<void> {
   await Promise.all([halfHeaders, slowloris])
 
   await ledger.run(
-    'http',
-    1,
-    '100 idle connections from one address: over the cap of 64 closed at once',
+    {
+      area: 'http',
+      point: 1,
+      name: '100 idle connections from one address: over the cap of 64 closed at once',
+    },
     async () => {
       const sockets = await openMany(100, () => rawSocket(port, address(4, 0)))
       await delay(1_000)
@@ -178,9 +182,7 @@ export async function httpAttacks(ctx: HttpAttackContext): Promise<void> {
   )
 
   const wrongSecret = ledger.run(
-    'http',
-    1,
-    '200 connections with 1 MB of JSON and a wrong secret',
+    { area: 'http', point: 1, name: '200 connections with 1 MB of JSON and a wrong secret' },
     async () => {
       const sockets = await openMany(200, (i) =>
         rawSocket(port, address(5, i), (s) => {
@@ -205,9 +207,11 @@ export async function httpAttacks(ctx: HttpAttackContext): Promise<void> {
   )
 
   const noCredsUpload = ledger.run(
-    'http',
-    1,
-    '200 connections with a 1 MB multipart upload and no credentials',
+    {
+      area: 'http',
+      point: 1,
+      name: '200 connections with a 1 MB multipart upload and no credentials',
+    },
     async () => {
       const up = uploadHead(2 * MB, false)
       const sockets = await openMany(200, (i) =>
@@ -227,38 +231,46 @@ export async function httpAttacks(ctx: HttpAttackContext): Promise<void> {
     },
   )
 
-  const bigHeaders = ledger.run('http', 1, '100 requests with 64 kB of headers', async () => {
-    const sockets = await openMany(100, (i) =>
-      rawSocket(port, address(7, i), (s) =>
-        s.write(
-          `GET /api/heygem/queue HTTP/1.1\r\nHost: x\r\nX-Big: ${'h'.repeat(64 * 1024)}\r\n\r\n`,
+  const bigHeaders = ledger.run(
+    { area: 'http', point: 1, name: '100 requests with 64 kB of headers' },
+    async () => {
+      const sockets = await openMany(100, (i) =>
+        rawSocket(port, address(7, i), (s) =>
+          s.write(
+            `GET /api/heygem/queue HTTP/1.1\r\nHost: x\r\nX-Big: ${'h'.repeat(64 * 1024)}\r\n\r\n`,
+          ),
         ),
-      ),
-    )
-    const closed = await allClosed(sockets, 5_000)
-    const statuses = new Set(sockets.map((s) => rawStatus(s.received())))
-    for (const s of sockets) s.destroy()
-    expectThat(closed === 100, `${String(100 - closed)} still open`)
-    expectThat(![...statuses].some((st) => st >= 500), `answered ${[...statuses].join(',')}`)
-  })
+      )
+      const closed = await allClosed(sockets, 5_000)
+      const statuses = new Set(sockets.map((s) => rawStatus(s.received())))
+      for (const s of sockets) s.destroy()
+      expectThat(closed === 100, `${String(100 - closed)} still open`)
+      expectThat(![...statuses].some((st) => st >= 500), `answered ${[...statuses].join(',')}`)
+    },
+  )
 
   await Promise.all([wrongSecret, noCredsUpload, bigHeaders])
 
-  await ledger.run('http', 1, 'authenticated JSON body over the limit (1.5 MB)', async () => {
-    const reply = await httpCall(port, {
-      path: '/api/heygem/task/submit',
-      body: { license_key: 'L'.repeat(1.5 * MB) },
-      headers: AUTH,
-      localAddress: address(8, 0),
-    }).catch(() => null)
-    if (reply)
-      expectThat(reply.status === 413 || reply.status === 400, `HTTP ${String(reply.status)}`)
-  })
+  await ledger.run(
+    { area: 'http', point: 1, name: 'authenticated JSON body over the limit (1.5 MB)' },
+    async () => {
+      const reply = await httpCall(port, {
+        path: '/api/heygem/task/submit',
+        body: { license_key: 'L'.repeat(1.5 * MB) },
+        headers: AUTH,
+        localAddress: address(8, 0),
+      }).catch(() => null)
+      if (reply)
+        expectThat(reply.status === 413 || reply.status === 400, `HTTP ${String(reply.status)}`)
+    },
+  )
 
   await ledger.run(
-    'http',
-    3,
-    'authenticated upload over UPLOAD_MAX_BYTES: 413 and no staged bytes',
+    {
+      area: 'http',
+      point: 3,
+      name: 'authenticated upload over UPLOAD_MAX_BYTES: 413 and no staged bytes',
+    },
     async () => {
       const size = UPLOAD_MAX_BYTES + MB
       const up = uploadHead(size, true)
@@ -277,9 +289,11 @@ export async function httpAttacks(ctx: HttpAttackContext): Promise<void> {
   )
 
   await ledger.run(
-    'http',
-    3,
-    'authenticated upload cut off after 1 MB of the file: no staged bytes',
+    {
+      area: 'http',
+      point: 3,
+      name: 'authenticated upload cut off after 1 MB of the file: no staged bytes',
+    },
     async () => {
       const up = uploadHead(3 * MB, true)
       const s = rawSocket(port, address(8, 2), (sock) => {
@@ -293,9 +307,11 @@ export async function httpAttacks(ctx: HttpAttackContext): Promise<void> {
   )
 
   await ledger.run(
-    'http',
-    4,
-    'authenticated upload that stalls mid-file: cut after the idle time, no staged bytes',
+    {
+      area: 'http',
+      point: 4,
+      name: 'authenticated upload that stalls mid-file: cut after the idle time, no staged bytes',
+    },
     async () => {
       const up = uploadHead(3 * MB, true)
       const s = rawSocket(port, address(8, 3), (sock) => {
@@ -310,9 +326,7 @@ export async function httpAttacks(ctx: HttpAttackContext): Promise<void> {
   )
 
   await ledger.run(
-    'http',
-    4,
-    'a steady slow upload longer than every deadline arrives',
+    { area: 'http', point: 4, name: 'a steady slow upload longer than every deadline arrives' },
     async () => {
       const bytes = mp4Bytes(`slow-steady-${String(Date.now())}`, 2 * MB)
       const up = uploadHead(bytes.length, true)

@@ -181,43 +181,49 @@ export async function inputAttacks(
       Object.entries(VALUES).map(async ([label, make]) => {
         const call = endpoint.call(make())
         const from = address(i++)
-        await ledger.run('inputs', 1, `${endpoint.name}: ${label}`, async () => {
-          const reply = await httpCall(port, {
-            method: call.method,
-            path: call.path,
-            ...(call.body ? { body: call.body } : {}),
-            headers: { ...AUTH, ...call.headers },
-            localAddress: from,
-            timeoutMs: 10_000,
-          }).catch((err: unknown) => {
-            // A request the server refuses to parse at all (a bad URL) may be cut: that is an answer.
-            if (String(err).includes('socket hang up') || String(err).includes('ECONNRESET')) {
-              return null
+        await ledger.run(
+          { area: 'inputs', point: 1, name: `${endpoint.name}: ${label}` },
+          async () => {
+            const reply = await httpCall(port, {
+              method: call.method,
+              path: call.path,
+              ...(call.body ? { body: call.body } : {}),
+              headers: { ...AUTH, ...call.headers },
+              localAddress: from,
+              timeoutMs: 10_000,
+            }).catch((err: unknown) => {
+              // A request the server refuses to parse at all (a bad URL) may be cut: that is an answer.
+              if (String(err).includes('socket hang up') || String(err).includes('ECONNRESET')) {
+                return null
+              }
+              throw err
+            })
+            if (reply && reply.status >= 500) {
+              throw new Error(`HTTP ${String(reply.status)}: ${reply.text.slice(0, 200)}`)
             }
-            throw err
-          })
-          if (reply && reply.status >= 500) {
-            throw new Error(`HTTP ${String(reply.status)}: ${reply.text.slice(0, 200)}`)
-          }
-          return reply ? `HTTP ${String(reply.status)}` : 'connection closed'
-        })
+            return reply ? `HTTP ${String(reply.status)}` : 'connection closed'
+          },
+        )
       }),
     )
   }
   // A path whose %-escape is cut short (decodeURIComponent fails): a 400, like any bad input.
   for (const path of ['/api/relay/files/abc%E4', '/api/relay/tasks/abc%E4%B8/result?attempt=1']) {
-    await ledger.run('inputs', 1, `a malformed %-escape in the path: ${path}`, async () => {
-      const reply = await httpCall(port, {
-        method: path.includes('result') ? 'POST' : 'GET',
-        path,
-        headers: GPU_AUTH,
-        localAddress: address(i++),
-      })
-      if (reply.status >= 500) throw new Error(`HTTP ${String(reply.status)}: ${reply.text}`)
-    })
+    await ledger.run(
+      { area: 'inputs', point: 1, name: `a malformed %-escape in the path: ${path}` },
+      async () => {
+        const reply = await httpCall(port, {
+          method: path.includes('result') ? 'POST' : 'GET',
+          path,
+          headers: GPU_AUTH,
+          localAddress: address(i++),
+        })
+        if (reply.status >= 500) throw new Error(`HTTP ${String(reply.status)}: ${reply.text}`)
+      },
+    )
   }
   // A task id nobody owns, well formed: the same 404 for every caller.
-  await ledger.run('inputs', 9, 'status of a random task id', async () => {
+  await ledger.run({ area: 'inputs', point: 9, name: 'status of a random task id' }, async () => {
     const reply = await httpCall(port, {
       path: `/api/heygem/task/status?task_id=${randomUUID()}`,
       headers: AUTH,

@@ -47,9 +47,7 @@ export async function loginAttacks(ctx: LoginAttackContext): Promise<string[]> {
   const from = address(30, 0)
 
   await ledger.run(
-    'logins',
-    9,
-    'five wrong secrets from one address: 401 鉴权失败 each',
+    { area: 'logins', point: 9, name: 'five wrong secrets from one address: 401 鉴权失败 each' },
     async () => {
       for (let i = 0; i < 5; i++) {
         const r = await queue(port, from, wrong())
@@ -62,9 +60,11 @@ export async function loginAttacks(ctx: LoginAttackContext): Promise<string[]> {
   )
   let first = NaN
   await ledger.run(
-    'logins',
-    9,
-    'the sixth from that address: 429 TOO_MANY_FAILED_LOGINS with Retry-After',
+    {
+      area: 'logins',
+      point: 9,
+      name: 'the sixth from that address: 429 TOO_MANY_FAILED_LOGINS with Retry-After',
+    },
     async () => {
       const r = await queue(port, from, wrong())
       first = retryAfter(r)
@@ -75,23 +75,30 @@ export async function loginAttacks(ctx: LoginAttackContext): Promise<string[]> {
     },
   )
   await ledger.run(
-    'logins',
-    9,
-    'during the backoff even the right secret from that address is refused at once',
+    {
+      area: 'logins',
+      point: 9,
+      name: 'during the backoff even the right secret from that address is refused at once',
+    },
     async () => {
       const r = await queue(port, from, secret)
       expectThat(r.status === 429, `HTTP ${String(r.status)}`)
       expectThat(r.ms < 1_000, `took ${r.ms.toFixed(0)} ms`)
     },
   )
-  await ledger.run('logins', 9, 'another address with the right secret is not slowed', async () => {
-    const r = await queue(port, address(30, 1), secret)
-    expectThat(r.status === 200, `HTTP ${String(r.status)}`)
-  })
   await ledger.run(
-    'logins',
-    9,
-    'after Retry-After the right secret works, and the next wrong one is looked at again',
+    { area: 'logins', point: 9, name: 'another address with the right secret is not slowed' },
+    async () => {
+      const r = await queue(port, address(30, 1), secret)
+      expectThat(r.status === 200, `HTTP ${String(r.status)}`)
+    },
+  )
+  await ledger.run(
+    {
+      area: 'logins',
+      point: 9,
+      name: 'after Retry-After the right secret works, and the next wrong one is looked at again',
+    },
     async () => {
       await delay(((Number.isFinite(first) ? first : 1) + 0.2) * 1000)
       const ok = await queue(port, from, secret)
@@ -103,28 +110,33 @@ export async function loginAttacks(ctx: LoginAttackContext): Promise<string[]> {
       )
     },
   )
-  await ledger.run('logins', 9, 'a second backoff waits at least twice as long', async () => {
-    const other = address(31, 0)
-    const waits: number[] = []
-    for (let i = 0; i < 6; i++) await queue(port, other, wrong())
-    const r1 = await queue(port, other, wrong())
-    waits.push(retryAfter(r1))
-    await delay(((Number.isFinite(waits[0]) ? (waits[0] ?? 1) : 1) + 0.2) * 1000)
-    await queue(port, other, wrong())
-    const r2 = await queue(port, other, wrong())
-    waits.push(retryAfter(r2))
-    expectThat(
-      r1.status === 429 && r2.status === 429,
-      `HTTP ${String(r1.status)}, ${String(r2.status)}`,
-    )
-    const [a = NaN, b = NaN] = waits
-    expectThat(b >= 2 * a, `Retry-After ${String(a)} then ${String(b)}`)
-  })
+  await ledger.run(
+    { area: 'logins', point: 9, name: 'a second backoff waits at least twice as long' },
+    async () => {
+      const other = address(31, 0)
+      const waits: number[] = []
+      for (let i = 0; i < 6; i++) await queue(port, other, wrong())
+      const r1 = await queue(port, other, wrong())
+      waits.push(retryAfter(r1))
+      await delay(((Number.isFinite(waits[0]) ? (waits[0] ?? 1) : 1) + 0.2) * 1000)
+      await queue(port, other, wrong())
+      const r2 = await queue(port, other, wrong())
+      waits.push(retryAfter(r2))
+      expectThat(
+        r1.status === 429 && r2.status === 429,
+        `HTTP ${String(r1.status)}, ${String(r2.status)}`,
+      )
+      const [a = NaN, b = NaN] = waits
+      expectThat(b >= 2 * a, `Retry-After ${String(a)} then ${String(b)}`)
+    },
+  )
 
   await ledger.run(
-    'logins',
-    9,
-    'a new license_key on every submit does not get past the rate limit',
+    {
+      area: 'logins',
+      point: 9,
+      name: 'a new license_key on every submit does not get past the rate limit',
+    },
     async () => {
       const inputs = await ctx.doneInputs()
       // In three waves of 30: together under HTTP_MAX_CONNECTIONS_PER_IP (64), which would
@@ -163,9 +175,11 @@ export async function loginAttacks(ctx: LoginAttackContext): Promise<string[]> {
   )
 
   await ledger.run(
-    'logins',
-    1,
-    '2,000 submits with 64 kB random license keys: memory stays bounded',
+    {
+      area: 'logins',
+      point: 1,
+      name: '2,000 submits with 64 kB random license keys: memory stays bounded',
+    },
     () =>
       ctx.measureRss('2,000 long license keys', async () => {
         let fiveHundreds = 0

@@ -42,9 +42,9 @@ async function closedWithin(sockets: readonly RawSocket[], ms: number): Promise<
 async function connectOnce(
   port: number,
   from: string,
-  username: string,
-  password: string,
+  login: { username: string; password: string },
 ): Promise<number | null> {
+  const { username, password } = login
   const s = rawSocket(port, from, (sock) =>
     sock.write(
       connectPacket({ clientId: `abuse-${randomBytes(4).toString('hex')}`, username, password }),
@@ -69,9 +69,11 @@ export async function mqttAttacks(ctx: MqttAttackContext): Promise<string[]> {
   }
 
   const halfConnect = ledger.run(
-    'mqtt',
-    1,
-    '300 connections sending half a CONNECT: closed by the CONNECT deadline',
+    {
+      area: 'mqtt',
+      point: 1,
+      name: '300 connections sending half a CONNECT: closed by the CONNECT deadline',
+    },
     () =>
       ctx.measureRss('300 half CONNECTs', async () => {
         const half = connectPacket({
@@ -90,9 +92,7 @@ export async function mqttAttacks(ctx: MqttAttackContext): Promise<string[]> {
       }),
   )
   const silent = ledger.run(
-    'mqtt',
-    1,
-    '200 silent TCP connections: closed by the CONNECT deadline',
+    { area: 'mqtt', point: 1, name: '200 silent TCP connections: closed by the CONNECT deadline' },
     async () => {
       const sockets = await many(200, (i) => rawSocket(port, address(51, i)))
       const n = await closedWithin(sockets, 6_500)
@@ -122,65 +122,82 @@ export async function mqttAttacks(ctx: MqttAttackContext): Promise<string[]> {
     expectThat(accepted === 0, `${String(accepted)} of 100 ${what} accepted`)
     expectThat(closed === 100, `${String(100 - closed)} of 100 ${what} not closed`)
   }
-  const wrongGpu = ledger.run('mqtt', 9, '100 CONNECTs as gpu-1 with wrong passwords', () =>
-    refusedPattern(52, 'wrong passwords', 'gpu-1'),
+  const wrongGpu = ledger.run(
+    { area: 'mqtt', point: 9, name: '100 CONNECTs as gpu-1 with wrong passwords' },
+    () => refusedPattern(52, 'wrong passwords', 'gpu-1'),
   )
-  const unknownUsers = ledger.run('mqtt', 9, '100 CONNECTs as unknown users', () =>
-    refusedPattern(53, 'unknown users', `nobody-${randomBytes(3).toString('hex')}`),
+  const unknownUsers = ledger.run(
+    { area: 'mqtt', point: 9, name: '100 CONNECTs as unknown users' },
+    () => refusedPattern(53, 'unknown users', `nobody-${randomBytes(3).toString('hex')}`),
   )
-  const anonymous = ledger.run('mqtt', 9, '100 CONNECTs without credentials', () =>
-    refusedPattern(54, 'anonymous CONNECTs', undefined),
+  const anonymous = ledger.run(
+    { area: 'mqtt', point: 9, name: '100 CONNECTs without credentials' },
+    () => refusedPattern(54, 'anonymous CONNECTs', undefined),
   )
-  const huge = ledger.run('mqtt', 1, '100 connections announcing a 256 MB packet', async () => {
-    const sockets = await many(100, (i) =>
-      rawSocket(port, address(55, i), (s) => s.write(HUGE_HEADER)),
-    )
-    const n = await closedWithin(sockets, 6_500)
-    expectThat(n === 100, `${String(100 - n)}/100 still open 6.5 s later`)
-  })
-  const garbage = ledger.run('mqtt', 1, '100 connections sending garbage', async () => {
-    const sockets = await many(100, (i) =>
-      rawSocket(port, address(56, i), (s) => s.write(randomBytes(512))),
-    )
-    const n = await closedWithin(sockets, 6_500)
-    expectThat(n === 100, `${String(100 - n)}/100 still open`)
-  })
+  const huge = ledger.run(
+    { area: 'mqtt', point: 1, name: '100 connections announcing a 256 MB packet' },
+    async () => {
+      const sockets = await many(100, (i) =>
+        rawSocket(port, address(55, i), (s) => s.write(HUGE_HEADER)),
+      )
+      const n = await closedWithin(sockets, 6_500)
+      expectThat(n === 100, `${String(100 - n)}/100 still open 6.5 s later`)
+    },
+  )
+  const garbage = ledger.run(
+    { area: 'mqtt', point: 1, name: '100 connections sending garbage' },
+    async () => {
+      const sockets = await many(100, (i) =>
+        rawSocket(port, address(56, i), (s) => s.write(randomBytes(512))),
+      )
+      const n = await closedWithin(sockets, 6_500)
+      expectThat(n === 100, `${String(100 - n)}/100 still open`)
+    },
+  )
   await Promise.all([halfConnect, silent, wrongGpu, unknownUsers, anonymous, huge, garbage])
 
-  await ledger.run('mqtt', 9, "the gateway's client id taken with the admin login", async () => {
-    const s = rawSocket(port, address(57, 1), (sock) =>
-      sock.write(
-        connectPacket({
-          clientId: 'gpu-relay-gateway',
-          username: 'admin',
-          password: SECRETS.admin,
-        }),
-      ),
-    )
-    await within(s.closed, 3_000)
-    const code = connackCode(s.received())
-    s.destroy()
-    expectThat(code !== 0, 'accepted')
-  })
-  await ledger.run('mqtt', 9, "gpu-1's bridge client id taken with gpu-2's login", async () => {
-    const s = rawSocket(port, address(57, 2), (sock) =>
-      sock.write(
-        connectPacket({
-          clientId: bridgeClientId('gpu-1'),
-          username: 'gpu-2',
-          password: SECRETS.gpu2,
-        }),
-      ),
-    )
-    await within(s.closed, 3_000)
-    const code = connackCode(s.received())
-    s.destroy()
-    expectThat(code !== 0, 'accepted')
-  })
   await ledger.run(
-    'mqtt',
-    1,
-    'an authenticated PUBLISH of 400 kB (over MQTT_MAX_PAYLOAD_BYTES)',
+    { area: 'mqtt', point: 9, name: "the gateway's client id taken with the admin login" },
+    async () => {
+      const s = rawSocket(port, address(57, 1), (sock) =>
+        sock.write(
+          connectPacket({
+            clientId: 'gpu-relay-gateway',
+            username: 'admin',
+            password: SECRETS.admin,
+          }),
+        ),
+      )
+      await within(s.closed, 3_000)
+      const code = connackCode(s.received())
+      s.destroy()
+      expectThat(code !== 0, 'accepted')
+    },
+  )
+  await ledger.run(
+    { area: 'mqtt', point: 9, name: "gpu-1's bridge client id taken with gpu-2's login" },
+    async () => {
+      const s = rawSocket(port, address(57, 2), (sock) =>
+        sock.write(
+          connectPacket({
+            clientId: bridgeClientId('gpu-1'),
+            username: 'gpu-2',
+            password: SECRETS.gpu2,
+          }),
+        ),
+      )
+      await within(s.closed, 3_000)
+      const code = connackCode(s.received())
+      s.destroy()
+      expectThat(code !== 0, 'accepted')
+    },
+  )
+  await ledger.run(
+    {
+      area: 'mqtt',
+      point: 1,
+      name: 'an authenticated PUBLISH of 400 kB (over MQTT_MAX_PAYLOAD_BYTES)',
+    },
     async () => {
       const s = rawSocket(port, address(57, 3), (sock) => {
         sock.write(
@@ -198,9 +215,11 @@ export async function mqttAttacks(ctx: MqttAttackContext): Promise<string[]> {
     },
   )
   await ledger.run(
-    'mqtt',
-    1,
-    '100 silent connections from one address: over the cap of 64 closed at once',
+    {
+      area: 'mqtt',
+      point: 1,
+      name: '100 silent connections from one address: over the cap of 64 closed at once',
+    },
     async () => {
       const sockets = await many(100, () => rawSocket(port, address(58, 0)))
       await delay(1_000)
@@ -214,32 +233,46 @@ export async function mqttAttacks(ctx: MqttAttackContext): Promise<string[]> {
   )
 
   const from = address(59, 0)
-  await ledger.run('mqtt', 9, 'five wrong passwords from one address are refused', async () => {
-    for (let i = 0; i < 5; i++) {
-      const code = await connectOnce(port, from, 'admin', bad())
-      expectThat(code === 4 || code === 5, `try ${String(i + 1)}: CONNACK ${String(code)}`)
-    }
-  })
   await ledger.run(
-    'mqtt',
-    9,
-    'then the right password from that address gets "not authorized" at once',
+    { area: 'mqtt', point: 9, name: 'five wrong passwords from one address are refused' },
+    async () => {
+      for (let i = 0; i < 5; i++) {
+        const code = await connectOnce(port, from, { username: 'admin', password: bad() })
+        expectThat(code === 4 || code === 5, `try ${String(i + 1)}: CONNACK ${String(code)}`)
+      }
+    },
+  )
+  await ledger.run(
+    {
+      area: 'mqtt',
+      point: 9,
+      name: 'then the right password from that address gets "not authorized" at once',
+    },
     async () => {
       const started = performance.now()
-      const code = await connectOnce(port, from, 'admin', SECRETS.admin)
+      const code = await connectOnce(port, from, { username: 'admin', password: SECRETS.admin })
       expectThat(code === 5, `CONNACK ${String(code)}`)
       expectThat(performance.now() - started < 1_000, 'not at once')
     },
   )
-  await ledger.run('mqtt', 9, 'another address logs in meanwhile', async () => {
-    const code = await connectOnce(port, address(59, 1), 'admin', SECRETS.admin)
-    expectThat(code === 0, `CONNACK ${String(code)}`)
-  })
-  await ledger.run('mqtt', 9, 'after the wait the right password works again', async () => {
-    await delay(1_500)
-    const code = await connectOnce(port, from, 'admin', SECRETS.admin)
-    expectThat(code === 0, `CONNACK ${String(code)}`)
-  })
+  await ledger.run(
+    { area: 'mqtt', point: 9, name: 'another address logs in meanwhile' },
+    async () => {
+      const code = await connectOnce(port, address(59, 1), {
+        username: 'admin',
+        password: SECRETS.admin,
+      })
+      expectThat(code === 0, `CONNACK ${String(code)}`)
+    },
+  )
+  await ledger.run(
+    { area: 'mqtt', point: 9, name: 'after the wait the right password works again' },
+    async () => {
+      await delay(1_500)
+      const code = await connectOnce(port, from, { username: 'admin', password: SECRETS.admin })
+      expectThat(code === 0, `CONNACK ${String(code)}`)
+    },
+  )
 
   const spy = await mqtt.connectAsync(relay.mqttUrl, {
     clientId: `abuse-spy-${randomBytes(3).toString('hex')}`,
@@ -251,9 +284,7 @@ export async function mqttAttacks(ctx: MqttAttackContext): Promise<string[]> {
     spy.on('message', (topic, payload) => seen.push(`${topic} ${payload.toString()}`))
     await spy.subscribeAsync(['relay/gpus/gpu-1/control', 'relay/gpus/gpu-1/events'], { qos: 1 })
     await ledger.run(
-      'mqtt',
-      9,
-      'the admin login forges a cancel on a GPU control topic',
+      { area: 'mqtt', point: 9, name: 'the admin login forges a cancel on a GPU control topic' },
       async () => {
         const admin = await mqtt.connectAsync(relay.mqttUrl, {
           clientId: 'abuse-admin-forger',
@@ -280,25 +311,28 @@ export async function mqttAttacks(ctx: MqttAttackContext): Promise<string[]> {
         )
       },
     )
-    await ledger.run('mqtt', 9, "gpu-2's login publishes events as gpu-1", async () => {
-      const gpu2 = await mqtt.connectAsync(relay.mqttUrl, {
-        clientId: bridgeClientId('gpu-2'),
-        username: 'gpu-2',
-        password: SECRETS.gpu2,
-        reconnectPeriod: 0,
-      })
-      gpu2.on('error', () => undefined)
-      gpu2.publish(
-        'relay/gpus/gpu-1/events',
-        JSON.stringify({ v: 1, kind: 'done', forged: 'gpu-2' }),
-      )
-      await delay(1_000)
-      await endClient(gpu2).catch(() => undefined)
-      expectThat(
-        !seen.some((m) => m.includes('"forged":"gpu-2"')),
-        'the forged event was delivered',
-      )
-    })
+    await ledger.run(
+      { area: 'mqtt', point: 9, name: "gpu-2's login publishes events as gpu-1" },
+      async () => {
+        const gpu2 = await mqtt.connectAsync(relay.mqttUrl, {
+          clientId: bridgeClientId('gpu-2'),
+          username: 'gpu-2',
+          password: SECRETS.gpu2,
+          reconnectPeriod: 0,
+        })
+        gpu2.on('error', () => undefined)
+        gpu2.publish(
+          'relay/gpus/gpu-1/events',
+          JSON.stringify({ v: 1, kind: 'done', forged: 'gpu-2' }),
+        )
+        await delay(1_000)
+        await endClient(gpu2).catch(() => undefined)
+        expectThat(
+          !seen.some((m) => m.includes('"forged":"gpu-2"')),
+          'the forged event was delivered',
+        )
+      },
+    )
   } finally {
     await endClient(spy).catch(() => undefined)
   }

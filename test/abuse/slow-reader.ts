@@ -28,9 +28,9 @@ function p99(values: readonly number[]): number {
 export async function slowReaderAttack(
   relay: AbuseRelay,
   ledger: Ledger,
-  from: string,
-  say: (line: string) => void,
+  on: { from: string; say: (line: string) => void },
 ): Promise<void> {
+  const { from, say } = on
   const clientId = `abuse-slow-reader-${randomBytes(3).toString('hex')}`
   const login = { username: 'gateway', password: SECRETS.gateway }
   const reader = rawSocket(relay.mqtt, from, (s) => {
@@ -102,9 +102,11 @@ export async function slowReaderAttack(
   reader.destroy()
 
   await ledger.run(
-    'slow-reader',
-    2,
-    "another client's delivery p99 < 100 ms while a reader stalls",
+    {
+      area: 'slow-reader',
+      point: 2,
+      name: "another client's delivery p99 < 100 ms while a reader stalls",
+    },
     () => {
       expectThat(sent.length >= 100, `only ${String(sent.length)} pings sent`)
       expectThat(
@@ -114,17 +116,18 @@ export async function slowReaderAttack(
       return Promise.resolve(`p99 ${figure.toFixed(1)} ms`)
     },
   )
-  await ledger.run('slow-reader', 2, 'the stalled reader is disconnected', () => {
-    expectThat(
-      cut,
-      `not cut: read ${(reader.socket.bytesRead / 1e6).toFixed(1)} MB of 19.7 MB, closed by the broker: ${String(reader.closedByServer())}`,
-    )
-    return Promise.resolve(undefined)
-  })
   await ledger.run(
-    'slow-reader',
-    2,
-    'its persistent session keeps its QoS 1 messages',
+    { area: 'slow-reader', point: 2, name: 'the stalled reader is disconnected' },
+    () => {
+      expectThat(
+        cut,
+        `not cut: read ${(reader.socket.bytesRead / 1e6).toFixed(1)} MB of 19.7 MB, closed by the broker: ${String(reader.closedByServer())}`,
+      )
+      return Promise.resolve(undefined)
+    },
+  )
+  await ledger.run(
+    { area: 'slow-reader', point: 2, name: 'its persistent session keeps its QoS 1 messages' },
     async () => {
       const got = new Set<string>()
       const back = await mqtt.connectAsync(relay.mqttUrl, { clientId, ...login, clean: false })

@@ -71,11 +71,9 @@ async function granted(client: MqttClient, filters: string[]): Promise<number[]>
 
 async function login(
   url: string,
-  username: string,
-  password: string,
-  clientId: string,
+  as: { username: string; password: string; clientId: string },
 ): Promise<MqttClient> {
-  const { code, client } = await tryConnect(url, { username, password, clientId })
+  const { code, client } = await tryConnect(url, as)
   expect(code).toBe(0)
   return client
 }
@@ -91,9 +89,13 @@ describe('MQTT logins', () => {
     expect(
       (await tryConnect(b.url, { clientId: 'y', username: 'gpu-9', password: SECRETS.gpu1 })).code,
     ).toBe(4)
-    await login(b.url, 'gateway', SECRETS.gateway, 'gw')
-    await login(b.url, 'admin', SECRETS.admin, 'explorer')
-    await login(b.url, 'gpu-1', SECRETS.gpu1, bridgeClientId('gpu-1'))
+    await login(b.url, { username: 'gateway', password: SECRETS.gateway, clientId: 'gw' })
+    await login(b.url, { username: 'admin', password: SECRETS.admin, clientId: 'explorer' })
+    await login(b.url, {
+      username: 'gpu-1',
+      password: SECRETS.gpu1,
+      clientId: bridgeClientId('gpu-1'),
+    })
   })
 
   it('treats odd user names (__proto__, constructor) as unknown, without falling over', async () => {
@@ -103,7 +105,7 @@ describe('MQTT logins', () => {
         (await tryConnect(b.url, { clientId: `odd-${username}`, username, password: 'x' })).code,
       ).toBe(4)
     }
-    await login(b.url, 'gateway', SECRETS.gateway, 'still-up')
+    await login(b.url, { username: 'gateway', password: SECRETS.gateway, clientId: 'still-up' })
   })
 
   it('keeps the gateway client id for the gateway, and admins to clean sessions', async () => {
@@ -117,7 +119,11 @@ describe('MQTT logins', () => {
       clean: false,
     }
     expect((await tryConnect(b.url, keeper)).code).toBe(5)
-    await login(b.url, 'gateway', SECRETS.gateway, 'gpu-relay-gateway')
+    await login(b.url, {
+      username: 'gateway',
+      password: SECRETS.gateway,
+      clientId: 'gpu-relay-gateway',
+    })
   })
 
   it('drops a client that starts sending an oversized packet before it has even logged in', async () => {
@@ -170,7 +176,11 @@ describe('MQTT logins', () => {
 describe('MQTT topic rights', () => {
   it('lets a GPU subscribe to its own topics only', async () => {
     const b = await broker()
-    const gpu = await login(b.url, 'gpu-1', SECRETS.gpu1, bridgeClientId('gpu-1'))
+    const gpu = await login(b.url, {
+      username: 'gpu-1',
+      password: SECRETS.gpu1,
+      clientId: bridgeClientId('gpu-1'),
+    })
     expect(await granted(gpu, ['relay/gpus/gpu-1/tasks', 'relay/gpus/gpu-1/control'])).toEqual([
       1, 1,
     ])
@@ -181,15 +191,27 @@ describe('MQTT topic rights', () => {
 
   it('refuses a GPU publishing as another GPU (a forged result), and delivers its own events', async () => {
     const b = await broker()
-    const gateway = await login(b.url, 'gateway', SECRETS.gateway, 'gw')
+    const gateway = await login(b.url, {
+      username: 'gateway',
+      password: SECRETS.gateway,
+      clientId: 'gw',
+    })
     const seen: string[] = []
     gateway.on('message', (topic) => seen.push(topic))
     await gateway.subscribeAsync('relay/gpus/+/events', { qos: 1 })
-    const rogue = await login(b.url, 'gpu-2', SECRETS.gpu2, bridgeClientId('gpu-2'))
+    const rogue = await login(b.url, {
+      username: 'gpu-2',
+      password: SECRETS.gpu2,
+      clientId: bridgeClientId('gpu-2'),
+    })
     const closed = new Promise<void>((resolve) => rogue.once('close', () => resolve()))
     rogue.publish('relay/gpus/gpu-1/events', JSON.stringify({ v: 1, kind: 'done' }), { qos: 1 })
     await closed // the broker drops a client that publishes where it may not
-    const honest = await login(b.url, 'gpu-1', SECRETS.gpu1, bridgeClientId('gpu-1'))
+    const honest = await login(b.url, {
+      username: 'gpu-1',
+      password: SECRETS.gpu1,
+      clientId: bridgeClientId('gpu-1'),
+    })
     await publish(honest, 'relay/gpus/gpu-1/events', '{"v":1}', { qos: 1 })
     await waitFor(() => seen.includes('relay/gpus/gpu-1/events'), { what: 'the honest event' })
     expect(seen).toEqual(['relay/gpus/gpu-1/events'])
@@ -197,7 +219,11 @@ describe('MQTT topic rights', () => {
 
   it('gives the admin read-only access to relay/# and $SYS/#', async () => {
     const b = await broker()
-    const admin = await login(b.url, 'admin', SECRETS.admin, 'explorer')
+    const admin = await login(b.url, {
+      username: 'admin',
+      password: SECRETS.admin,
+      clientId: 'explorer',
+    })
     expect(await granted(admin, ['relay/#', '$SYS/#', 'other/#'])).toEqual([1, 1, 128])
     const closed = new Promise<void>((resolve) => admin.once('close', () => resolve()))
     admin.publish('relay/queue', '{}', { qos: 1 })
@@ -206,7 +232,11 @@ describe('MQTT topic rights', () => {
 
   it('refuses a payload over the size limit', async () => {
     const b = await broker(false, 2048)
-    const gpu = await login(b.url, 'gpu-1', SECRETS.gpu1, bridgeClientId('gpu-1'))
+    const gpu = await login(b.url, {
+      username: 'gpu-1',
+      password: SECRETS.gpu1,
+      clientId: bridgeClientId('gpu-1'),
+    })
     const closed = new Promise<void>((resolve) => gpu.once('close', () => resolve()))
     gpu.publish('relay/gpus/gpu-1/events', Buffer.alloc(4096, 'x'), { qos: 1 })
     await closed
@@ -214,7 +244,11 @@ describe('MQTT topic rights', () => {
 
   it('does not publish a will aimed at another GPU', async () => {
     const b = await broker()
-    const gateway = await login(b.url, 'gateway', SECRETS.gateway, 'gw')
+    const gateway = await login(b.url, {
+      username: 'gateway',
+      password: SECRETS.gateway,
+      clientId: 'gw',
+    })
     const seen: string[] = []
     gateway.on('message', (topic, payload) => seen.push(`${topic} ${payload.toString()}`))
     await gateway.subscribeAsync('relay/gpus/+/state', { qos: 1 })

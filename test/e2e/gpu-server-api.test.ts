@@ -183,9 +183,9 @@ describe('an upload cut off half-way', () => {
 async function uploadAs(
   base: string,
   bytes: Buffer,
-  fields: Record<string, string>,
-  filename: string,
+  form: { fields: Record<string, string>; filename: string },
 ): Promise<{ status: number; body: unknown }> {
+  const { fields, filename } = form
   return uploadMultipart({
     url: `${base}/api/heygem/upload_file`,
     source: Readable.from([bytes]),
@@ -302,12 +302,10 @@ describe('what run_server accepts, the gateway accepts', () => {
     const dir = await tempDir('gpu-api-h5-upload')
     const gateway = await startTestGateway(dir)
     const bytes = media('h5', 'video')
-    const reply = await uploadAs(
-      gateway.url,
-      bytes,
-      { hash: `tmp_${String(Date.now())}_k3j9`, ext: '.mp4' },
-      'blob',
-    )
+    const reply = await uploadAs(gateway.url, bytes, {
+      fields: { hash: `tmp_${String(Date.now())}_k3j9`, ext: '.mp4' },
+      filename: 'blob',
+    })
     const real = md5Buffer(bytes)
     expect(reply).toMatchObject({
       status: 200,
@@ -318,7 +316,10 @@ describe('what run_server accepts, the gateway accepts', () => {
     })
     // ext left out: taken from the file name.
     const named = media('named', 'audio')
-    const byName = await uploadAs(gateway.url, named, { hash: 'x' }, 'voice.MP3')
+    const byName = await uploadAs(gateway.url, named, {
+      fields: { hash: 'x' },
+      filename: 'voice.MP3',
+    })
     expect(byName.body).toMatchObject({ data: { hash: md5Buffer(named), ext: '.mp3' } })
     const check = await call(gateway.url, '/api/heygem/check_files', {
       files: [{ hash: real, ext: '.mp4' }],
@@ -339,7 +340,10 @@ describe('what run_server accepts, the gateway accepts', () => {
       [wavBytes('speech'), '.bin'], // a WAVE under a name that says nothing
     ]
     for (const [bytes, ext] of files) {
-      const reply = await uploadAs(gateway.url, bytes, { hash: md5Buffer(bytes), ext }, `in${ext}`)
+      const reply = await uploadAs(gateway.url, bytes, {
+        fields: { hash: md5Buffer(bytes), ext },
+        filename: `in${ext}`,
+      })
       expect(reply, ext).toMatchObject({
         status: 200,
         body: { data: { hash: md5Buffer(bytes), ext } },
@@ -366,7 +370,10 @@ describe('what run_server accepts, the gateway accepts', () => {
       [Buffer.from('%PDF-1.7\n'.padEnd(6000, ' ')), 'scan.mp4', 'NOT_MEDIA'],
     ]
     for (const [bytes, filename, code] of cases) {
-      const reply = await uploadAs(gateway.url, bytes, { hash: md5Buffer(bytes) }, filename)
+      const reply = await uploadAs(gateway.url, bytes, {
+        fields: { hash: md5Buffer(bytes) },
+        filename,
+      })
       expect(reply, filename).toMatchObject({
         status: 400,
         body: { code: 400, data: { error: code } },

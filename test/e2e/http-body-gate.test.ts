@@ -104,12 +104,10 @@ describe('the body gate', () => {
     )
     expect(await bare.closed).toMatch(/^HTTP\/1\.1 401 [^]*\r\nconnection: close\r\n/i)
     // A body on the open health route is not read either.
-    const health = await hostile(
-      gw.url,
-      '127.0.0.1',
-      'GET /api/heygem/health HTTP/1.1\r\nHost: relay\r\nContent-Length: 1000000\r\n\r\n',
-      500_000,
-    )
+    const health = await hostile(gw.url, '127.0.0.1', {
+      head: 'GET /api/heygem/health HTTP/1.1\r\nHost: relay\r\nContent-Length: 1000000\r\n\r\n',
+      bodyBytes: 500_000,
+    })
     expect(await health.closed).toMatch(/^HTTP\/1\.1 200 [^]*\r\nconnection: close\r\n/i)
     // An honest request keeps its connection: a second one is answered on it.
     const socket = await connectFrom(gw.url, '127.0.0.1')

@@ -82,12 +82,14 @@ describe.skipIf(missing !== null)('hostile HTTP clients', () => {
       const ip = clientIp(n)
       for (let i = 0; i < CAP; i++) halves.push(await hostile(gw.url, ip, halfHead))
       await waitFor(() => server.acceptedFrom(ip) === CAP, { what: `${ip}'s connections` })
-      for (let i = 0; i < 3; i++) over.push(await hostile(gw.url, ip, bodyHead, SENT))
+      for (let i = 0; i < 3; i++)
+        over.push(await hostile(gw.url, ip, { head: bodyHead, bodyBytes: SENT }))
     }
     // ~1 MB bodies without credentials, up to the cap of each address.
     const bodies: Hostile[] = []
     for (let n = 0; n < BODY_IPS; n++) {
-      for (let i = 0; i < CAP; i++) bodies.push(await hostile(gw.url, clientIp(n), bodyHead, SENT))
+      for (let i = 0; i < CAP; i++)
+        bodies.push(await hostile(gw.url, clientIp(n), { head: bodyHead, bodyBytes: SENT }))
     }
     await Promise.all(bodies.map((b) => b.sent))
     sample()

@@ -34,9 +34,9 @@ async function gateway(trustedProxies: string[]): Promise<GatewayHandle> {
   return gw
 }
 
-const queue = (gw: GatewayHandle, from: string, secret: string, forwardedFor: string) =>
+const queue = (gw: GatewayHandle, from: string, as: { secret: string; forwardedFor: string }) =>
   requestFrom(from, `${gw.url}/api/heygem/queue`, {
-    headers: { authorization: `Bearer ${secret}`, 'x-forwarded-for': forwardedFor },
+    headers: { authorization: `Bearer ${as.secret}`, 'x-forwarded-for': as.forwardedFor },
   })
 
 describe.skipIf(missing !== null)('a gateway behind a trusted proxy', () => {
@@ -44,17 +44,28 @@ describe.skipIf(missing !== null)('a gateway behind a trusted proxy', () => {
     const proxy = clientIp(120)
     const gw = await gateway([proxy])
     for (let i = 0; i < 5; i++) {
-      expect((await queue(gw, proxy, WRONG, '203.0.113.5')).status).toBe(401)
+      expect((await queue(gw, proxy, { secret: WRONG, forwardedFor: '203.0.113.5' })).status).toBe(
+        401,
+      )
     }
-    expect((await queue(gw, proxy, WRONG, '203.0.113.5')).status).toBe(429)
+    expect((await queue(gw, proxy, { secret: WRONG, forwardedFor: '203.0.113.5' })).status).toBe(
+      429,
+    )
     // Another PC behind the same proxy is not held up.
-    expect((await queue(gw, proxy, API_SECRET, '198.51.100.7, 203.0.113.6')).status).toBe(200)
+    expect(
+      (await queue(gw, proxy, { secret: API_SECRET, forwardedFor: '198.51.100.7, 203.0.113.6' }))
+        .status,
+    ).toBe(200)
     // A caller that is no proxy cannot escape its own wait by naming others.
     const direct = clientIp(121)
     for (let i = 0; i < 5; i++) {
-      expect((await queue(gw, direct, WRONG, `192.0.2.${String(i)}`)).status).toBe(401)
+      expect(
+        (await queue(gw, direct, { secret: WRONG, forwardedFor: `192.0.2.${String(i)}` })).status,
+      ).toBe(401)
     }
-    expect((await queue(gw, direct, WRONG, '192.0.2.99')).status).toBe(429)
+    expect((await queue(gw, direct, { secret: WRONG, forwardedFor: '192.0.2.99' })).status).toBe(
+      429,
+    )
   })
 
   it("does not cap the proxy's connections by its own address (its callers share them)", async () => {

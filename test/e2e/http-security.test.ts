@@ -26,7 +26,12 @@ async function secureGateway(name: string, extra: Parameters<typeof startTestGat
   })
 }
 
-async function uploadAs(url: string, bytes: Buffer, ext: string, headers: Record<string, string>) {
+async function uploadAs(
+  url: string,
+  bytes: Buffer,
+  as: { ext: string; headers: Record<string, string> },
+) {
+  const { ext, headers } = as
   return uploadMultipart({
     url: `${url}/api/heygem/upload_file`,
     source: Readable.from([bytes]),
@@ -41,8 +46,8 @@ async function uploadAs(url: string, bytes: Buffer, ext: string, headers: Record
 async function submitAs(url: string, license: string) {
   const audio = media('a', 'audio')
   const video = media('v', 'video')
-  await uploadAs(url, audio, '.wav', PC)
-  await uploadAs(url, video, '.mp4', PC)
+  await uploadAs(url, audio, { ext: '.wav', headers: PC })
+  await uploadAs(url, video, { ext: '.mp4', headers: PC })
   const reply = await requestJson(`${url}/api/heygem/task/submit`, {
     headers: PC,
     body: {
@@ -182,7 +187,7 @@ describe('limits', () => {
     await submitAs(gw.url, 'BUSY')
     await submitAs(gw.url, 'ANOTHER-KEY')
     const audio = media('a', 'audio')
-    await uploadAs(gw.url, audio, '.wav', PC)
+    await uploadAs(gw.url, audio, { ext: '.wav', headers: PC })
     const body = JSON.stringify({
       audio_hash: md5Buffer(audio),
       audio_ext: '.wav',
@@ -200,7 +205,7 @@ describe('limits', () => {
   it('stops an upload over the size limit while streaming, and leaves no file', async () => {
     const gw = await secureGateway('upload-limit', { uploadMaxBytes: 10_000 })
     const big = Buffer.alloc(50_000, 7)
-    const reply = await uploadAs(gw.url, big, '.wav', PC)
+    const reply = await uploadAs(gw.url, big, { ext: '.wav', headers: PC })
     expect(reply.status).toBe(413)
     expect(reply.body).toMatchObject({ data: { error: 'FILE_TOO_LARGE' } })
     const check = await requestJson(`${gw.url}/api/heygem/check_files`, {

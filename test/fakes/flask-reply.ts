@@ -57,15 +57,15 @@ export function applyCors(res: ServerResponse): void {
   for (const [name, value] of Object.entries(CORS_HEADERS)) res.setHeader(name, value)
 }
 
-function sendBody(res: ServerResponse, status: number, type: string, body: string): void {
+function sendBody(res: ServerResponse, status: number, body: { type: string; text: string }): void {
   res.statusCode = status
-  res.setHeader('Content-Type', type)
-  res.setHeader('Content-Length', Buffer.byteLength(body))
-  res.end(body)
+  res.setHeader('Content-Type', body.type)
+  res.setHeader('Content-Length', Buffer.byteLength(body.text))
+  res.end(body.text)
 }
 
 export function sendJson(res: ServerResponse, status: number, body: Json): void {
-  sendBody(res, status, 'application/json', jsonifyText(body))
+  sendBody(res, status, { type: 'application/json', text: jsonifyText(body) })
 }
 
 /** `jsonify({"code": status, "msg": msg}), status`: no `data` key. */
@@ -99,7 +99,7 @@ export function htmlErrorPage(status: HtmlErrorStatus): string {
 }
 
 export function sendHtmlError(res: ServerResponse, status: HtmlErrorStatus): void {
-  sendBody(res, status, 'text/html; charset=utf-8', htmlErrorPage(status))
+  sendBody(res, status, { type: 'text/html; charset=utf-8', text: htmlErrorPage(status) })
 }
 
 /**

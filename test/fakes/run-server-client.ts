@@ -80,9 +80,9 @@ export function bearer(secret: string | undefined): Record<string, string> {
 export async function upload(
   gpu: FakeRunServer,
   bytes: Buffer,
-  ext: string,
-  secret?: string,
+  as: { readonly ext: string; readonly secret?: string },
 ): Promise<string> {
+  const { ext, secret } = as
   const reply = await call(gpu.url, {
     path: '/api/heygem/upload_file',
     headers: bearer(secret),
@@ -126,9 +126,13 @@ export async function progressOf(
 export async function waitForProgress(
   gpu: FakeRunServer,
   taskId: string,
-  done: (data: Record<string, unknown>) => boolean,
-  options: { readonly secret?: string; readonly what?: string } = {},
+  options: {
+    readonly until: (data: Record<string, unknown>) => boolean
+    readonly secret?: string
+    readonly what?: string
+  },
 ): Promise<Record<string, unknown>> {
+  const done = options.until
   return waitFor(
     async () => {
       const data = await progressOf(gpu, taskId, options.secret)

@@ -192,22 +192,22 @@ beforeAll(async () => {
     await rm(dir, { recursive: true, force: true })
   }
   const media = (): Buffer => randomBytes(2048)
-  const video = await upload(gpu, media(), '.mp4', SECRET)
+  const video = await upload(gpu, media(), { ext: '.mp4', secret: SECRET })
   const [audio, failedAudio, hungAudio, queuedAudio, fresh, fresh2] = await Promise.all(
-    Array.from({ length: 6 }, () => upload(gpu, media(), '.wav', SECRET)),
+    Array.from({ length: 6 }, () => upload(gpu, media(), { ext: '.wav', secret: SECRET })),
   )
   Object.assign(values, { video, audio, fresh, fresh2 })
   const done = String((await submit(gpu, { audio: audio ?? '', video }, SECRET)).task_id)
-  await waitForProgress(gpu, done, (p) => p.status === 'done', { secret: SECRET })
+  await waitForProgress(gpu, done, { until: (p) => p.status === 'done', secret: SECRET })
   // The result (and its cache copy) is on disk once a download succeeds.
   await call(gpu.url, { path: `/api/heygem/download?task_id=${done}`, headers: bearer(SECRET) })
   gpu.failNext('未检测到人脸')
   const failed = String((await submit(gpu, { audio: failedAudio ?? '', video }, SECRET)).task_id)
-  await waitForProgress(gpu, failed, (p) => p.status === 'error', { secret: SECRET })
+  await waitForProgress(gpu, failed, { until: (p) => p.status === 'error', secret: SECRET })
   gpu.hangNext(30)
   const hung = String((await submit(gpu, { audio: hungAudio ?? '', video }, SECRET)).task_id)
   const queued = String((await submit(gpu, { audio: queuedAudio ?? '', video }, SECRET)).task_id)
-  await waitForProgress(gpu, hung, (p) => p.progress === 30, { secret: SECRET })
+  await waitForProgress(gpu, hung, { until: (p) => p.progress === 30, secret: SECRET })
   const cacheKey = createHash('md5')
     .update(`${audio ?? ''}_${video}`)
     .digest('hex')

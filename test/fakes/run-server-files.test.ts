@@ -20,10 +20,10 @@ async function start(options: Omit<FakeRunServerOptions, 'dir'> = {}): Promise<F
 async function doneJob(
   gpu: FakeRunServer,
 ): Promise<{ taskId: string; audio: string; video: string }> {
-  const audio = await upload(gpu, randomBytes(2000), '.wav')
-  const video = await upload(gpu, randomBytes(3000), '.mp4')
+  const audio = await upload(gpu, randomBytes(2000), { ext: '.wav' })
+  const video = await upload(gpu, randomBytes(3000), { ext: '.mp4' })
   const taskId = String((await submit(gpu, { audio, video })).task_id)
-  await waitForProgress(gpu, taskId, (p) => p.status === 'done')
+  await waitForProgress(gpu, taskId, { until: (p) => p.status === 'done' })
   return { taskId, audio, video }
 }
 
@@ -55,7 +55,7 @@ describe('fake run_server files', () => {
 
   test('refreshes the mtime of a file that check_files finds', async () => {
     const gpu = await start()
-    const audio = await upload(gpu, randomBytes(500), '.wav')
+    const audio = await upload(gpu, randomBytes(500), { ext: '.wav' })
     const path = join(gpu.paths.store, `${audio}.wav`)
     await utimes(path, TWO_HOURS_AGO, TWO_HOURS_AGO)
     const before = Date.now()
@@ -70,7 +70,7 @@ describe('fake run_server files', () => {
   test('does not rewrite a file already present under the claimed hash', async () => {
     const gpu = await start()
     const first = randomBytes(700)
-    const hash = await upload(gpu, first, '.mp4')
+    const hash = await upload(gpu, first, { ext: '.mp4' })
     const reply = await call(gpu.url, {
       path: '/api/heygem/upload_file',
       form: { hash, ext: '.mp4', file: { bytes: randomBytes(900), filename: 'other.mp4' } },
@@ -131,7 +131,7 @@ describe('fake run_server files', () => {
     const taskId = String(dataOf(reply).task_id)
     expect(await readFile(join(gpu.paths.uploads, taskId, 'audio.mp3'))).toEqual(audio)
     expect(await readFile(join(gpu.paths.uploads, taskId, 'video.mov'))).toEqual(video)
-    await waitForProgress(gpu, taskId, (p) => p.status === 'done')
+    await waitForProgress(gpu, taskId, { until: (p) => p.status === 'done' })
     const res = await fetch(`${gpu.url}/api/heygem/download?task_id=${taskId}`)
     const bytes = Buffer.from(await res.arrayBuffer())
     expect(bytes.equals(fakeResultBytes(md5Buffer(audio), md5Buffer(video), 2048))).toBe(true)

@@ -38,8 +38,8 @@ function wsUrl(gpu: FakeRunServer, taskId: string, token = SECRET): string {
 }
 
 async function newTask(gpu: FakeRunServer): Promise<string> {
-  const audio = await upload(gpu, randomBytes(1000), '.wav', SECRET)
-  const video = await upload(gpu, randomBytes(1000), '.mp4', SECRET)
+  const audio = await upload(gpu, randomBytes(1000), { ext: '.wav', secret: SECRET })
+  const video = await upload(gpu, randomBytes(1000), { ext: '.mp4', secret: SECRET })
   return String((await submit(gpu, { audio, video }, SECRET)).task_id)
 }
 
@@ -98,8 +98,8 @@ describe('fake run_server progress WebSocket', () => {
 
   test('takes no token when no secret is set', async () => {
     const gpu = await start({ apiSecret: '', durationMs: 100 })
-    const audio = await upload(gpu, randomBytes(100), '.wav')
-    const video = await upload(gpu, randomBytes(100), '.mp4')
+    const audio = await upload(gpu, randomBytes(100), { ext: '.wav' })
+    const video = await upload(gpu, randomBytes(100), { ext: '.mp4' })
     const taskId = String((await submit(gpu, { audio, video })).task_id)
     const frames = await readUntilClose(`${gpu.url.replace('http', 'ws')}/ws/progress/${taskId}`)
     expect(record(JSON.parse(frames.at(-1) ?? '{}')).data).toMatchObject({ status: 'done' })

@@ -33,7 +33,12 @@ function send(ws: WebSocket, message: Json): void {
   ws.send(pythonDumps(message))
 }
 
-function follow(ws: WebSocket, taskId: string, ctx: RunServerContext, intervalMs: number): void {
+function follow(
+  ws: WebSocket,
+  taskId: string,
+  on: { ctx: RunServerContext; intervalMs: number },
+): void {
+  const { ctx, intervalMs } = on
   let last: string | null = null
   let timer: NodeJS.Timeout | null = null
   const tick = (): void => {
@@ -95,7 +100,7 @@ export function attachProgressSocket(server: Server, options: ProgressSocketOpti
         return
       }
       ctx.events.ask(taskId, 'progress')
-      follow(ws, taskId, ctx, options.intervalMs)
+      follow(ws, taskId, { ctx, intervalMs: options.intervalMs })
     })
   })
   return () => {

@@ -30,8 +30,8 @@ function connectResult(port: number): Promise<string> {
 }
 
 async function inputs(gpu: FakeRunServer): Promise<{ audio: string; video: string }> {
-  const audio = await upload(gpu, randomBytes(3000), '.wav')
-  const video = await upload(gpu, randomBytes(5000), '.mp4')
+  const audio = await upload(gpu, randomBytes(3000), { ext: '.wav' })
+  const video = await upload(gpu, randomBytes(5000), { ext: '.mp4' })
   return { audio, video }
 }
 
@@ -87,7 +87,7 @@ describe('fake run_server', () => {
     const files = await inputs(gpu)
     const ids: string[] = []
     for (let i = 0; i < 3; i++) {
-      const audio = await upload(gpu, randomBytes(1000), '.wav')
+      const audio = await upload(gpu, randomBytes(1000), { ext: '.wav' })
       ids.push(String((await submit(gpu, { audio, video: files.video })).task_id))
     }
     const [first = '', second = '', third = ''] = ids
@@ -160,16 +160,16 @@ describe('fake run_server', () => {
     const files = await inputs(gpu)
     gpu.failNext('未检测到人脸')
     const bad = String((await submit(gpu, files)).task_id)
-    const other = await upload(gpu, randomBytes(800), '.wav')
+    const other = await upload(gpu, randomBytes(800), { ext: '.wav' })
     const good = String((await submit(gpu, { audio: other, video: files.video })).task_id)
-    const failed = await waitForProgress(gpu, bad, (p) => p.status === 'error')
+    const failed = await waitForProgress(gpu, bad, { until: (p) => p.status === 'error' })
     expect(failed).toMatchObject({
       progress: 0,
       message: '合成失败: 未检测到人脸',
       error: '未检测到人脸',
     })
     expect(Number(failed.finished_at)).toBeGreaterThan(0)
-    await waitForProgress(gpu, good, (p) => p.status === 'done')
+    await waitForProgress(gpu, good, { until: (p) => p.status === 'done' })
     // A failed job leaves no cache: the same inputs run again.
     expect(await submit(gpu, files)).not.toHaveProperty('cached')
   })
@@ -180,7 +180,7 @@ describe('fake run_server', () => {
     const files = await inputs(gpu)
     gpu.hangNext(20)
     const hung = String((await submit(gpu, files)).task_id)
-    const other = await upload(gpu, randomBytes(800), '.wav')
+    const other = await upload(gpu, randomBytes(800), { ext: '.wav' })
     const behind = String((await submit(gpu, { audio: other, video: files.video })).task_id)
     now = 1_000_000
     expect(await progressOf(gpu, hung)).toMatchObject({ status: 'synthesizing', progress: 20 })
@@ -192,7 +192,7 @@ describe('fake run_server', () => {
     const gpu = await start({ durationMs: 200, resultSize: 5000 })
     const files = await inputs(gpu)
     const first = String((await submit(gpu, files)).task_id)
-    await waitForProgress(gpu, first, (p) => p.status === 'done')
+    await waitForProgress(gpu, first, { until: (p) => p.status === 'done' })
     await call(gpu.url, { path: `/api/heygem/download?task_id=${first}` })
     const again = await submit(gpu, files)
     const key = md5Buffer(`${files.audio}_${files.video}`).slice(0, 16)

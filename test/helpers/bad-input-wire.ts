@@ -39,12 +39,12 @@ export async function runWireCases(opts: {
 }): Promise<void> {
   const { port, ctx } = opts
   const auth = `Authorization: Bearer ${ctx.apiSecret}`
-  const post = (path: string, type: string, length: number, extra = '') =>
-    `POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}\r\nContent-Type: ${type}\r\nContent-Length: ${String(length)}${extra}`
+  const post = (path: string, body: { type: string; length: number; extra?: string }) =>
+    `POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}\r\nContent-Type: ${body.type}\r\nContent-Length: ${String(body.length)}${body.extra ?? ''}`
   const upload = (type: string, body: Buffer, cutAfter?: number) =>
     rawRequest({
       port,
-      head: post('/api/heygem/upload_file', type, body.length),
+      head: post('/api/heygem/upload_file', { type, length: body.length }),
       body,
       ...(cutAfter === undefined ? {} : { cutAfter }),
     })
@@ -176,7 +176,11 @@ export async function runWireCases(opts: {
         bare(
           await rawRequest({
             port,
-            head: post('/api/heygem/check_files', 'application/json', 2, '\r\nContent-Length: 5'),
+            head: post('/api/heygem/check_files', {
+              type: 'application/json',
+              length: 2,
+              extra: '\r\nContent-Length: 5',
+            }),
             body: '{}',
           }),
           400,
@@ -188,12 +192,11 @@ export async function runWireCases(opts: {
         bare(
           await rawRequest({
             port,
-            head: post(
-              '/api/heygem/check_files',
-              'application/json',
-              2,
-              '\r\nTransfer-Encoding: chunked',
-            ),
+            head: post('/api/heygem/check_files', {
+              type: 'application/json',
+              length: 2,
+              extra: '\r\nTransfer-Encoding: chunked',
+            }),
             body: '2\r\n{}\r\n0\r\n\r\n',
           }),
           400,

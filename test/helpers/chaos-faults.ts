@@ -146,7 +146,7 @@ export async function surroundingFaults(opts: {
       stats.diskFilledBytes = Math.max(stats.diskFilledBytes, written)
       if (full) stats.fullFills++
       else stats.lowFills++
-      // The crash: a reconnect with a Last Will while the disk is full.
+      // The crash this fault was made for: a reconnect with a Last Will while the disk is full.
       if (random() < 0.5) hooks.cutBridgeLink()
       await probeFullDisk(hooks)
       await delay(random() * 1_500)

@@ -66,15 +66,16 @@ export interface Hostile {
 const CHUNK = Buffer.alloc(64 * 1024, 0x20)
 
 /**
- * Connect from `ip`, send `head`, then up to `bodyBytes` of body as fast as the connection takes
- * it (never more than one chunk queued), then go quiet without closing.
+ * Connect from `ip`, send `head`, then up to `bodyBytes` of body (none when `send` is only the
+ * head) as fast as the connection takes it (never more than one chunk queued), then go quiet
+ * without closing.
  */
 export async function hostile(
   url: string,
   ip: string,
-  head: string,
-  bodyBytes = 0,
+  send: string | { readonly head: string; readonly bodyBytes: number },
 ): Promise<Hostile> {
+  const { head, bodyBytes } = typeof send === 'string' ? { head: send, bodyBytes: 0 } : send
   const socket = await connectFrom(url, ip)
   onTestFinished(() => {
     socket.destroy()

@@ -26,8 +26,8 @@ function u32le(n: number): Buffer {
 }
 
 /** A RIFF file of `form` (WAVE, AVI ) whose first chunk is `first`, then the payload as `data`. */
-function riff(form: string, first: Buffer, label: string, size: number): Buffer {
-  const body = payload(label, size)
+function riff(form: string, first: Buffer, content: { label: string; size: number }): Buffer {
+  const body = payload(content.label, content.size)
   const data = Buffer.concat([Buffer.from('data'), u32le(body.length), body])
   const inner = Buffer.concat([Buffer.from(form), first, data])
   return Buffer.concat([Buffer.from('RIFF'), u32le(inner.length), inner])
@@ -42,14 +42,14 @@ export function wavBytes(label = 'wav', size = 4096): Buffer {
   fmt.writeUInt32LE(32_000, 8) // byte rate
   fmt.writeUInt16LE(2, 12) // block align
   fmt.writeUInt16LE(16, 14) // bits per sample
-  return riff('WAVE', Buffer.concat([Buffer.from('fmt '), u32le(16), fmt]), label, size)
+  return riff('WAVE', Buffer.concat([Buffer.from('fmt '), u32le(16), fmt]), { label, size })
 }
 
 /** RIFF/AVI with an `hdrl` LIST first. */
 export function aviBytes(label = 'avi', size = 4096): Buffer {
   const hdrl = Buffer.concat([Buffer.from('hdrl'), Buffer.alloc(8)])
   const list = Buffer.concat([Buffer.from('LIST'), u32le(hdrl.length), hdrl])
-  return riff('AVI ', list, label, size)
+  return riff('AVI ', list, { label, size })
 }
 
 /** ISO-BMFF: an `ftyp` box with `brand`, then the payload as an `mdat` box. */

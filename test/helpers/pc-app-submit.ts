@@ -86,7 +86,7 @@ export class PcRun {
       uploads.push(['video', video, videoHash, videoExt])
     if (!pyTruthy(pyGet(check, audioHash, false)))
       uploads.push(['audio', audio, audioHash, audioExt])
-    for (const [ftype, file, hash, ext] of uploads) await this.#upload(ftype, file, hash, ext)
+    for (const [ftype, file, hash, ext] of uploads) await this.#upload(ftype, file, { hash, ext })
 
     this.#display('提交合成任务...')
     let taskId: string
@@ -162,7 +162,8 @@ export class PcRun {
     }
   }
 
-  async #upload(ftype: string, file: PcFile, hash: string, ext: string): Promise<void> {
+  async #upload(ftype: string, file: PcFile, as: { hash: string; ext: string }): Promise<void> {
+    const { hash, ext } = as
     this.#display(`上传${ftype}到服务器...`)
     try {
       this.#call('POST /api/heygem/upload_file')
