@@ -72,7 +72,7 @@ describe('the four clocks', () => {
     expect(final.status).toBe('error')
     expect(String(final.error_msg)).toContain('没有变化')
     expect(gateway.store.get(id)?.attempt).toBe(2)
-    const retries = gateway.store.transitions(id).filter((t) => t.note?.startsWith('retry:'))
+    const retries = gateway.outbox.ofTask(id).filter((e) => e.note?.startsWith('retry:'))
     expect(retries).toHaveLength(1)
   })
 

@@ -1,0 +1,539 @@
+/**
+ * The one writer of the `tasks` table (docs/design.md §4). Every change of state is a named move of
+ * the transition table (task-transitions.ts): one transaction holds the UPDATE, guarded by the
+ * table's from-states, and the move's event in the outbox (task-outbox.ts); after the commit the
+ * event reaches in-process subscribers. Progress and a stored result also write an event; the
+ * published mark, the reclaim epoch and the stall-clock restart are bookkeeping without one.
+ * The claim is the compare-and-set that makes "claim before run" hold (docs/design.md §3.2).
+ * Wall-clock columns are for display; durations are measured on the `rc_*` columns (relay-clock.ts).
+ */
+import type { Statement } from 'better-sqlite3'
+import type { Db } from './db.js'
+import type { TaskOutbox } from './task-outbox.js'
+import { storedResultOf, type StoredResult, type TaskRow } from './task-store.js'
+import { TRANSITIONS, allowedFrom, stateGuard, type TransitionName } from './task-transitions.js'
+import type { FileRef, Stage, TaskEvent, TaskType } from '../protocol/index.js'
+
+export interface NewTask {
+  readonly id: string
+  readonly owner: string | null
+  readonly source: 'task-api' | 'heygem-api'
+  readonly type: TaskType
+  readonly audio: FileRef
+  readonly video: FileRef
+  readonly options: Readonly<Record<string, string | number | boolean>>
+  /** Wall-clock ms at which the queue TTL runs out (display; the TTL runs on the relay clock). */
+  readonly expiresAt: number
+  /** Idempotency-Key / request_id: a repeated submit with the same key returns the same task. */
+  readonly requestKey: string | null
+}
+
+/** One progress event of the current attempt. */
+export interface ProgressUpdate {
+  readonly id: string
+  readonly gpuId: string
+  readonly attempt: number
+  readonly seq: number
+  readonly progress: number
+  readonly stage: Stage
+  readonly message: string | null
+  readonly currentFrame: number | null
+  readonly totalFrames: number | null
+}
+
+export type RecordResultOutcome =
+  | { readonly kind: 'stored' }
+  | { readonly kind: 'already-stored'; readonly result: StoredResult }
+  | { readonly kind: 'not-current' }
+
+export interface LifecycleDeps {
+  readonly db: Db
+  readonly outbox: TaskOutbox
+  /** Wall-clock ms (display columns). */
+  readonly now: () => number
+  /** The relay clock (relay-clock.ts): what durations are measured on. */
+  readonly relay: () => number
+}
+
+/** What a move did: the row before and after (undefined after a purge). */
+export interface Moved {
+  readonly before: TaskRow
+  readonly after: TaskRow | undefined
+}
+
+type Run = Statement
+
+const INSERT_COLUMNS = `id, owner, source, type, state, attempt, gpu_id, audio_hash, audio_ext,
+  audio_size, video_hash, video_ext, video_size, options, created_at, updated_at, expires_at,
+  request_key, rc_created_at, rc_expires_at`
+
+export class TaskLifecycle {
+  readonly #db: Db
+  readonly #outbox: TaskOutbox
+  readonly #now: () => number
+  readonly #relay: () => number
+  readonly #get: Statement<[string], TaskRow>
+  readonly #insertQueued: Run
+  readonly #insertDone: Run
+  readonly #update: Readonly<Record<Exclude<TransitionName, 'submit' | 'cacheHit'>, Run>>
+  readonly #published: Run
+  readonly #reclaimed: Run
+  readonly #progress: Run
+  readonly #storeResult: Run
+  readonly #restartStall: Run
+
+  constructor(deps: LifecycleDeps) {
+    const { db } = deps
+    this.#db = db
+    this.#outbox = deps.outbox
+    this.#now = deps.now
+    this.#relay = deps.relay
+    this.#get = db.prepare('SELECT * FROM tasks WHERE id = ?')
+    const values = 'VALUES (?, ?, ?, ?, ?, 1, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
+    this.#insertQueued = db.prepare(`INSERT INTO tasks (${INSERT_COLUMNS}) ${values}`)
+    // Born done with an earlier task's result: published (there is nothing to offer).
+    this.#insertDone = db.prepare(
+      `INSERT INTO tasks (${INSERT_COLUMNS}, progress, result_hash, result_ext, result_size,
+         result_type, claimed_at, finished_at, published_attempt, rc_claimed_at, rc_finished_at)
+       ${values.slice(0, -1)}, 100, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
+    )
+    const g = (name: TransitionName): string => stateGuard(name)
+    this.#update = {
+      claim: db.prepare(
+        `UPDATE tasks SET state = 'processing', gpu_id = ?, claimed_at = ?, updated_at = ?,
+           last_seq = ?, claim_epoch = ?, progress_at = ?, progress = 0, stage = 'preparing',
+           stage_message = NULL, rc_claimed_at = ?, rc_progress_at = ?
+         WHERE id = ? AND attempt = ? AND rc_expires_at > ? AND ${g('claim')}`,
+      ),
+      requeue: db.prepare(
+        `UPDATE tasks SET state = 'queued', attempt = attempt + 1, gpu_id = NULL, progress = 0,
+           stage = NULL, stage_message = NULL, current_frame = NULL, total_frames = NULL,
+           last_seq = 0, claimed_at = NULL, rc_claimed_at = NULL, error_msg = ?, updated_at = ?
+         WHERE id = ? AND attempt = ? AND ${g('requeue')}`,
+      ),
+      finish: db.prepare(
+        `UPDATE tasks SET state = 'done', progress = 100, stage = NULL, stage_message = NULL,
+           last_seq = ?, result_hash = stored_result_hash, result_ext = stored_result_ext,
+           result_size = stored_result_size, result_type = stored_result_type, error_msg = NULL,
+           updated_at = ?, finished_at = ?, rc_finished_at = ?
+         WHERE id = ? AND gpu_id = ? AND attempt = ? AND stored_result_attempt = ?
+           AND stored_result_hash = ? AND stored_result_size = ? AND ${g('finish')}`,
+      ),
+      fail: db.prepare(
+        `UPDATE tasks SET state = 'error', stage = NULL, error_msg = ?, updated_at = ?,
+           finished_at = ?, rc_finished_at = ?
+         WHERE id = ? AND attempt = ? AND ${g('fail')}`,
+      ),
+      cancel: db.prepare(
+        `UPDATE tasks SET state = 'cancelled', stage = NULL, updated_at = ?, finished_at = ?,
+           rc_finished_at = ?
+         WHERE id = ? AND attempt = ? AND ${g('cancel')}`,
+      ),
+      expire: db.prepare(
+        `UPDATE tasks SET state = 'expired', updated_at = ?, finished_at = ?, rc_finished_at = ?
+         WHERE id = ? AND attempt = ? AND ${g('expire')}`,
+      ),
+      retry: db.prepare(
+        `UPDATE tasks SET state = 'queued', attempt = attempt + 1, gpu_id = NULL, progress = 0,
+           stage = NULL, stage_message = NULL, current_frame = NULL, total_frames = NULL,
+           last_seq = 0, claimed_at = NULL, finished_at = NULL, error_msg = NULL, updated_at = ?,
+           expires_at = ?, rc_claimed_at = NULL, rc_finished_at = NULL, rc_expires_at = ?
+         WHERE id = ? AND attempt = ? AND ${g('retry')}`,
+      ),
+      purge: db.prepare(`DELETE FROM tasks WHERE id = ? AND attempt = ? AND ${g('purge')}`),
+    }
+    this.#published = db.prepare(
+      'UPDATE tasks SET published_attempt = ? WHERE id = ? AND attempt = ? AND published_attempt < ?',
+    )
+    this.#reclaimed = db.prepare(
+      `UPDATE tasks SET claim_epoch = ? WHERE id = ? AND attempt = ? AND state = 'processing'
+         AND (claim_epoch IS NULL OR claim_epoch < ?)`,
+    )
+    this.#progress = db.prepare(
+      `UPDATE tasks SET
+         progress_at = CASE WHEN progress != ? OR stage IS NOT ? THEN ? ELSE progress_at END,
+         rc_progress_at = CASE WHEN progress != ? OR stage IS NOT ? THEN ? ELSE rc_progress_at END,
+         progress = ?, stage = ?, stage_message = ?, current_frame = ?, total_frames = ?,
+         last_seq = ?, updated_at = ?
+       WHERE id = ? AND state = 'processing' AND gpu_id = ? AND attempt = ? AND last_seq < ?`,
+    )
+    this.#storeResult = db.prepare(
+      `UPDATE tasks SET stored_result_attempt = ?, stored_result_hash = ?, stored_result_ext = ?,
+         stored_result_size = ?, stored_result_type = ?
+       WHERE id = ? AND state = 'processing' AND gpu_id = ? AND attempt = ?`,
+    )
+    this.#restartStall = db.prepare(
+      `UPDATE tasks SET rc_progress_at = ? WHERE state = 'processing'`,
+    )
+  }
+
+  /** A new task, queued without a GPU: whoever claims it first runs it (docs/design.md §3.2). */
+  submit(task: NewTask): TaskRow {
+    return this.#insert('submit', task, () => {
+      this.#insertQueued.run(...this.#insertValues(task, TRANSITIONS.submit.to))
+    })
+  }
+
+  /** A new task born done with the result of `from`, an identical finished one. */
+  cacheHit(task: NewTask, from: TaskRow): TaskRow {
+    return this.#insert(
+      'cacheHit',
+      task,
+      () => {
+        const now = this.#now()
+        const relay = this.#relay()
+        this.#insertDone.run(
+          ...this.#insertValues(task, TRANSITIONS.cacheHit.to),
+          from.result_hash,
+          from.result_ext,
+          from.result_size,
+          from.result_type,
+          now,
+          now,
+          relay,
+          relay,
+        )
+      },
+      `cache hit of ${from.id}`,
+    )
+  }
+
+  /** queued → processing on `gpuId`, for this attempt, before the queue TTL (relay clock). */
+  claim(o: {
+    readonly id: string
+    readonly gpuId: string
+    readonly attempt: number
+    readonly seq: number
+    readonly epoch: number
+  }): Moved | undefined {
+    const now = this.#now()
+    const relay = this.#relay()
+    return this.#move({
+      name: 'claim',
+      id: o.id,
+      attempt: o.attempt,
+      gpuId: o.gpuId,
+      run: () =>
+        this.#update.claim.run(
+          o.gpuId,
+          now,
+          now,
+          o.seq,
+          o.epoch,
+          now,
+          relay,
+          relay,
+          o.id,
+          o.attempt,
+          relay,
+        ),
+    })
+  }
+
+  /** A retryable failure: queued again as a new attempt, offered to every GPU. */
+  requeue(o: {
+    readonly id: string
+    readonly attempt: number
+    readonly reason: string
+  }): Moved | undefined {
+    return this.#move({
+      name: 'requeue',
+      id: o.id,
+      attempt: o.attempt,
+      gpuId: null,
+      note: `retry: ${o.reason}`,
+      run: () => this.#update.requeue.run(o.reason, this.#now(), o.id, o.attempt),
+    })
+  }
+
+  /**
+   * processing → done with the result this GPU stored for this attempt; `result` (what its done
+   * event names) must be that very file, else nothing changes.
+   */
+  finish(o: {
+    readonly id: string
+    readonly gpuId: string
+    readonly attempt: number
+    readonly seq: number
+    readonly result: FileRef
+  }): Moved | undefined {
+    const now = this.#now()
+    return this.#move({
+      name: 'finish',
+      id: o.id,
+      attempt: o.attempt,
+      run: () =>
+        this.#update.finish.run(
+          o.seq,
+          now,
+          now,
+          this.#relay(),
+          o.id,
+          o.gpuId,
+          o.attempt,
+          o.attempt,
+          o.result.hash,
+          o.result.size,
+        ),
+    })
+  }
+
+  /** A failure of the current attempt that is final. */
+  fail(o: {
+    readonly id: string
+    readonly attempt: number
+    readonly message: string
+    readonly note: string
+  }): Moved | undefined {
+    const now = this.#now()
+    return this.#move({
+      name: 'fail',
+      id: o.id,
+      attempt: o.attempt,
+      note: o.note,
+      run: () => this.#update.fail.run(o.message, now, now, this.#relay(), o.id, o.attempt),
+    })
+  }
+
+  /** queued or processing → cancelled (`by`: who asked, recorded as the note). */
+  cancel(id: string, by: string): Moved | undefined {
+    const now = this.#now()
+    return this.#move({
+      name: 'cancel',
+      id,
+      note: by,
+      run: (before) => this.#update.cancel.run(now, now, this.#relay(), id, before.attempt),
+    })
+  }
+
+  /** queued → expired (the queue TTL ran out). */
+  expire(id: string): Moved | undefined {
+    const now = this.#now()
+    return this.#move({
+      name: 'expire',
+      id,
+      run: (before) => this.#update.expire.run(now, now, this.#relay(), id, before.attempt),
+    })
+  }
+
+  /** error → queued as a new attempt (the owner asks again), with a fresh queue TTL. */
+  retry(id: string, ttlMs: number): Moved | undefined {
+    const now = this.#now()
+    return this.#move({
+      name: 'retry',
+      id,
+      gpuId: null,
+      note: 'manual retry',
+      run: (before) =>
+        this.#update.retry.run(now, now + ttlMs, this.#relay() + ttlMs, id, before.attempt),
+    })
+  }
+
+  /** A finished task past retention: the row and its events go; one `purged` event stays. */
+  purge(id: string): Moved | undefined {
+    return this.#move({
+      name: 'purge',
+      id,
+      run: (before) => {
+        const deleted = this.#update.purge.run(id, before.attempt)
+        if (deleted.changes === 1) this.#outbox.purgeTask(id)
+        return deleted
+      },
+    })
+  }
+
+  /** The current attempt's message reached the broker (PUBACK). */
+  markPublished(id: string, attempt: number): void {
+    this.#published.run(attempt, id, attempt, attempt)
+  }
+
+  /** The same GPU claimed its processing task again from a later connection. */
+  reclaimed(o: { readonly id: string; readonly attempt: number; readonly epoch: number }): void {
+    this.#reclaimed.run(o.epoch, o.id, o.attempt, o.epoch)
+  }
+
+  /** Progress of the current attempt, applied once: only a higher `seq` changes the row. */
+  progress(u: ProgressUpdate): boolean {
+    const now = this.#now()
+    const relay = this.#relay()
+    const event = this.#db.transaction((): TaskEvent | null => {
+      const changed = this.#progress.run(
+        u.progress,
+        u.stage,
+        now,
+        u.progress,
+        u.stage,
+        relay,
+        u.progress,
+        u.stage,
+        u.message,
+        u.currentFrame,
+        u.totalFrames,
+        u.seq,
+        now,
+        u.id,
+        u.gpuId,
+        u.attempt,
+        u.seq,
+      ).changes
+      if (changed !== 1) return null
+      return this.#outbox.append({
+        kind: 'progress',
+        taskId: u.id,
+        attempt: u.attempt,
+        at: now,
+        rcAt: relay,
+        from: 'processing',
+        state: 'processing',
+        gpuId: u.gpuId,
+        progress: u.progress,
+        stage: u.stage,
+      })
+    })()
+    if (event) this.#outbox.notify([event])
+    return event !== null
+  }
+
+  /**
+   * The GPU's result hand-over (docs/design.md §6): one result per attempt, recorded only while
+   * the attempt is this GPU's running one. A second one is refused, naming the first.
+   */
+  recordResult(o: {
+    readonly id: string
+    readonly gpuId: string
+    readonly attempt: number
+    readonly result: StoredResult
+  }): RecordResultOutcome {
+    const { id, gpuId, attempt, result } = o
+    const done = this.#db.transaction((): [RecordResultOutcome, TaskEvent | null] => {
+      const row = this.#get.get(id)
+      if (row?.state !== 'processing' || row.gpu_id !== gpuId || row.attempt !== attempt) {
+        return [{ kind: 'not-current' }, null]
+      }
+      const stored = storedResultOf(row)
+      if (stored) return [{ kind: 'already-stored', result: stored }, null]
+      this.#storeResult.run(
+        attempt,
+        result.hash,
+        result.ext,
+        result.size,
+        result.type,
+        id,
+        gpuId,
+        attempt,
+      )
+      const event = this.#outbox.append({
+        kind: 'result-stored',
+        taskId: id,
+        attempt,
+        at: this.#now(),
+        rcAt: this.#relay(),
+        from: 'processing',
+        state: 'processing',
+        gpuId,
+      })
+      return [{ kind: 'stored' }, event]
+    })()
+    if (done[1]) this.#outbox.notify([done[1]])
+    return done[0]
+  }
+
+  /**
+   * At start-up: progress could not arrive while the gateway was down, so the stall clock of
+   * running tasks starts again now rather than counting the last quiet moments before the
+   * outage as part of a hang.
+   */
+  restartStallClocks(): void {
+    this.#restartStall.run(this.#relay())
+  }
+
+  #insertValues(task: NewTask, state: 'queued' | 'done'): (string | number | null)[] {
+    const now = this.#now()
+    const relay = this.#relay()
+    return [
+      task.id,
+      task.owner,
+      task.source,
+      task.type,
+      state,
+      task.audio.hash,
+      task.audio.ext,
+      task.audio.size,
+      task.video.hash,
+      task.video.ext,
+      task.video.size,
+      JSON.stringify(task.options),
+      now,
+      now,
+      task.expiresAt,
+      task.requestKey,
+      relay,
+      // The TTL the caller asked for, on the relay clock.
+      relay + (task.expiresAt - now),
+    ]
+  }
+
+  /** A move that creates the row (`from: [null]`): it fails if the id exists. */
+  #insert(name: 'submit' | 'cacheHit', task: NewTask, write: () => void, note?: string): TaskRow {
+    const t = TRANSITIONS[name]
+    const [row, event] = this.#db.transaction((): [TaskRow, TaskEvent] => {
+      if (this.#get.get(task.id)) throw new Error(`task ${task.id} exists: ${name} refused`)
+      write()
+      const created = this.#get.get(task.id)
+      if (!created) throw new Error(`task ${task.id} vanished inside its own transaction`)
+      const e = this.#outbox.append({
+        kind: t.kind,
+        taskId: task.id,
+        attempt: created.attempt,
+        at: created.created_at,
+        rcAt: this.#relay(),
+        from: null,
+        state: t.to,
+        gpuId: null,
+        ...(note === undefined ? {} : { note }),
+      })
+      return [created, e]
+    })()
+    this.#outbox.notify([event])
+    return row
+  }
+
+  /**
+   * One move of an existing row: refused (nothing written) unless the table allows it from the
+   * row's state and, when given, the attempt is the current one; else the guarded write and its
+   * event commit together, and the event is handed to subscribers after the commit.
+   */
+  #move(o: {
+    readonly name: Exclude<TransitionName, 'submit' | 'cacheHit'>
+    readonly id: string
+    readonly attempt?: number
+    /** The GPU the event names; undefined: the row's (before the move, for a purge). */
+    readonly gpuId?: string | null
+    readonly note?: string
+    readonly run: (before: TaskRow) => { readonly changes: number }
+  }): Moved | undefined {
+    const t = TRANSITIONS[o.name]
+    const done = this.#db.transaction((): [Moved, TaskEvent] | undefined => {
+      const before = this.#get.get(o.id)
+      if (!before || !allowedFrom(o.name, before.state)) return undefined
+      if (o.attempt !== undefined && before.attempt !== o.attempt) return undefined
+      if (o.run(before).changes !== 1) return undefined
+      const after = this.#get.get(o.id)
+      const event = this.#outbox.append({
+        kind: t.kind,
+        taskId: o.id,
+        attempt: after?.attempt ?? before.attempt,
+        at: this.#now(),
+        rcAt: this.#relay(),
+        from: before.state,
+        state: t.to,
+        gpuId: o.gpuId === undefined ? (after?.gpu_id ?? before.gpu_id) : o.gpuId,
+        ...(o.note === undefined ? {} : { note: o.note }),
+      })
+      return [{ before, after }, event]
+    })()
+    if (!done) return undefined
+    this.#outbox.notify([done[1]])
+    return done[0]
+  }
+}
