@@ -27,7 +27,7 @@ describe('the four clocks', () => {
     const gpu = await startTestGpu(dir, 200)
     const spy = await testMqttClient(gateway.mqttUrl, 'gateway')
     const captured = new Promise<Buffer>((resolve) => spy.once('message', (_t, p) => resolve(p)))
-    await spy.subscribeAsync('relay/gpus/gpu-1/tasks', { qos: 1 })
+    await spy.subscribeAsync('relay/offers/heygem', { qos: 1 }) // offered to every GPU
 
     const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
     const video = await upload(gateway.url, media('v', 'video'), '.mp4')
