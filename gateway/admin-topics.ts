@@ -86,8 +86,8 @@ export class AdminTopics {
       if (row && (row.state === 'queued' || row.state === 'processing')) {
         this.#send(topic, encodePayload(taskSnapshot(row)))
       }
-    } else if (event.state !== null) {
-      // Ended: cleared. (A purge needs nothing: the task was cleared when it ended.)
+    } else {
+      // Ended, or purged (which also clears what a gateway from before kept for ended tasks).
       this.#send(topic, Buffer.alloc(0))
     }
     if (event.kind !== 'progress' && event.kind !== 'result-stored') this.queueChanged()

@@ -132,4 +132,19 @@ describe('the claim is the scheduler', () => {
     })
     expect(gateway.store.get(t4)).toMatchObject({ state: 'queued', gpu_id: null })
   })
+
+  it('sends an idle GPU that claims nothing the oldest queued tasks of its types, up to its free slots (the safety net)', async () => {
+    const dir = await tempDir('safety-net')
+    const gateway = await startTestGateway(dir)
+    const t1 = await submitFresh(gateway.url)
+    const t2 = await submitFresh(gateway.url)
+    // A resumed session is sent nothing at birth: the broker would deliver what it queued, but
+    // these offers went out before it subscribed. The safety net repairs that.
+    const one = await rawGpu(gateway, 'gpu-1', TEST_SECRETS.gpu)
+    await one.birth({ session: 'resumed', types: ['heygem'], capacity: 1 })
+    expect(one.sent).toEqual([])
+    await waitFor(() => one.sent.includes(t1), { what: 'the oldest task sent to the idle GPU' })
+    expect(one.sent).not.toContain(t2) // one free slot: only the oldest
+    expect(await one.claim(t1)).toBe('granted')
+  })
 })
