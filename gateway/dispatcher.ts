@@ -96,7 +96,8 @@ export class Dispatcher {
         log.warn({ taskId: task.id, err: errorMessage(err) }, 'task offer failed')
       })
     for (const gpu of registry.online()) {
-      if (!gpu.pullsOffers && gpu.types.includes(type.data)) this.#send(gpu.id, task, why, 0)
+      if (!gpu.pullsOffers && gpu.types.includes(type.data))
+        this.#send({ gpuId: gpu.id, task, why, minIntervalMs: 0 })
     }
   }
 
@@ -135,7 +136,7 @@ export class Dispatcher {
   /** Send for a birth, unless a birth did so for this GPU and attempt a moment ago. */
   sendForBirth(gpuId: string, task: TaskRow): boolean {
     const key = `${gpuId}:${task.id}:${task.attempt}`
-    if (this.#send(gpuId, task, 'reconcile', BIRTH_MIN_INTERVAL_MS)) {
+    if (this.#send({ gpuId, task, why: 'reconcile', minIntervalMs: BIRTH_MIN_INTERVAL_MS })) {
       this.#skippedByBirth.delete(key)
       return true
     }
@@ -148,7 +149,12 @@ export class Dispatcher {
   /** A claim came out of order: make sure the GPU has the older tasks it must take first. */
   sendOlder(gpuId: string, older: readonly TaskRow[]): void {
     for (const row of older.slice(0, NOT_NEXT_MAX_SENT)) {
-      this.#send(gpuId, row, 'claim out of order', NOT_NEXT_MIN_INTERVAL_MS)
+      this.#send({
+        gpuId,
+        task: row,
+        why: 'claim out of order',
+        minIntervalMs: NOT_NEXT_MIN_INTERVAL_MS,
+      })
     }
   }
 
@@ -179,7 +185,15 @@ export class Dispatcher {
       let sent = 0
       for (const row of store.queuedOfTypes(gpu.types, free)) {
         if (this.#offeredAt.has(`${row.id}:${row.attempt}`)) continue // offered a moment ago
-        if (this.#send(gpu.id, row, 'idle GPU', SAFETY_MIN_INTERVAL_MS)) sent++
+        if (
+          this.#send({
+            gpuId: gpu.id,
+            task: row,
+            why: 'idle GPU',
+            minIntervalMs: SAFETY_MIN_INTERVAL_MS,
+          })
+        )
+          sent++
       }
       if (sent > 0) this.#d.log.info({ gpuId: gpu.id, sent }, 'queued work sent to an idle GPU')
     }
@@ -226,7 +240,13 @@ export class Dispatcher {
   }
 
   /** The task on one GPU's own topic, unless sent there within `minIntervalMs`. */
-  #send(gpuId: string, task: TaskRow, why: string, minIntervalMs: number): boolean {
+  #send(o: {
+    readonly gpuId: string
+    readonly task: TaskRow
+    readonly why: string
+    readonly minIntervalMs: number
+  }): boolean {
+    const { gpuId, task, why, minIntervalMs } = o
     const { client, topics, log } = this.#d
     const type = TaskType.safeParse(task.type)
     if (task.state !== 'queued' || !type.success) return false

@@ -169,17 +169,21 @@ export class TaskLifecycle {
 
   /** A new task, queued without a GPU: whoever claims it first runs it (docs/design.md §3.2). */
   submit(task: NewTask): TaskRow {
-    return this.#insert('submit', task, () => {
-      this.#insertQueued.run(...this.#insertValues(task, TRANSITIONS.submit.to))
+    return this.#insert({
+      name: 'submit',
+      task,
+      write: () => {
+        this.#insertQueued.run(...this.#insertValues(task, TRANSITIONS.submit.to))
+      },
     })
   }
 
   /** A new task born done with the result of `from`, an identical finished one. */
   cacheHit(task: NewTask, from: TaskRow): TaskRow {
-    return this.#insert(
-      'cacheHit',
+    return this.#insert({
+      name: 'cacheHit',
       task,
-      () => {
+      write: () => {
         const now = this.#now()
         const relay = this.#relay()
         this.#insertDone.run(
@@ -194,8 +198,8 @@ export class TaskLifecycle {
           relay,
         )
       },
-      `cache hit of ${from.id}`,
-    )
+      note: `cache hit of ${from.id}`,
+    })
   }
 
   /** queued → processing on `gpuId`, for this attempt, before the queue TTL (relay clock). */
@@ -474,7 +478,13 @@ export class TaskLifecycle {
   }
 
   /** A move that creates the row (`from: [null]`): it fails if the id exists. */
-  #insert(name: 'submit' | 'cacheHit', task: NewTask, write: () => void, note?: string): TaskRow {
+  #insert(o: {
+    readonly name: 'submit' | 'cacheHit'
+    readonly task: NewTask
+    readonly write: () => void
+    readonly note?: string
+  }): TaskRow {
+    const { name, task, write, note } = o
     const t = TRANSITIONS[name]
     const [row, event] = this.#db.transaction((): [TaskRow, TaskEvent] => {
       if (this.#get.get(task.id)) throw new Error(`task ${task.id} exists: ${name} refused`)
