@@ -55,7 +55,13 @@ async function rawGpu(gateway: { url: string; mqttUrl: string }, gpuId: string, 
   return {
     sent,
     offered,
-    async birth(o: { session: 'new' | 'resumed'; types: TaskType[]; capacity: number }) {
+    control,
+    async birth(o: {
+      session: 'new' | 'resumed'
+      types: TaskType[]
+      capacity: number
+      holding?: GpuState['holding']
+    }) {
       epoch++
       const state: GpuState = {
         v: PROTOCOL_VERSION,
@@ -63,9 +69,9 @@ async function rawGpu(gateway: { url: string; mqttUrl: string }, gpuId: string, 
         epoch,
         heartbeatMs: 60_000,
         reason: 'birth',
-        holding: [],
         ready: true,
         ...o,
+        holding: o.holding ?? [],
       }
       await publish(client, topics.gpuState(gpuId), encodePayload(state), { qos: 1, retain: true })
       await waitFor(async () => (await gpuPresence(gateway.url, gpuId)).epoch === epoch, {
@@ -117,9 +123,14 @@ describe('the claim is the scheduler', () => {
     const two = await rawGpu(gateway, 'gpu-2', GPU_2_SECRET)
     await two.birth({ session: 'new', types: ['tts'], capacity: 1 })
     expect(await two.claim(t3)).toBe('not-eligible') // a type it does not run
-    // Born again running heygem, with a new session: sent the queued task it lacks.
-    await two.birth({ session: 'new', types: ['heygem'], capacity: 1 })
+    // Born again running heygem, with a new session, holding t1 (which gpu-1 runs): sent the
+    // queued task it lacks, and told to drop the one that is not its to run.
+    const held = [{ taskId: t1, attempt: 1, phase: 'received' as const }]
+    await two.birth({ session: 'new', types: ['heygem'], capacity: 1, holding: held })
     await waitFor(() => two.sent.includes(t3), { what: 'the backlog sent to gpu-2 at birth' })
+    await waitFor(() => two.control.some((c) => c.kind === 'cancel' && c.taskId === t1), {
+      what: 'gpu-2 told to drop the task gpu-1 runs',
+    })
     expect(two.sent).not.toContain(t1) // running on gpu-1: not offered to anyone
     expect(await two.claim(t1)).toBe('not-queued') // gpu-1 took it
     expect(await two.claim(t3)).toBe('granted')
