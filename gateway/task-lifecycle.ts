@@ -7,11 +7,11 @@
  * The claim is the compare-and-set that makes "claim before run" hold (docs/design.md §3.2).
  * Wall-clock columns are for display; durations are measured on the `rc_*` columns (relay-clock.ts).
  */
-import type { Statement } from 'better-sqlite3'
 import type { Db } from './db.js'
 import type { TaskOutbox } from './task-outbox.js'
 import { storedResultOf, type StoredResult, type TaskRow } from './task-store.js'
-import { TRANSITIONS, allowedFrom, stateGuard, type TransitionName } from './task-transitions.js'
+import { lifecycleStatements, type LifecycleStatements } from './task-lifecycle-sql.js'
+import { TRANSITIONS, allowedFrom, type TransitionName } from './task-transitions.js'
 import type { FileRef, Stage, TaskEvent, TaskType } from '../protocol/index.js'
 
 export interface NewTask {
@@ -61,110 +61,19 @@ export interface Moved {
   readonly after: TaskRow | undefined
 }
 
-type Run = Statement
-
-const INSERT_COLUMNS = `id, owner, source, type, state, attempt, gpu_id, audio_hash, audio_ext,
-  audio_size, video_hash, video_ext, video_size, options, created_at, updated_at, expires_at,
-  request_key, rc_created_at, rc_expires_at`
-
 export class TaskLifecycle {
   readonly #db: Db
   readonly #outbox: TaskOutbox
   readonly #now: () => number
   readonly #relay: () => number
-  readonly #get: Statement<[string], TaskRow>
-  readonly #insertQueued: Run
-  readonly #insertDone: Run
-  readonly #update: Readonly<Record<Exclude<TransitionName, 'submit' | 'cacheHit'>, Run>>
-  readonly #published: Run
-  readonly #reclaimed: Run
-  readonly #progress: Run
-  readonly #storeResult: Run
-  readonly #restartStall: Run
+  readonly #sql: LifecycleStatements
 
   constructor(deps: LifecycleDeps) {
-    const { db } = deps
-    this.#db = db
+    this.#db = deps.db
     this.#outbox = deps.outbox
     this.#now = deps.now
     this.#relay = deps.relay
-    this.#get = db.prepare('SELECT * FROM tasks WHERE id = ?')
-    const values = 'VALUES (?, ?, ?, ?, ?, 1, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
-    this.#insertQueued = db.prepare(`INSERT INTO tasks (${INSERT_COLUMNS}) ${values}`)
-    // Born done with an earlier task's result: published (there is nothing to offer).
-    this.#insertDone = db.prepare(
-      `INSERT INTO tasks (${INSERT_COLUMNS}, progress, result_hash, result_ext, result_size,
-         result_type, claimed_at, finished_at, published_attempt, rc_claimed_at, rc_finished_at)
-       ${values.slice(0, -1)}, 100, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
-    )
-    const g = (name: TransitionName): string => stateGuard(name)
-    this.#update = {
-      claim: db.prepare(
-        `UPDATE tasks SET state = 'processing', gpu_id = ?, claimed_at = ?, updated_at = ?,
-           last_seq = ?, claim_epoch = ?, progress_at = ?, progress = 0, stage = 'preparing',
-           stage_message = NULL, rc_claimed_at = ?, rc_progress_at = ?
-         WHERE id = ? AND attempt = ? AND rc_expires_at > ? AND ${g('claim')}`,
-      ),
-      requeue: db.prepare(
-        `UPDATE tasks SET state = 'queued', attempt = attempt + 1, gpu_id = NULL, progress = 0,
-           stage = NULL, stage_message = NULL, current_frame = NULL, total_frames = NULL,
-           last_seq = 0, claimed_at = NULL, rc_claimed_at = NULL, error_msg = ?, updated_at = ?
-         WHERE id = ? AND attempt = ? AND ${g('requeue')}`,
-      ),
-      finish: db.prepare(
-        `UPDATE tasks SET state = 'done', progress = 100, stage = NULL, stage_message = NULL,
-           last_seq = ?, result_hash = stored_result_hash, result_ext = stored_result_ext,
-           result_size = stored_result_size, result_type = stored_result_type, error_msg = NULL,
-           updated_at = ?, finished_at = ?, rc_finished_at = ?
-         WHERE id = ? AND gpu_id = ? AND attempt = ? AND stored_result_attempt = ?
-           AND stored_result_hash = ? AND stored_result_size = ? AND ${g('finish')}`,
-      ),
-      fail: db.prepare(
-        `UPDATE tasks SET state = 'error', stage = NULL, error_msg = ?, updated_at = ?,
-           finished_at = ?, rc_finished_at = ?
-         WHERE id = ? AND attempt = ? AND ${g('fail')}`,
-      ),
-      cancel: db.prepare(
-        `UPDATE tasks SET state = 'cancelled', stage = NULL, updated_at = ?, finished_at = ?,
-           rc_finished_at = ?
-         WHERE id = ? AND attempt = ? AND ${g('cancel')}`,
-      ),
-      expire: db.prepare(
-        `UPDATE tasks SET state = 'expired', updated_at = ?, finished_at = ?, rc_finished_at = ?
-         WHERE id = ? AND attempt = ? AND ${g('expire')}`,
-      ),
-      retry: db.prepare(
-        `UPDATE tasks SET state = 'queued', attempt = attempt + 1, gpu_id = NULL, progress = 0,
-           stage = NULL, stage_message = NULL, current_frame = NULL, total_frames = NULL,
-           last_seq = 0, claimed_at = NULL, finished_at = NULL, error_msg = NULL, updated_at = ?,
-           expires_at = ?, rc_claimed_at = NULL, rc_finished_at = NULL, rc_expires_at = ?
-         WHERE id = ? AND attempt = ? AND ${g('retry')}`,
-      ),
-      purge: db.prepare(`DELETE FROM tasks WHERE id = ? AND attempt = ? AND ${g('purge')}`),
-    }
-    this.#published = db.prepare(
-      'UPDATE tasks SET published_attempt = ? WHERE id = ? AND attempt = ? AND published_attempt < ?',
-    )
-    this.#reclaimed = db.prepare(
-      `UPDATE tasks SET claim_epoch = ? WHERE id = ? AND attempt = ? AND state = 'processing'
-         AND (claim_epoch IS NULL OR claim_epoch < ?)`,
-    )
-    this.#progress = db.prepare(
-      `UPDATE tasks SET
-         progress_at = CASE WHEN progress != ? OR stage IS NOT ? THEN ? ELSE progress_at END,
-         rc_progress_at = CASE WHEN progress != ? OR stage IS NOT ? THEN ? ELSE rc_progress_at END,
-         progress = ?, stage = ?, stage_message = ?, current_frame = ?, total_frames = ?,
-         last_seq = ?, updated_at = ?
-       WHERE id = ? AND state = 'processing' AND gpu_id = ? AND attempt = ? AND last_seq < ?`,
-    )
-    this.#storeResult = db.prepare(
-      `UPDATE tasks SET stored_result_attempt = ?, stored_result_hash = ?, stored_result_ext = ?,
-         stored_result_size = ?, stored_result_type = ?
-       WHERE id = ? AND state = 'processing' AND gpu_id = ? AND attempt = ?`,
-    )
-    this.#restartStall = db.prepare(
-      `UPDATE tasks SET rc_progress_at = ? WHERE state = 'processing'`,
-    )
+    this.#sql = lifecycleStatements(deps.db)
   }
 
   /** A new task, queued without a GPU: whoever claims it first runs it (docs/design.md §3.2). */
@@ -173,7 +82,7 @@ export class TaskLifecycle {
       name: 'submit',
       task,
       write: () => {
-        this.#insertQueued.run(...this.#insertValues(task, TRANSITIONS.submit.to))
+        this.#sql.insertQueued.run(...this.#insertValues(task, TRANSITIONS.submit.to))
       },
     })
   }
@@ -186,7 +95,7 @@ export class TaskLifecycle {
       write: () => {
         const now = this.#now()
         const relay = this.#relay()
-        this.#insertDone.run(
+        this.#sql.insertDone.run(
           ...this.#insertValues(task, TRANSITIONS.cacheHit.to),
           from.result_hash,
           from.result_ext,
@@ -218,7 +127,7 @@ export class TaskLifecycle {
       attempt: o.attempt,
       gpuId: o.gpuId,
       run: () =>
-        this.#update.claim.run(
+        this.#sql.update.claim.run(
           o.gpuId,
           now,
           now,
@@ -246,7 +155,7 @@ export class TaskLifecycle {
       attempt: o.attempt,
       gpuId: null,
       note: `retry: ${o.reason}`,
-      run: () => this.#update.requeue.run(o.reason, this.#now(), o.id, o.attempt),
+      run: () => this.#sql.update.requeue.run(o.reason, this.#now(), o.id, o.attempt),
     })
   }
 
@@ -267,7 +176,7 @@ export class TaskLifecycle {
       id: o.id,
       attempt: o.attempt,
       run: () =>
-        this.#update.finish.run(
+        this.#sql.update.finish.run(
           o.seq,
           now,
           now,
@@ -295,7 +204,7 @@ export class TaskLifecycle {
       id: o.id,
       attempt: o.attempt,
       note: o.note,
-      run: () => this.#update.fail.run(o.message, now, now, this.#relay(), o.id, o.attempt),
+      run: () => this.#sql.update.fail.run(o.message, now, now, this.#relay(), o.id, o.attempt),
     })
   }
 
@@ -306,7 +215,7 @@ export class TaskLifecycle {
       name: 'cancel',
       id,
       note: by,
-      run: (before) => this.#update.cancel.run(now, now, this.#relay(), id, before.attempt),
+      run: (before) => this.#sql.update.cancel.run(now, now, this.#relay(), id, before.attempt),
     })
   }
 
@@ -316,7 +225,7 @@ export class TaskLifecycle {
     return this.#move({
       name: 'expire',
       id,
-      run: (before) => this.#update.expire.run(now, now, this.#relay(), id, before.attempt),
+      run: (before) => this.#sql.update.expire.run(now, now, this.#relay(), id, before.attempt),
     })
   }
 
@@ -329,7 +238,7 @@ export class TaskLifecycle {
       gpuId: null,
       note: 'manual retry',
       run: (before) =>
-        this.#update.retry.run(now, now + ttlMs, this.#relay() + ttlMs, id, before.attempt),
+        this.#sql.update.retry.run(now, now + ttlMs, this.#relay() + ttlMs, id, before.attempt),
     })
   }
 
@@ -339,7 +248,7 @@ export class TaskLifecycle {
       name: 'purge',
       id,
       run: (before) => {
-        const deleted = this.#update.purge.run(id, before.attempt)
+        const deleted = this.#sql.update.purge.run(id, before.attempt)
         if (deleted.changes === 1) this.#outbox.purgeTask(id)
         return deleted
       },
@@ -348,12 +257,12 @@ export class TaskLifecycle {
 
   /** The current attempt's message reached the broker (PUBACK). */
   markPublished(id: string, attempt: number): void {
-    this.#published.run(attempt, id, attempt, attempt)
+    this.#sql.published.run(attempt, id, attempt, attempt)
   }
 
   /** The same GPU claimed its processing task again from a later connection. */
   reclaimed(o: { readonly id: string; readonly attempt: number; readonly epoch: number }): void {
-    this.#reclaimed.run(o.epoch, o.id, o.attempt, o.epoch)
+    this.#sql.reclaimed.run(o.epoch, o.id, o.attempt, o.epoch)
   }
 
   /** Progress of the current attempt, applied once: only a higher `seq` changes the row. */
@@ -361,7 +270,7 @@ export class TaskLifecycle {
     const now = this.#now()
     const relay = this.#relay()
     const event = this.#db.transaction((): TaskEvent | null => {
-      const changed = this.#progress.run(
+      const changed = this.#sql.progress.run(
         u.progress,
         u.stage,
         now,
@@ -410,13 +319,13 @@ export class TaskLifecycle {
   }): RecordResultOutcome {
     const { id, gpuId, attempt, result } = o
     const done = this.#db.transaction((): [RecordResultOutcome, TaskEvent | null] => {
-      const row = this.#get.get(id)
+      const row = this.#sql.get.get(id)
       if (row?.state !== 'processing' || row.gpu_id !== gpuId || row.attempt !== attempt) {
         return [{ kind: 'not-current' }, null]
       }
       const stored = storedResultOf(row)
       if (stored) return [{ kind: 'already-stored', result: stored }, null]
-      this.#storeResult.run(
+      this.#sql.storeResult.run(
         attempt,
         result.hash,
         result.ext,
@@ -448,7 +357,7 @@ export class TaskLifecycle {
    * outage as part of a hang.
    */
   restartStallClocks(): void {
-    this.#restartStall.run(this.#relay())
+    this.#sql.restartStall.run(this.#relay())
   }
 
   #insertValues(task: NewTask, state: 'queued' | 'done'): (string | number | null)[] {
@@ -487,9 +396,9 @@ export class TaskLifecycle {
     const { name, task, write, note } = o
     const t = TRANSITIONS[name]
     const [row, event] = this.#db.transaction((): [TaskRow, TaskEvent] => {
-      if (this.#get.get(task.id)) throw new Error(`task ${task.id} exists: ${name} refused`)
+      if (this.#sql.get.get(task.id)) throw new Error(`task ${task.id} exists: ${name} refused`)
       write()
-      const created = this.#get.get(task.id)
+      const created = this.#sql.get.get(task.id)
       if (!created) throw new Error(`task ${task.id} vanished inside its own transaction`)
       const e = this.#outbox.append({
         kind: t.kind,
@@ -524,11 +433,11 @@ export class TaskLifecycle {
   }): Moved | undefined {
     const t = TRANSITIONS[o.name]
     const done = this.#db.transaction((): [Moved, TaskEvent] | undefined => {
-      const before = this.#get.get(o.id)
+      const before = this.#sql.get.get(o.id)
       if (!before || !allowedFrom(o.name, before.state)) return undefined
       if (o.attempt !== undefined && before.attempt !== o.attempt) return undefined
       if (o.run(before).changes !== 1) return undefined
-      const after = this.#get.get(o.id)
+      const after = this.#sql.get.get(o.id)
       const event = this.#outbox.append({
         kind: t.kind,
         taskId: o.id,
