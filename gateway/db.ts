@@ -181,6 +181,12 @@ export const MIGRATIONS: readonly string[] = [
     WHERE json_valid(data)
       AND json_extract(data, '$.stage') IN ('queued', 'processing', 'synthesizing');
   `,
+  // The outbox is the only record of a task's changes now (task-lifecycle.ts writes it): the
+  // transition log it was copied from goes. Claims look for the oldest queued task of a type.
+  `
+  DROP TABLE task_transitions;
+  CREATE INDEX tasks_queued_by_type ON tasks (state, type, seq);
+  `,
 ]
 
 export function openDb(path: string): Db {

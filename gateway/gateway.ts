@@ -142,6 +142,7 @@ export async function startGateway(
       views: core.views,
       actions: core.actions,
       store: core.store,
+      lifecycle: core.lifecycle,
       outbox: core.outbox,
       idleTimeoutMs: config.idleTimeoutMs,
       auth: httpAuth(
