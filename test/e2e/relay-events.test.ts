@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { connect } from 'node:net'
 import { join } from 'node:path'
+import { setTimeout as delay } from 'node:timers/promises'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import { submitFresh, finalStatus } from '../helpers/pc.js'
@@ -11,6 +12,7 @@ import { waitFor } from '../helpers/wait-for.js'
 import { TaskEvent } from '../../protocol/index.js'
 
 const ADMIN = 'test-admin-token'
+const IDLE_MS = 1_500
 const eventsUrl = (base: string, query = ''): string => `${base}/api/relay/events${query}`
 
 function eventsOf(reader: SseReader): TaskEvent[] {
@@ -93,7 +95,7 @@ describe('the task event stream (GET /api/relay/events)', () => {
 describe('a client of the event stream that stops reading', () => {
   it('is left behind and cut off, while another client gets every event', async () => {
     const dir = await tempDir('relay-events-stall')
-    const gateway = await startTestGateway(dir, { adminToken: ADMIN, idleTimeoutMs: 1_500 })
+    const gateway = await startTestGateway(dir, { adminToken: ADMIN, idleTimeoutMs: IDLE_MS })
     // 40,000 events of ~600 bytes (24 MB: far more than a socket buffers), written in one
     // transaction by a second connection to the gateway's database.
     const count = 40_000
@@ -116,6 +118,7 @@ describe('a client of the event stream that stops reading', () => {
     stalled.on('error', () => undefined)
     await new Promise<void>((resolve) => stalled.once('connect', resolve))
     stalled.pause() // reads nothing from here on
+    const stalledSince = performance.now()
     stalled.write(
       `GET /api/relay/events?last_event_id=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN}\r\n\r\n`,
     )
@@ -127,7 +130,10 @@ describe('a client of the event stream that stops reading', () => {
     expect(eventsOf(reader).map((e) => e.id)).toEqual(
       gateway.outbox.after(0, count).map((e) => e.id),
     )
-    // The stalled one: disconnected once it took nothing for the idle timeout.
+    // The stalled one took nothing for longer than the idle timeout (what is under test is that
+    // timeout, so the test waits it out): the gateway has cut it. A paused socket notices that
+    // only when it reads again; had it not been cut, reading would just resume the stream.
+    await delay(Math.max(0, IDLE_MS + 1_000 - (performance.now() - stalledSince)))
     stalled.resume()
     await waitFor(() => cut, { what: 'the stalled client cut off', timeoutMs: 10_000 })
   })
