@@ -458,7 +458,9 @@ function describe(dbPath: string, ids: readonly string[]): string[] {
             note: string | null
           }
         >(
-          'SELECT at, from_state, to_state, attempt, note FROM task_transitions WHERE task_id = ? ORDER BY id',
+          `SELECT at, from_state, COALESCE(to_state, 'purged') AS to_state, attempt,
+             json_extract(data, '$.note') AS note
+           FROM task_events WHERE task_id = ? AND from_state IS NOT to_state ORDER BY id`,
         )
         .all(id)
       const steps = rows.map(

@@ -112,13 +112,21 @@ describe('HTTP authentication', () => {
     expect((await get(`${gw.url}/api/relay/files/${'a'.repeat(32)}`, forged)).status).toBe(401)
   })
 
-  it('serves a GPU only the inputs of tasks assigned to it, and takes results only for its own task', async () => {
+  it('serves a GPU only the inputs of tasks it may run, and takes results only for its own task', async () => {
     const gw = await secureGateway('gpu-files')
-    const { id, audio } = await submitAs(gw.url, 'K') // queued for gpu-1
+    // Queued, so offered to every GPU of its type: either may fetch its inputs to run it.
+    const { id, audio } = await submitAs(gw.url, 'K')
     const gpu1 = { authorization: `Bearer ${gpuBearer('gpu-1', TEST_SECRETS.gpu)}` }
     const gpu2 = { authorization: `Bearer ${gpuBearer('gpu-2', 'test-gpu-2-secret')}` }
     expect((await fetch(`${gw.url}/api/relay/files/${audio}`, { headers: gpu1 })).status).toBe(200)
-    expect((await fetch(`${gw.url}/api/relay/files/${audio}`, { headers: gpu2 })).status).toBe(404)
+    expect((await fetch(`${gw.url}/api/relay/files/${audio}`, { headers: gpu2 })).status).toBe(200)
+    // A file in the pool that is no input of a task that may still run: not for any GPU.
+    const loose = media('loose', 'audio')
+    await uploadAs(gw.url, loose, { ext: '.wav', headers: PC })
+    const looseUrl = `${gw.url}/api/relay/files/${md5Buffer(loose)}`
+    expect((await fetch(looseUrl, { headers: PC })).status).toBe(403)
+    expect((await fetch(looseUrl, { headers: gpu1 })).status).toBe(404)
+    // A result for a task that is not running on the GPU that sends it.
     const forged = await fetch(`${gw.url}/api/relay/tasks/${id}/result?attempt=1`, {
       method: 'POST',
       headers: gpu2,

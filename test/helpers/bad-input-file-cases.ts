@@ -269,12 +269,13 @@ export function fileCases(ctx: CaseContext): HttpCase[] {
       code: 'VALIDATION_FAILED',
     },
     {
+      // Queued, so no GPU's task yet (docs/design.md §3.2): as unknown to gpu-1 as another's.
       name: 'result for a task not running',
       path: `/api/relay/tasks/${taskId}/result?attempt=1`,
       headers: GPU1,
       raw: { body: 'x', type: 'application/octet-stream' },
-      status: 409,
-      code: 'TASK_NOT_CURRENT',
+      status: 404,
+      code: 'TASK_NOT_FOUND',
     },
     {
       name: 'result from another GPU',

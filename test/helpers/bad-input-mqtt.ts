@@ -11,13 +11,32 @@ import { snapshot, type Tally } from './bad-input.js'
 import type { CaseContext } from './bad-input-cases.js'
 import { waitFor } from './wait-for.js'
 
-export function rogue(url: string, gpuId: string, secret: string): Promise<MqttClient> {
-  return mqtt.connectAsync(url, {
-    clientId: bridgeClientId(gpuId),
-    username: gpuId,
-    password: secret,
+/**
+ * A bridge's login, speaking MQTT by hand. With `online`, it announces itself as a bridge does
+ * (a birth: ready, runs heygem), so its claims are eligible; without, it is a GPU the gateway
+ * has never seen online, whose claims are refused.
+ */
+export async function rogue(opts: {
+  readonly url: string
+  readonly gpuId: string
+  readonly secret: string
+  readonly online: boolean
+}): Promise<MqttClient> {
+  const client = await mqtt.connectAsync(opts.url, {
+    clientId: bridgeClientId(opts.gpuId),
+    username: opts.gpuId,
+    password: opts.secret,
     reconnectPeriod: 0,
   })
+  if (opts.online) {
+    const birth = { v: 1, online: true, epoch: 1, reason: 'birth', holding: [], ready: true }
+    await client.publishAsync(
+      `relay/gpus/${opts.gpuId}/state`,
+      JSON.stringify({ ...birth, types: ['heygem'], session: 'resumed' }),
+      { qos: 1, retain: true },
+    )
+  }
+  return client
 }
 
 /** Everything gpu-1's control topic says, as text. */
@@ -143,7 +162,8 @@ export async function runMqttCases(opts: {
   if ((await snapshot(opts.dataDir)) !== before)
     tally.changed.push('MQTT events and states from gpu-1')
 
-  // Another GPU claiming gpu-1's task from its own topic is refused; publishing as gpu-1 drops it.
+  // A GPU never seen online claiming a task from its own topic is refused (not eligible);
+  // publishing as gpu-1 drops its connection.
   await gpu2.publishAsync('relay/gpus/gpu-2/events', ev({ kind: 'claim', epoch: 1 }), { qos: 1 })
   await waitFor(() => opts.control2.some((r) => r.includes('not-eligible')), {
     what: 'claim refused as not eligible',

@@ -87,7 +87,12 @@ export async function startBadInputGateway(label: string): Promise<BadInputGatew
     video_ext: '.mp4',
     license_key: 'OWNER',
   }
-  const gpu1 = await rogue(gw.mqttUrl, 'gpu-1', TEST_SECRETS.gpu)
+  const gpu1 = await rogue({
+    url: gw.mqttUrl,
+    gpuId: 'gpu-1',
+    secret: TEST_SECRETS.gpu,
+    online: true,
+  })
   onTestFinished(() => endClient(gpu1, true))
   const control = await controlLog(gpu1, 'gpu-1')
   const doneTaskId = await submitTask(base, submit, dataDir)
@@ -116,7 +121,7 @@ export async function startBadInputGateway(label: string): Promise<BadInputGatew
 export async function rogueGpu2(
   mqttUrl: string,
 ): Promise<{ gpu2: MqttClient; control2: string[] }> {
-  const gpu2 = await rogue(mqttUrl, 'gpu-2', GPU2_SECRET)
+  const gpu2 = await rogue({ url: mqttUrl, gpuId: 'gpu-2', secret: GPU2_SECRET, online: false })
   onTestFinished(() => endClient(gpu2, true))
   return { gpu2, control2: await controlLog(gpu2, 'gpu-2') }
 }

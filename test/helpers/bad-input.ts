@@ -120,7 +120,7 @@ export function verdict(c: HttpCase, reply: Reply): string | null {
   return c.expect?.(reply) ?? null
 }
 
-const TABLES = ['tasks', 'task_transitions', 'files', 'assets'] as const
+const TABLES = ['tasks', 'task_events', 'files', 'assets'] as const
 
 /** Every task row, transition, pooled file and asset, and every file on disk, as one hash. */
 export async function snapshot(dataDir: string): Promise<string> {
