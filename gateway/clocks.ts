@@ -10,6 +10,7 @@ import type { Logger } from 'pino'
 import type { Dispatcher } from './dispatcher.js'
 import type { FilePool } from './file-pool.js'
 import type { TaskLifecycle } from './task-lifecycle.js'
+import type { TaskOutbox } from './task-outbox.js'
 import type { TaskRow, TaskStore } from './task-store.js'
 import { humanDuration } from './estimates.js'
 import type { HandOvers } from './hand-overs.js'
@@ -23,6 +24,8 @@ export interface ClockSettings {
 export interface ClocksDeps extends ClockSettings {
   readonly store: TaskStore
   readonly lifecycle: TaskLifecycle
+  /** The task event outbox: the purge marks of long-gone tasks are dropped with retention. */
+  readonly outbox: TaskOutbox
   readonly pool: FilePool
   readonly dispatcher: Dispatcher
   readonly log: Logger
@@ -99,6 +102,7 @@ export class Clocks {
     try {
       const old = store.expiredRetention(retentionMs)
       for (const task of old) lifecycle.purge(task.id)
+      this.#d.outbox.forgetPurgedBefore(this.#d.relay() - retentionMs)
       // The pool records its files' use in wall-clock ms (a step forward can only take files no
       // remaining task refers to a little early; a step back keeps them longer).
       const files = await pool.sweep(now - retentionMs)

@@ -131,6 +131,7 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
     handOvers,
     store,
     lifecycle,
+    outbox,
     pool,
     dispatcher,
     log,

@@ -54,6 +54,7 @@ export class TaskOutbox {
   readonly #ofTask: Statement<[string], EventRow>
   readonly #latest: Statement<[], { id: number | null }>
   readonly #purge: Statement<[string]>
+  readonly #forgetPurged: Statement<[number]>
   readonly #listeners = new Set<TaskEventListener>()
   readonly #onListenerError: (err: unknown) => void
 
@@ -68,6 +69,7 @@ export class TaskOutbox {
     this.#ofTask = db.prepare('SELECT * FROM task_events WHERE task_id = ? ORDER BY id')
     this.#latest = db.prepare('SELECT MAX(id) AS id FROM task_events')
     this.#purge = db.prepare('DELETE FROM task_events WHERE task_id = ?')
+    this.#forgetPurged = db.prepare("DELETE FROM task_events WHERE kind = 'purged' AND rc_at <= ?")
   }
 
   /** Record one event; call inside the transaction that makes the change. */
@@ -132,6 +134,15 @@ export class TaskOutbox {
   /** The newest event's id (0 when there is none). */
   latestId(): number {
     return this.#latest.get()?.id ?? 0
+  }
+
+  /**
+   * A purge leaves one `purged` event, so a reader that was away learns the task went; those marks
+   * are kept for one more retention period (relay-clock ms before `rcAt`), then dropped, so the
+   * table holds nothing for ever. Returns how many went.
+   */
+  forgetPurgedBefore(rcAt: number): number {
+    return this.#forgetPurged.run(rcAt).changes
   }
 
   /** Forget a purged task's events; call inside the purge's transaction. */

@@ -233,4 +233,18 @@ describe('the task event stream', () => {
     expect(heard).toEqual(['submitted'])
     expect(f.listenerErrors).toHaveLength(1)
   })
+
+  it('keeps the mark of a purged task for one retention period, then drops it, and nothing else', async () => {
+    const f = await taskFixture()
+    addSource(f)
+    bringTo(f.lifecycle, 'done')
+    f.clocks.relay = 5_000
+    expect(f.lifecycle.purge('t1')).toBeDefined()
+    expect(f.outbox.ofTask('t1').map((e) => e.kind)).toEqual(['purged'])
+    const others = f.outbox.ofTask('src')
+    expect(f.outbox.forgetPurgedBefore(4_999)).toBe(0) // younger than the period: kept
+    expect(f.outbox.forgetPurgedBefore(5_000)).toBe(1)
+    expect(f.outbox.ofTask('t1')).toEqual([])
+    expect(f.outbox.ofTask('src')).toEqual(others)
+  })
 })
