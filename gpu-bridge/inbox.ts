@@ -4,7 +4,8 @@
  * message is acknowledged, so nothing received is lost by a crash; after a restart the bridge
  * resumes from here. The connection epoch lives here too.
  */
-import Database from 'better-sqlite3'
+import Database, { type Statement } from 'better-sqlite3'
+import { migrateInbox } from './inbox-schema.js'
 import { BridgeEvent, MAX_HOLDING, TaskMessage, type Holding } from '../protocol/index.js'
 
 /** No claim backoff the runner sets is longer than this (runner.ts waits 1 s after `not-next`). */
@@ -41,33 +42,50 @@ interface RawRow {
 
 export type ReceiveOutcome = 'new' | 'duplicate' | 'stale' | 'replaced'
 
+/** The statements of the inbox, prepared once when it opens (each is reused for its life). */
+interface Statements {
+  readonly epoch: Statement<[], { value: number }>
+  readonly setEpoch: Statement<[number]>
+  readonly get: Statement<[string], RawRow>
+  readonly insert: Statement<[string, number, number, string, number]>
+  readonly all: Statement<[], RawRow>
+  readonly inPhase: Statement<[InboxPhase], RawRow>
+  readonly nextToClaim: Statement<[number, number], RawRow>
+  readonly busy: Statement<[], { n: number }>
+  readonly holding: Statement<[number], HoldingRow>
+  readonly seq: Statement<[string, number], { next_seq: number }>
+  readonly setSeq: Statement<[number, string, number]>
+  readonly setPhase: Statement<[InboxPhase, number, string, number]>
+  readonly submitStarted: Statement<[string, number]>
+  readonly serviceTaskId: Statement<[string | null, string, number]>
+  readonly finish: Statement<[string, string, number]>
+  readonly remove: Statement<[string, number]>
+  readonly removeTask: Statement<[string]>
+}
+
+interface HoldingRow {
+  task_id: string
+  attempt: number
+  phase: InboxPhase
+  service_task_id: string | null
+}
+
 export class Inbox {
   readonly #db: Database.Database
+  readonly #s: Statements
   readonly #onCorrupt: (taskId: string) => void
 
   constructor(path: string, onCorrupt: (taskId: string) => void = () => undefined) {
     this.#onCorrupt = onCorrupt
     this.#db = new Database(path)
-    this.#db.pragma('journal_mode = WAL')
-    this.#db.pragma('synchronous = FULL')
-    this.#db.exec(`
-      CREATE TABLE IF NOT EXISTS inbox (
-        task_id TEXT PRIMARY KEY,
-        attempt INTEGER NOT NULL,
-        ord INTEGER NOT NULL,
-        phase TEXT NOT NULL,
-        message TEXT NOT NULL,
-        service_task_id TEXT,
-        final_event TEXT,
-        next_seq INTEGER NOT NULL DEFAULT 1,
-        not_before INTEGER NOT NULL DEFAULT 0,
-        received_at INTEGER NOT NULL
-      );
-      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-    `)
-    const columns = this.#db.prepare<[], { name: string }>('PRAGMA table_info(inbox)').all()
-    if (!columns.some((c) => c.name === 'submit_started')) {
-      this.#db.exec('ALTER TABLE inbox ADD COLUMN submit_started INTEGER NOT NULL DEFAULT 0')
+    try {
+      this.#db.pragma('journal_mode = WAL')
+      this.#db.pragma('synchronous = FULL')
+      migrateInbox(this.#db)
+      this.#s = prepare(this.#db)
+    } catch (err) {
+      this.#db.close()
+      throw err
     }
   }
 
@@ -99,11 +117,8 @@ export class Inbox {
    */
   bumpEpoch(now: number): number {
     return this.#db.transaction(() => {
-      const row = this.#db
-        .prepare<[], { value: number }>(`SELECT value FROM meta WHERE key = 'epoch'`)
-        .get()
-      const next = Math.max((row?.value ?? 0) + 1, Math.floor(now))
-      this.#db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?)`).run(next)
+      const next = Math.max((this.#s.epoch.get()?.value ?? 0) + 1, Math.floor(now))
+      this.#s.setEpoch.run(next)
       return next
     })()
   }
@@ -111,23 +126,22 @@ export class Inbox {
   /** Durable receipt of a task message. A newer attempt replaces an older one. */
   receive(message: TaskMessage, now: number): ReceiveOutcome {
     return this.#db.transaction((): ReceiveOutcome => {
-      const existing = this.get(message.taskId)
+      const existing = this.#s.get.get(message.taskId)
       if (existing && existing.attempt > message.attempt) return 'stale'
       if (existing && existing.attempt === message.attempt) return 'duplicate'
-      this.#db
-        .prepare(
-          `INSERT OR REPLACE INTO inbox (task_id, attempt, ord, phase, message, received_at)
-           VALUES (?, ?, ?, 'received', ?, ?)`,
-        )
-        .run(message.taskId, message.attempt, message.order, JSON.stringify(message), now)
+      this.#s.insert.run(
+        message.taskId,
+        message.attempt,
+        message.order,
+        JSON.stringify(message),
+        now,
+      )
       return existing ? 'replaced' : 'new'
     })()
   }
 
   get(taskId: string): InboxRow | undefined {
-    const raw = this.#db
-      .prepare<[string], RawRow>('SELECT * FROM inbox WHERE task_id = ?')
-      .get(taskId)
+    const raw = this.#s.get.get(taskId)
     return raw ? this.#rows([raw])[0] : undefined
   }
 
@@ -138,15 +152,16 @@ export class Inbox {
   }
 
   all(): InboxRow[] {
-    return this.#rows(this.#db.prepare<[], RawRow>('SELECT * FROM inbox ORDER BY ord').all())
+    return this.#rows(this.#s.all.all())
   }
 
   inPhase(phase: InboxPhase): InboxRow[] {
-    return this.#rows(
-      this.#db
-        .prepare<[InboxPhase], RawRow>('SELECT * FROM inbox WHERE phase = ? ORDER BY ord')
-        .all(phase),
-    )
+    return this.#rows(this.#s.inPhase.all(phase))
+  }
+
+  /** Tasks claimed or running: the slots in use. */
+  busy(): number {
+    return this.#s.busy.get()?.n ?? 0
   }
 
   /**
@@ -154,62 +169,42 @@ export class Inbox {
    * backoff the runner sets was written before the wall clock stepped back: it is over.
    */
   nextToClaim(now: number): InboxRow | undefined {
-    const raw = this.#db
-      .prepare<[number, number], RawRow>(
-        `SELECT * FROM inbox WHERE phase = 'received' AND (not_before <= ? OR not_before > ?)
-         ORDER BY ord LIMIT 1`,
-      )
-      .get(now, now + MAX_CLAIM_BACKOFF_MS)
-    return raw ? this.#rows([raw])[0] : undefined
+    for (;;) {
+      const raw = this.#s.nextToClaim.get(now, now + MAX_CLAIM_BACKOFF_MS)
+      if (!raw) return undefined
+      // An unreadable row is removed by #rows: look again rather than stop claiming.
+      const row = this.#rows([raw])[0]
+      if (row) return row
+    }
   }
 
   /** Allocate the next event sequence number of this attempt. */
   nextSeq(taskId: string, attempt: number): number {
     return this.#db.transaction(() => {
-      const row = this.#db
-        .prepare<[string, number], { next_seq: number }>(
-          'SELECT next_seq FROM inbox WHERE task_id = ? AND attempt = ?',
-        )
-        .get(taskId, attempt)
-      const seq = row?.next_seq ?? 1
-      this.#db
-        .prepare('UPDATE inbox SET next_seq = ? WHERE task_id = ? AND attempt = ?')
-        .run(seq + 1, taskId, attempt)
+      const seq = this.#s.seq.get(taskId, attempt)?.next_seq ?? 1
+      this.#s.setSeq.run(seq + 1, taskId, attempt)
       return seq
     })()
   }
 
   setPhase(taskId: string, attempt: number, phase: InboxPhase, notBefore = 0): void {
-    this.#db
-      .prepare('UPDATE inbox SET phase = ?, not_before = ? WHERE task_id = ? AND attempt = ?')
-      .run(phase, notBefore, taskId, attempt)
+    this.#s.setPhase.run(phase, notBefore, taskId, attempt)
   }
 
   markSubmitStarted(taskId: string, attempt: number): void {
-    this.#db
-      .prepare('UPDATE inbox SET submit_started = 1 WHERE task_id = ? AND attempt = ?')
-      .run(taskId, attempt)
+    this.#s.submitStarted.run(taskId, attempt)
   }
 
   setServiceTaskId(taskId: string, attempt: number, serviceTaskId: string | null): void {
-    this.#db
-      .prepare('UPDATE inbox SET service_task_id = ? WHERE task_id = ? AND attempt = ?')
-      .run(serviceTaskId, taskId, attempt)
+    this.#s.serviceTaskId.run(serviceTaskId, taskId, attempt)
   }
 
   finish(taskId: string, attempt: number, event: BridgeEvent): void {
-    this.#db
-      .prepare(
-        `UPDATE inbox SET phase = 'finished', final_event = ? WHERE task_id = ? AND attempt = ?`,
-      )
-      .run(JSON.stringify(event), taskId, attempt)
+    this.#s.finish.run(JSON.stringify(event), taskId, attempt)
   }
 
   remove(taskId: string, attempt: number): boolean {
-    return (
-      this.#db.prepare('DELETE FROM inbox WHERE task_id = ? AND attempt = ?').run(taskId, attempt)
-        .changes === 1
-    )
+    return this.#s.remove.run(taskId, attempt).changes === 1
   }
 
   /** Rows that no longer parse are removed (and reported), never thrown out of a timer. */
@@ -220,23 +215,64 @@ export class Inbox {
       if (row) {
         rows.push(row)
       } else {
-        this.#db.prepare('DELETE FROM inbox WHERE task_id = ?').run(raw.task_id)
+        this.#s.removeTask.run(raw.task_id)
         this.#onCorrupt(raw.task_id)
       }
     }
     return rows
   }
 
-  /** What the birth reports, so the gateway can reconcile (docs/design.md §3.3). */
+  /**
+   * What the birth reports, so the gateway can reconcile (docs/design.md §3.3): what we claimed,
+   * run or finished first (the gateway re-queues a processing task a birth does not hold), then
+   * the offers we hold, oldest first, up to the limit the contract allows.
+   */
   holding(): Holding[] {
-    return this.all()
-      .slice(0, MAX_HOLDING)
-      .map((row) => ({
-        taskId: row.taskId,
-        attempt: row.attempt,
-        phase: row.phase,
-        ...(row.serviceTaskId === null ? {} : { serviceTaskId: row.serviceTaskId }),
-      }))
+    return this.#s.holding.all(MAX_HOLDING).map((row) => ({
+      taskId: row.task_id,
+      attempt: row.attempt,
+      phase: row.phase,
+      ...(row.service_task_id === null ? {} : { serviceTaskId: row.service_task_id }),
+    }))
+  }
+}
+
+function prepare(db: Database.Database): Statements {
+  return {
+    epoch: db.prepare(`SELECT value FROM meta WHERE key = 'epoch'`),
+    setEpoch: db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?)`),
+    get: db.prepare('SELECT * FROM inbox WHERE task_id = ?'),
+    insert: db.prepare(
+      `INSERT OR REPLACE INTO inbox (task_id, attempt, ord, phase, message, received_at)
+       VALUES (?, ?, ?, 'received', ?, ?)`,
+    ),
+    all: db.prepare('SELECT * FROM inbox ORDER BY ord'),
+    inPhase: db.prepare('SELECT * FROM inbox WHERE phase = ? ORDER BY ord'),
+    nextToClaim: db.prepare(
+      `SELECT * FROM inbox WHERE phase = 'received' AND (not_before <= ? OR not_before > ?)
+       ORDER BY ord LIMIT 1`,
+    ),
+    busy: db.prepare(`SELECT COUNT(*) AS n FROM inbox WHERE phase IN ('claiming', 'running')`),
+    holding: db.prepare(
+      `SELECT task_id, attempt, phase, service_task_id FROM inbox
+       ORDER BY phase = 'received', ord LIMIT ?`,
+    ),
+    seq: db.prepare('SELECT next_seq FROM inbox WHERE task_id = ? AND attempt = ?'),
+    setSeq: db.prepare('UPDATE inbox SET next_seq = ? WHERE task_id = ? AND attempt = ?'),
+    setPhase: db.prepare(
+      'UPDATE inbox SET phase = ?, not_before = ? WHERE task_id = ? AND attempt = ?',
+    ),
+    submitStarted: db.prepare(
+      'UPDATE inbox SET submit_started = 1 WHERE task_id = ? AND attempt = ?',
+    ),
+    serviceTaskId: db.prepare(
+      'UPDATE inbox SET service_task_id = ? WHERE task_id = ? AND attempt = ?',
+    ),
+    finish: db.prepare(
+      `UPDATE inbox SET phase = 'finished', final_event = ? WHERE task_id = ? AND attempt = ?`,
+    ),
+    remove: db.prepare('DELETE FROM inbox WHERE task_id = ? AND attempt = ?'),
+    removeTask: db.prepare('DELETE FROM inbox WHERE task_id = ?'),
   }
 }
 

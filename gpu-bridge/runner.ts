@@ -30,8 +30,11 @@ export interface RunnerDeps extends Omit<JobDeps, 'progress'> {
   readonly epoch: () => number
 }
 
-/** How long to wait before claiming again after the gateway said an older task comes first. */
-const NOT_NEXT_BACKOFF_MS = 1_000
+/**
+ * How long to wait before claiming again after the gateway said "later": an older task comes
+ * first (`not-next`; the gateway sends it to us) or it counts all our slots in use (`at-capacity`).
+ */
+const CLAIM_LATER_BACKOFF_MS = 1_000
 
 export class Runner {
   readonly #d: RunnerDeps
@@ -45,6 +48,13 @@ export class Runner {
   readonly #sentAt = new Map<string, number>()
   #maintainTimer: NodeJS.Timeout | undefined
   #wakeTimer: NodeJS.Timeout | undefined
+  /**
+   * No claim before this (monotonic ms) after a "claim again later": every other task we hold
+   * would be refused the same way, and a backlog of thousands must not become a storm of claims.
+   */
+  #pausedUntil = 0
+  /** A task older than this one arriving lifts the pause (it is the one the gateway sent us). */
+  #pausedOrder = -Infinity
   #closed = false
 
   constructor(deps: RunnerDeps) {
@@ -66,7 +76,9 @@ export class Runner {
       'task received',
     )
     if (outcome === 'replaced') this.#forget(message.taskId)
-    if (outcome === 'new' || outcome === 'replaced') this.pump()
+    if (outcome !== 'new' && outcome !== 'replaced') return
+    if (message.order < this.#pausedOrder) this.#pausedUntil = 0
+    this.pump()
   }
 
   control(message: ControlMessage): void {
@@ -88,14 +100,8 @@ export class Runner {
       case 'claim-refused':
         if (row?.phase !== 'claiming') return
         this.#sentAt.delete(row.taskId)
-        if (message.reason === 'not-next') {
-          this.#inbox.setPhase(
-            row.taskId,
-            row.attempt,
-            'received',
-            this.#d.now() + NOT_NEXT_BACKOFF_MS,
-          )
-          this.#wakeIn(NOT_NEXT_BACKOFF_MS)
+        if (message.reason === 'not-next' || message.reason === 'at-capacity') {
+          this.#claimLater(row, message.reason)
         } else {
           this.#inbox.remove(row.taskId, row.attempt)
           this.#log.info(
@@ -143,9 +149,9 @@ export class Runner {
   /** Claim while a slot is free and the GPU service is ready. */
   pump(): void {
     if (this.#closed || !this.#d.isConnected() || !this.#d.isReady()) return
+    if (monotonic() < this.#pausedUntil) return
     for (;;) {
-      const busy = this.#inbox.inPhase('claiming').length + this.#inbox.inPhase('running').length
-      if (busy >= this.#d.capacity) return
+      if (this.#inbox.busy() >= this.#d.capacity) return
       const next = this.#inbox.nextToClaim(this.#d.now())
       if (!next) return
       this.#inbox.setPhase(next.taskId, next.attempt, 'claiming')
@@ -265,6 +271,16 @@ export class Runner {
       if (now - (this.#sentAt.get(row.taskId) ?? 0) >= this.#d.resendMs) this.#sendFinal(row)
     }
     this.pump()
+  }
+
+  /** Back to `received` with a backoff, and no claim at all until it is over. */
+  #claimLater(row: InboxRow, reason: 'not-next' | 'at-capacity'): void {
+    this.#inbox.setPhase(row.taskId, row.attempt, 'received', this.#d.now() + CLAIM_LATER_BACKOFF_MS)
+    this.#pausedUntil = monotonic() + CLAIM_LATER_BACKOFF_MS
+    // After `not-next` the gateway sends us the older tasks we lack: their arrival ends the wait.
+    this.#pausedOrder = reason === 'not-next' ? row.order : -Infinity
+    this.#log.debug({ taskId: row.taskId, attempt: row.attempt, reason }, 'claim again later')
+    this.#wakeIn(CLAIM_LATER_BACKOFF_MS)
   }
 
   #wakeIn(ms: number): void {
