@@ -275,7 +275,12 @@ export class Runner {
 
   /** Back to `received` with a backoff, and no claim at all until it is over. */
   #claimLater(row: InboxRow, reason: 'not-next' | 'at-capacity'): void {
-    this.#inbox.setPhase(row.taskId, row.attempt, 'received', this.#d.now() + CLAIM_LATER_BACKOFF_MS)
+    this.#inbox.setPhase(
+      row.taskId,
+      row.attempt,
+      'received',
+      this.#d.now() + CLAIM_LATER_BACKOFF_MS,
+    )
     this.#pausedUntil = monotonic() + CLAIM_LATER_BACKOFF_MS
     // After `not-next` the gateway sends us the older tasks we lack: their arrival ends the wait.
     this.#pausedOrder = reason === 'not-next' ? row.order : -Infinity
