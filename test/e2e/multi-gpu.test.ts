@@ -168,6 +168,9 @@ describe('many GPUs pulling from one queue', () => {
       .prepare<[], EventRow>('SELECT task_id, kind, at, gpu_id FROM task_events ORDER BY id')
       .all()
     const waits = waitsBehindIdleGpu({ events, online, runEnd })
+    // The measure stands on the event stream: every task's submit and claim must be in it.
+    const claimed = new Set(events.filter((e) => e.kind === 'claimed').map((e) => e.task_id))
+    const submitted = new Set(events.filter((e) => e.kind === 'submitted').map((e) => e.task_id))
 
     console.log(
       `multi-gpu: ${String(taskIds.length)} tasks on ${String(GPUS.length)} GPUs, ${String(lost)} lost, ${String(twice)} run twice, ${String(waits.length)} waits behind an idle GPU`,
@@ -181,6 +184,7 @@ describe('many GPUs pulling from one queue', () => {
     expect(strangers).toBe(0)
     expect([...ranOn.values()].reduce((a, b) => a + b, 0)).toBe(N)
     expect(ranOn.get('gpu-1') ?? 0).toBeGreaterThan(ranOn.get('gpu-3') ?? 0)
+    expect(taskIds.filter((id) => !submitted.has(id) || !claimed.has(id))).toEqual([])
     expect(waits).toEqual([])
     // The GPU that was off ran work before and after.
     expect(ranOn.get(OFF_AND_ON) ?? 0).toBeGreaterThan(0)
