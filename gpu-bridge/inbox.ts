@@ -187,6 +187,17 @@ export class Inbox {
     })()
   }
 
+  /**
+   * A claim leaves: the row becomes `claiming` and gets the claim's sequence number, in one
+   * commit (one fsync per claim: a backlog of offers other GPUs took is refused one by one).
+   */
+  startClaim(taskId: string, attempt: number): number {
+    return this.#db.transaction(() => {
+      this.#s.setPhase.run('claiming', 0, taskId, attempt)
+      return this.nextSeq(taskId, attempt)
+    })()
+  }
+
   setPhase(taskId: string, attempt: number, phase: InboxPhase, notBefore = 0): void {
     this.#s.setPhase.run(phase, notBefore, taskId, attempt)
   }
@@ -205,6 +216,21 @@ export class Inbox {
 
   remove(taskId: string, attempt: number): boolean {
     return this.#s.remove.run(taskId, attempt).changes === 1
+  }
+
+  /**
+   * Drop an offer the gateway refused (another GPU took it, or it ended), without an fsync of
+   * its own: the next durable commit carries it to the disk (WAL frames are synced in order). If
+   * the machine dies first, the offer comes back and is refused again; nothing else depends on
+   * it. A backlog of thousands of offers other GPUs took is dropped at the pace of the claims.
+   */
+  drop(taskId: string, attempt: number): void {
+    this.#db.pragma('synchronous = NORMAL')
+    try {
+      this.#s.remove.run(taskId, attempt)
+    } finally {
+      this.#db.pragma('synchronous = FULL')
+    }
   }
 
   /** Rows that no longer parse are removed (and reported), never thrown out of a timer. */

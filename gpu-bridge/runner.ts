@@ -103,7 +103,7 @@ export class Runner {
         if (message.reason === 'not-next' || message.reason === 'at-capacity') {
           this.#claimLater(row, message.reason)
         } else {
-          this.#inbox.remove(row.taskId, row.attempt)
+          this.#inbox.drop(row.taskId, row.attempt)
           this.#log.info(
             { taskId: row.taskId, attempt: row.attempt, reason: message.reason },
             'claim refused; dropped',
@@ -154,8 +154,7 @@ export class Runner {
       if (this.#inbox.busy() >= this.#d.capacity) return
       const next = this.#inbox.nextToClaim(this.#d.now())
       if (!next) return
-      this.#inbox.setPhase(next.taskId, next.attempt, 'claiming')
-      this.#sendClaim(next)
+      this.#sendClaim(next, this.#inbox.startClaim(next.taskId, next.attempt))
     }
   }
 
@@ -168,8 +167,8 @@ export class Runner {
     this.#jobs.clear()
   }
 
-  #sendClaim(row: InboxRow): void {
-    const seq = this.#inbox.nextSeq(row.taskId, row.attempt)
+  /** A claim, or a claim sent again (with a new sequence number). */
+  #sendClaim(row: InboxRow, seq = this.#inbox.nextSeq(row.taskId, row.attempt)): void {
     this.#sentAt.set(row.taskId, monotonic())
     this.#d.send({
       v: PROTOCOL_VERSION,
