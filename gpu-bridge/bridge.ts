@@ -223,7 +223,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
         clearInterval(heartbeat)
         readiness.stop()
         presence.stop()
-        runner.close()
+        await runner.close()
         await presence.offline()
         await endClient(client)
         inbox.close()

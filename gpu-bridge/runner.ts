@@ -3,6 +3,7 @@
  * gateway grants the claim, reports the outcome and re-sends it until acknowledged (docs/design.md §3.2,
  * §3.5). All state lives in the inbox; this class only holds timers and the running jobs.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { Inbox, InboxRow } from './inbox.js'
 import { runJob, type JobDeps, type JobOutcome } from './job.js'
@@ -35,6 +36,9 @@ export interface RunnerDeps extends Omit<JobDeps, 'progress'> {
  * first (`not-next`; the gateway sends it to us) or it counts all our slots in use (`at-capacity`).
  */
 const CLAIM_LATER_BACKOFF_MS = 1_000
+/** How long a graceful close waits for a submit under way to answer (a submit is one request). */
+const SUBMIT_SETTLE_MS = 5_000
+const SUBMIT_SETTLE_POLL_MS = 20
 
 export class Runner {
   readonly #d: RunnerDeps
@@ -114,7 +118,10 @@ export class Runner {
       case 'cancel':
         if (!row) return
         this.#forget(row.taskId)
-        this.#inbox.remove(row.taskId, row.attempt)
+        // An offer we only held (a birth reconcile cancels thousands another GPU ran) goes
+        // without an fsync of its own; one we claimed or ran is removed durably.
+        if (row.phase === 'received') this.#inbox.drop(row.taskId, row.attempt)
+        else this.#inbox.remove(row.taskId, row.attempt)
         this.#log.info(
           { taskId: row.taskId, attempt: row.attempt, reason: message.reason },
           'task cancelled',
@@ -158,13 +165,28 @@ export class Runner {
     }
   }
 
-  close(): void {
+  /**
+   * Stop claiming and stop the jobs (the inbox keeps them for the next start). A submit already
+   * sent is given a moment to return the service's task id first: a job stopped between the two
+   * would, after the restart, be one whose submit may have run (job.ts), and its attempt would be
+   * run again elsewhere while the service may be running it.
+   */
+  async close(): Promise<void> {
     this.#closed = true
     clearInterval(this.#maintainTimer)
     clearTimeout(this.#wakeTimer)
     this.#maintainTimer = undefined
+    const settleBy = monotonic() + SUBMIT_SETTLE_MS
+    while (this.#submitting() && monotonic() < settleBy) await sleep(SUBMIT_SETTLE_POLL_MS)
     for (const controller of this.#jobs.values()) controller.abort()
     this.#jobs.clear()
+  }
+
+  /** A job of ours has sent its submit and not yet stored the service's answer. */
+  #submitting(): boolean {
+    return this.#inbox
+      .inPhase('running')
+      .some((row) => this.#jobs.has(row.taskId) && row.submitStarted && row.serviceTaskId === null)
   }
 
   /** A claim, or a claim sent again (with a new sequence number). */

@@ -31,17 +31,31 @@ function offer(order: number): TaskMessage {
   }
 }
 
-/** A GPU service whose jobs start and then run until the test ends. */
-function serviceThatKeepsRunning(): { adapter: GpuAdapter; submitted: string[] } {
+/**
+ * A GPU service whose jobs start and then run until the test ends. A submit answers when
+ * `answerSubmit` says so (at once by default) and, like an HTTP request, fails when aborted.
+ */
+function serviceThatKeepsRunning(answerSubmit: () => Promise<void> = () => Promise.resolve()): {
+  adapter: GpuAdapter
+  submitted: string[]
+} {
   const submitted: string[] = []
   const adapter: GpuAdapter = {
     name: 'stand-in',
     taskTypes: ['heygem'],
     readiness: () => Promise.resolve({ state: 'ready', detail: 'ok' }),
     prepare: () => Promise.resolve([]),
-    submit: (task) => {
+    submit: async (task, signal) => {
       submitted.push(task.taskId)
-      return Promise.resolve({ serviceTaskId: `svc-${task.taskId}`, cached: false })
+      await Promise.race([
+        answerSubmit(),
+        new Promise((_, reject) => {
+          signal.addEventListener('abort', () => {
+            reject(new Error('aborted'))
+          })
+        }),
+      ])
+      return { serviceTaskId: `svc-${task.taskId}`, cached: false }
     },
     poll: () =>
       Promise.resolve({ kind: 'running', stage: 'processing', progress: 10, message: '' }),
@@ -50,7 +64,10 @@ function serviceThatKeepsRunning(): { adapter: GpuAdapter; submitted: string[] }
   return { adapter, submitted }
 }
 
-async function runner(capacity: number): Promise<{
+async function runner(
+  capacity: number,
+  answerSubmit?: () => Promise<void>,
+): Promise<{
   runner: Runner
   inbox: Inbox
   claims: () => Extract<BridgeEvent, { kind: 'claim' }>[]
@@ -59,7 +76,7 @@ async function runner(capacity: number): Promise<{
   const dir = await tempDir('runner')
   const inbox = new Inbox(join(dir, 'bridge.sqlite'))
   const events: BridgeEvent[] = []
-  const { adapter, submitted } = serviceThatKeepsRunning()
+  const { adapter, submitted } = serviceThatKeepsRunning(answerSubmit)
   const r = new Runner({
     adapter,
     files: new GatewayFiles('http://127.0.0.1:9', null),
@@ -78,8 +95,8 @@ async function runner(capacity: number): Promise<{
     isReady: () => true,
     epoch: () => 1,
   })
-  onTestFinished(() => {
-    r.close()
+  onTestFinished(async () => {
+    await r.close()
     inbox.close()
   })
   const claims = () =>
@@ -152,5 +169,25 @@ describe('bridge runner', () => {
     expect(claims()).toHaveLength(2_000)
     expect(inbox.all()).toEqual([])
     expect(inbox.busy()).toBe(0)
+  })
+
+  it('closing while a submit is under way lets it store the service task id first', async () => {
+    let answer = (): void => undefined
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve
+    })
+    const { runner: r, inbox, submitted } = await runner(1, () => answered)
+    const m = offer(1)
+    r.receive(m)
+    grant(r, m)
+    await waitFor(() => submitted.length === 1, { what: 'submit sent' })
+    const closed = r.close()
+    answer()
+    await closed
+    // Resumed after the restart by polling that job, not failed as a submit of unknown fate.
+    expect(inbox.get(m.taskId)).toMatchObject({
+      phase: 'running',
+      serviceTaskId: `svc-${m.taskId}`,
+    })
   })
 })
