@@ -167,7 +167,9 @@ describe('many GPUs pulling from one queue', () => {
     const events = db
       .prepare<[], EventRow>('SELECT task_id, kind, at, gpu_id FROM task_events ORDER BY id')
       .all()
-    const waits = waitsBehindIdleGpu({ events, online, runEnd })
+    const timeline = timelineOf(events, runEnd)
+    const waits = waitsBehindIdleGpu({ timeline, online })
+    const mostHeld = new Map(GPUS.map((g) => [g.id, mostAtOnce(timeline.slots.get(g.id) ?? [])]))
     // The measure stands on the event stream: every task's submit and claim must be in it.
     const claimed = new Set(events.filter((e) => e.kind === 'claimed').map((e) => e.task_id))
     const submitted = new Set(events.filter((e) => e.kind === 'submitted').map((e) => e.task_id))
@@ -177,6 +179,7 @@ describe('many GPUs pulling from one queue', () => {
     )
     if (waits.length > 0) console.log('first waits behind an idle GPU:', waits.slice(0, 5))
     console.log('tasks run per GPU:', Object.fromEntries(ranOn))
+    console.log('most tasks processing at once per GPU:', Object.fromEntries(mostHeld))
 
     expect(taskIds).toHaveLength(N)
     expect(lost).toBe(0)
@@ -188,6 +191,9 @@ describe('many GPUs pulling from one queue', () => {
     expect(waits).toEqual([])
     // The GPU that was off ran work before and after.
     expect(ranOn.get(OFF_AND_ON) ?? 0).toBeGreaterThan(0)
+    // Capacity above 1 is used, and no GPU ever holds more than it declared.
+    expect(mostHeld.get('gpu-2')).toBe(2)
+    for (const g of GPUS) expect(mostHeld.get(g.id) ?? 0).toBeLessThanOrEqual(g.capacity)
   }, 240_000)
 })
 
@@ -209,6 +215,58 @@ interface IdleWait {
   readonly idleMs: number
 }
 
+interface Timeline {
+  /** Each stretch a task waited in the queue. */
+  readonly queued: readonly { readonly taskId: string; readonly span: Span }[]
+  /** Per GPU, each stretch one of its slots was taken by a task in `processing`. */
+  readonly slots: ReadonlyMap<string, readonly Span[]>
+}
+
+/** The queue and the GPU slots over the run, from the gateway's task events (see below). */
+function timelineOf(events: readonly EventRow[], runEnd: number): Timeline {
+  const queued: { taskId: string; span: Span }[] = []
+  const slots = new Map<string, Span[]>()
+  const queuedSince = new Map<string, number>()
+  const holder = new Map<string, { gpuId: string; from: number }>()
+  const take = (gpuId: string, span: Span): void => {
+    slots.set(gpuId, [...(slots.get(gpuId) ?? []), span])
+  }
+  for (const e of events) {
+    if (STARTS_QUEUED.has(e.kind)) queuedSince.set(e.task_id, e.at)
+    if (e.kind === 'claimed') {
+      const since = queuedSince.get(e.task_id)
+      if (since !== undefined) queued.push({ taskId: e.task_id, span: { from: since, to: e.at } })
+      queuedSince.delete(e.task_id)
+      if (e.gpu_id !== null) holder.set(e.task_id, { gpuId: e.gpu_id, from: e.at })
+    }
+    const held = holder.get(e.task_id)
+    if (held && ENDS_PROCESSING.has(e.kind)) {
+      take(held.gpuId, { from: held.from, to: e.at })
+      holder.delete(e.task_id)
+    }
+  }
+  for (const [taskId, since] of queuedSince)
+    queued.push({ taskId, span: { from: since, to: runEnd } })
+  for (const [, held] of holder) take(held.gpuId, { from: held.from, to: runEnd })
+  return { queued, slots }
+}
+
+/** The most of `spans` that overlap at any instant (one ending as another starts: not both). */
+function mostAtOnce(spans: readonly Span[]): number {
+  const edges = spans.flatMap((s) => [
+    { at: s.from, delta: 1 },
+    { at: s.to, delta: -1 },
+  ])
+  edges.sort((a, b) => a.at - b.at || a.delta - b.delta)
+  let now = 0
+  let most = 0
+  for (const edge of edges) {
+    now += edge.delta
+    most = Math.max(most, now)
+  }
+  return most
+}
+
 /**
  * "A wait behind an idle GPU": a task that stayed queued for more than GRACE_MS in one stretch
  * while one GPU that runs its type (all three here) was online and ready and had a free slot,
@@ -225,34 +283,10 @@ interface IdleWait {
  * had nothing to do counts, whatever the other GPUs did meanwhile.
  */
 function waitsBehindIdleGpu(input: {
-  readonly events: readonly EventRow[]
+  readonly timeline: Timeline
   readonly online: ReadonlyMap<string, readonly Span[]>
-  readonly runEnd: number
 }): IdleWait[] {
-  const queued: { taskId: string; span: Span }[] = []
-  const slots = new Map<string, Span[]>()
-  const queuedSince = new Map<string, number>()
-  const holder = new Map<string, { gpuId: string; from: number }>()
-  for (const e of input.events) {
-    if (STARTS_QUEUED.has(e.kind)) queuedSince.set(e.task_id, e.at)
-    if (e.kind === 'claimed') {
-      const since = queuedSince.get(e.task_id)
-      if (since !== undefined) queued.push({ taskId: e.task_id, span: { from: since, to: e.at } })
-      queuedSince.delete(e.task_id)
-      if (e.gpu_id !== null) holder.set(e.task_id, { gpuId: e.gpu_id, from: e.at })
-    }
-    const held = holder.get(e.task_id)
-    if (held && ENDS_PROCESSING.has(e.kind)) {
-      slots.set(held.gpuId, [...(slots.get(held.gpuId) ?? []), { from: held.from, to: e.at }])
-      holder.delete(e.task_id)
-    }
-  }
-  for (const [taskId, since] of queuedSince)
-    queued.push({ taskId, span: { from: since, to: input.runEnd } })
-  for (const [, held] of holder) {
-    slots.set(held.gpuId, [...(slots.get(held.gpuId) ?? []), { from: held.from, to: input.runEnd }])
-  }
-
+  const { queued, slots } = input.timeline
   const waits: IdleWait[] = []
   const free = new Map<string, Span[]>()
   for (const g of GPUS) {
