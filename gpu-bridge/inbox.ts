@@ -4,14 +4,15 @@
  * message is acknowledged, so nothing received is lost by a crash; after a restart the bridge
  * resumes from here. The connection epoch lives here too.
  */
-import Database, { type Statement } from 'better-sqlite3'
+import Database from 'better-sqlite3'
 import { migrateInbox } from './inbox-schema.js'
+import { prepareInbox, type InboxPhase, type RawRow, type Statements } from './inbox-statements.js'
 import { BridgeEvent, MAX_HOLDING, TaskMessage, type Holding } from '../protocol/index.js'
 
 /** No claim backoff the runner sets is longer than this (runner.ts waits 1 s after `not-next`). */
 const MAX_CLAIM_BACKOFF_MS = 60_000
 
-export type InboxPhase = 'received' | 'claiming' | 'running' | 'finished'
+export type { InboxPhase }
 
 export interface InboxRow {
   readonly taskId: string
@@ -28,47 +29,7 @@ export interface InboxRow {
   readonly notBefore: number
 }
 
-interface RawRow {
-  task_id: string
-  attempt: number
-  ord: number
-  phase: InboxPhase
-  message: string
-  service_task_id: string | null
-  submit_started: number
-  final_event: string | null
-  not_before: number
-}
-
 export type ReceiveOutcome = 'new' | 'duplicate' | 'stale' | 'replaced'
-
-/** The statements of the inbox, prepared once when it opens (each is reused for its life). */
-interface Statements {
-  readonly epoch: Statement<[], { value: number }>
-  readonly setEpoch: Statement<[number]>
-  readonly get: Statement<[string], RawRow>
-  readonly insert: Statement<[string, number, number, string, number]>
-  readonly all: Statement<[], RawRow>
-  readonly inPhase: Statement<[InboxPhase], RawRow>
-  readonly nextToClaim: Statement<[number, number], RawRow>
-  readonly busy: Statement<[], { n: number }>
-  readonly holding: Statement<[number], HoldingRow>
-  readonly seq: Statement<[string, number], { next_seq: number }>
-  readonly setSeq: Statement<[number, string, number]>
-  readonly setPhase: Statement<[InboxPhase, number, string, number]>
-  readonly submitStarted: Statement<[string, number]>
-  readonly serviceTaskId: Statement<[string | null, string, number]>
-  readonly finish: Statement<[string, string, number]>
-  readonly remove: Statement<[string, number]>
-  readonly removeTask: Statement<[string]>
-}
-
-interface HoldingRow {
-  task_id: string
-  attempt: number
-  phase: InboxPhase
-  service_task_id: string | null
-}
 
 export class Inbox {
   readonly #db: Database.Database
@@ -82,7 +43,7 @@ export class Inbox {
       this.#db.pragma('journal_mode = WAL')
       this.#db.pragma('synchronous = FULL')
       migrateInbox(this.#db)
-      this.#s = prepare(this.#db)
+      this.#s = prepareInbox(this.#db)
     } catch (err) {
       this.#db.close()
       throw err
@@ -260,45 +221,6 @@ export class Inbox {
       phase: row.phase,
       ...(row.service_task_id === null ? {} : { serviceTaskId: row.service_task_id }),
     }))
-  }
-}
-
-function prepare(db: Database.Database): Statements {
-  return {
-    epoch: db.prepare(`SELECT value FROM meta WHERE key = 'epoch'`),
-    setEpoch: db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?)`),
-    get: db.prepare('SELECT * FROM inbox WHERE task_id = ?'),
-    insert: db.prepare(
-      `INSERT OR REPLACE INTO inbox (task_id, attempt, ord, phase, message, received_at)
-       VALUES (?, ?, ?, 'received', ?, ?)`,
-    ),
-    all: db.prepare('SELECT * FROM inbox ORDER BY ord'),
-    inPhase: db.prepare('SELECT * FROM inbox WHERE phase = ? ORDER BY ord'),
-    nextToClaim: db.prepare(
-      `SELECT * FROM inbox WHERE phase = 'received' AND (not_before <= ? OR not_before > ?)
-       ORDER BY ord LIMIT 1`,
-    ),
-    busy: db.prepare(`SELECT COUNT(*) AS n FROM inbox WHERE phase IN ('claiming', 'running')`),
-    holding: db.prepare(
-      `SELECT task_id, attempt, phase, service_task_id FROM inbox
-       ORDER BY phase = 'received', ord LIMIT ?`,
-    ),
-    seq: db.prepare('SELECT next_seq FROM inbox WHERE task_id = ? AND attempt = ?'),
-    setSeq: db.prepare('UPDATE inbox SET next_seq = ? WHERE task_id = ? AND attempt = ?'),
-    setPhase: db.prepare(
-      'UPDATE inbox SET phase = ?, not_before = ? WHERE task_id = ? AND attempt = ?',
-    ),
-    submitStarted: db.prepare(
-      'UPDATE inbox SET submit_started = 1 WHERE task_id = ? AND attempt = ?',
-    ),
-    serviceTaskId: db.prepare(
-      'UPDATE inbox SET service_task_id = ? WHERE task_id = ? AND attempt = ?',
-    ),
-    finish: db.prepare(
-      `UPDATE inbox SET phase = 'finished', final_event = ? WHERE task_id = ? AND attempt = ?`,
-    ),
-    remove: db.prepare('DELETE FROM inbox WHERE task_id = ? AND attempt = ?'),
-    removeTask: db.prepare('DELETE FROM inbox WHERE task_id = ?'),
   }
 }
 
