@@ -1,11 +1,15 @@
 /**
- * Bridge events on `relay/gpus/{gpuId}/events` (docs/design.md §3.2, §3.6): claims granted or refused by
- * compare-and-set, progress, done and error applied once per (taskId, attempt, seq). MQTT handlers
- * never throw: a bad payload is logged and dropped.
+ * Bridge events on `relay/gpus/{gpuId}/events` (docs/design.md §3.2, §3.6): claims granted or
+ * refused by compare-and-set, progress, done and error applied once per (taskId, attempt, seq).
+ * The claim is the scheduler: a GPU that is online and ready, runs the task's type and has a free
+ * slot gets the oldest queued task of its types, and nothing else. MQTT handlers never throw: a
+ * bad payload is logged and dropped.
  */
 import type { Logger } from 'pino'
 import type { Dispatcher } from './dispatcher.js'
 import type { FilePool } from './file-pool.js'
+import type { GpuRegistry } from './gpu-registry.js'
+import type { TaskLifecycle } from './task-lifecycle.js'
 import { storedResultOf, type TaskRow, type TaskStore } from './task-store.js'
 import {
   BridgeEvent,
@@ -16,10 +20,11 @@ import {
 
 export interface BridgeEventsDeps {
   readonly store: TaskStore
+  readonly lifecycle: TaskLifecycle
+  readonly registry: GpuRegistry
   readonly pool: FilePool
   readonly dispatcher: Dispatcher
   readonly log: Logger
-  readonly now: () => number
 }
 
 type EventOf<K extends BridgeEvent['kind']> = Extract<BridgeEvent, { kind: K }>
@@ -70,7 +75,8 @@ export class BridgeEvents {
   }
 
   #onClaim(gpuId: string, event: EventOf<'claim'>): void {
-    const { store, log, now } = this.#d
+    const { store, lifecycle, registry, log } = this.#d
+    this.#out.noteClaim(gpuId)
     const task = store.get(event.taskId)
     const refuse = (reason: ClaimRefusal): void => {
       log.info({ taskId: event.taskId, gpuId, attempt: event.attempt, reason }, 'claim refused')
@@ -84,31 +90,41 @@ export class BridgeEvents {
     }
     if (!task) return refuse('unknown-task')
     if (task.attempt !== event.attempt) return refuse('stale-attempt')
-    if (task.gpu_id !== gpuId) return refuse('not-eligible')
     if (task.state === 'processing') {
+      if (task.gpu_id !== gpuId) return refuse('not-queued') // another GPU took it
       // The same GPU asking again for the same attempt: it never saw our grant. Grant again.
-      store.reclaimed(task.id, task.attempt, event.epoch)
+      lifecycle.reclaimed({ id: task.id, attempt: task.attempt, epoch: event.epoch })
       this.#grant(gpuId, task)
       return
     }
     if (task.state !== 'queued') return refuse('not-queued')
     if (store.isExpired(task)) {
-      if (store.expire(task.id, now())) this.#out.snapshot(task.id)
+      lifecycle.expire(task.id)
       return refuse('expired')
     }
-    const older = store.olderQueued(gpuId, task.seq)
+    const gpu = registry.get(gpuId)
+    const types = registry.typesOf(gpuId)
+    if (gpu?.online !== true || !gpu.ready || !types.some((t) => t === task.type)) {
+      return refuse('not-eligible')
+    }
+    if (store.processingCount(gpuId) >= gpu.capacity) return refuse('at-capacity')
+    const older = store.queuedOfTypes(types, 1_000, task.seq)
     if (older.length > 0) {
       // Run in submit order: the bridge must take the older ones first. Make sure it has them.
-      for (const row of older) this.#out.republishIfQuiet(row)
+      this.#out.sendOlder(gpuId, older)
       return refuse('not-next')
     }
-    if (!store.claim(task.id, gpuId, task.attempt, event.seq, event.epoch, now())) {
-      return refuse('not-queued')
-    }
-    this.#out.forgetRepublish(task.id, task.attempt)
+    const claimed = lifecycle.claim({
+      id: task.id,
+      gpuId,
+      attempt: task.attempt,
+      seq: event.seq,
+      epoch: event.epoch,
+    })
+    if (!claimed) return refuse('not-queued')
+    this.#out.forget(task.id, task.attempt)
     log.info({ taskId: task.id, gpuId, attempt: task.attempt }, 'task claimed')
     this.#grant(gpuId, task)
-    this.#out.snapshot(task.id)
   }
 
   #grant(gpuId: string, task: TaskRow): void {
@@ -121,9 +137,9 @@ export class BridgeEvents {
   }
 
   #onProgress(gpuId: string, event: EventOf<'progress'>): void {
-    const { store, log, now } = this.#d
+    const { store, lifecycle, log } = this.#d
     const before = store.get(event.taskId)
-    const applied = store.progress({
+    const applied = lifecycle.progress({
       id: event.taskId,
       gpuId,
       attempt: event.attempt,
@@ -133,7 +149,6 @@ export class BridgeEvents {
       message: event.message ?? null,
       currentFrame: event.currentFrame ?? null,
       totalFrames: event.totalFrames ?? null,
-      now: now(),
     })
     if (!applied || !before) return
     for (const mark of MILESTONES) {
@@ -144,7 +159,6 @@ export class BridgeEvents {
         )
       }
     }
-    this.#out.snapshot(event.taskId)
   }
 
   /**
@@ -153,7 +167,7 @@ export class BridgeEvents {
    * ends as if its result never arrived.
    */
   #onDone(gpuId: string, event: EventOf<'done'>): void {
-    const { store, pool, log, now } = this.#d
+    const { store, lifecycle, pool, log } = this.#d
     const task = store.get(event.taskId)
     if (task?.state === 'processing' && task.attempt === event.attempt && task.gpu_id === gpuId) {
       const handed = storedResultOf(task)
@@ -173,7 +187,15 @@ export class BridgeEvents {
       } else if (inPool?.size !== event.result.size) {
         log.warn({ taskId: task.id, gpuId, result: event.result }, 'done without its result file')
         this.#out.retryOrFail(task, '结果文件未能传回网关', 'result-missing')
-      } else if (store.finishDone(task.id, gpuId, task.attempt, event.seq, event.result, now())) {
+      } else if (
+        lifecycle.finish({
+          id: task.id,
+          gpuId,
+          attempt: task.attempt,
+          seq: event.seq,
+          result: event.result,
+        })
+      ) {
         log.info(
           {
             taskId: task.id,
@@ -184,7 +206,6 @@ export class BridgeEvents {
           },
           'task done',
         )
-        this.#out.snapshot(task.id)
       }
     } else {
       log.debug(

@@ -2,15 +2,14 @@
  * The four clocks (docs/design.md §4), run from the gateway's tick: queue TTL (→ expired), execution
  * timeout and stall timeout (→ a new attempt while attempts remain, else error; the bridge is told
  * to stop following the old one), and retention (finished tasks, their results and unreferenced
- * files purged, their retained topics cleared). Task durations are measured on the relay clock
+ * files purged). Task durations are measured on the relay clock
  * (relay-clock.ts), so a wall-clock step or the gateway's own downtime neither expires, re-runs
  * nor fails anything.
  */
 import type { Logger } from 'pino'
-import type { AdminTopics } from './admin-topics.js'
 import type { Dispatcher } from './dispatcher.js'
 import type { FilePool } from './file-pool.js'
-import type { TaskHousekeeping } from './task-housekeeping.js'
+import type { TaskLifecycle } from './task-lifecycle.js'
 import type { TaskRow, TaskStore } from './task-store.js'
 import { humanDuration } from './estimates.js'
 import type { HandOvers } from './hand-overs.js'
@@ -23,10 +22,9 @@ export interface ClockSettings {
 
 export interface ClocksDeps extends ClockSettings {
   readonly store: TaskStore
-  readonly housekeeping: TaskHousekeeping
+  readonly lifecycle: TaskLifecycle
   readonly pool: FilePool
   readonly dispatcher: Dispatcher
-  readonly admin: AdminTopics
   readonly log: Logger
   /** Wall-clock ms: the display times the transitions record, and the file pool's use times. */
   readonly now: () => number
@@ -46,7 +44,7 @@ export class Clocks {
 
   constructor(deps: ClocksDeps) {
     this.#d = deps
-    deps.housekeeping.restartStallClocks()
+    deps.lifecycle.restartStallClocks()
   }
 
   tick(): void {
@@ -60,29 +58,26 @@ export class Clocks {
   }
 
   #expire(): void {
-    const { store, dispatcher, log, now } = this.#d
+    const { store, lifecycle, log } = this.#d
     for (const id of store.dueToExpire()) {
-      if (store.expire(id, now())) {
-        log.info({ taskId: id }, 'task expired')
-        dispatcher.snapshot(id)
-      }
+      if (lifecycle.expire(id)) log.info({ taskId: id }, 'task expired')
     }
   }
 
   #timeouts(): void {
-    const { housekeeping, execTimeoutMs, stallTimeoutMs, handOvers } = this.#d
+    const { store, execTimeoutMs, stallTimeoutMs, handOvers } = this.#d
     handOvers.prune(stallTimeoutMs)
     // The GPU's work is done once its result is stored, or while it is being handed over (or
     // tried again after a refusal): no clock may turn that into a new GPU run.
     const handingOver = (task: TaskRow): boolean =>
       task.stored_result_attempt === task.attempt ||
       handOvers.active(task.id, task.attempt, stallTimeoutMs)
-    const overrun = housekeeping.overrunning(execTimeoutMs).filter((t) => !handingOver(t))
+    const overrun = store.overrunning(execTimeoutMs).filter((t) => !handingOver(t))
     for (const task of overrun) {
       this.#giveUp(task, `执行超时（超过${humanDuration(execTimeoutMs / 1000)}）`, 'exec-timeout')
     }
     const seen = new Set(overrun.map((t) => t.id))
-    for (const task of housekeeping.stalled(stallTimeoutMs)) {
+    for (const task of store.stalled(stallTimeoutMs)) {
       if (seen.has(task.id) || handingOver(task)) continue
       const quiet = humanDuration(stallTimeoutMs / 1000)
       this.#giveUp(task, `任务进度${quiet}没有变化（GPU 疑似卡住）`, 'stall-timeout')
@@ -100,13 +95,10 @@ export class Clocks {
   async #retention(now: number): Promise<void> {
     if (this.#sweeping) return
     this.#sweeping = true
-    const { housekeeping, pool, admin, log, retentionMs } = this.#d
+    const { store, lifecycle, pool, log, retentionMs } = this.#d
     try {
-      const old = housekeeping.expiredRetention(retentionMs)
-      for (const task of old) {
-        housekeeping.purge(task.id)
-        admin.clearTask(task.id)
-      }
+      const old = store.expiredRetention(retentionMs)
+      for (const task of old) lifecycle.purge(task.id)
       // The pool records its files' use in wall-clock ms (a step forward can only take files no
       // remaining task refers to a little early; a step back keeps them longer).
       const files = await pool.sweep(now - retentionMs)

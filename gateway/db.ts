@@ -163,6 +163,12 @@ const MIGRATIONS: readonly string[] = [
     FROM task_transitions ORDER BY id;
   ALTER TABLE tasks ADD COLUMN type TEXT NOT NULL DEFAULT 'heygem';
   `,
+  // The outbox is the only record of a task's changes now (task-lifecycle.ts writes it): the
+  // transition log it was copied from goes. Claims look for the oldest queued task of a type.
+  `
+  DROP TABLE task_transitions;
+  CREATE INDEX tasks_queued_by_type ON tasks (state, type, seq);
+  `,
 ]
 
 export function openDb(path: string): Db {

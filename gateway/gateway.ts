@@ -21,6 +21,7 @@ import { LoginBackoff } from './login-backoff.js'
 import { progressData } from './progress-data.js'
 import { RateLimiter } from './rate-limit.js'
 import { createRelayCore } from './relay-core.js'
+import type { TaskOutbox } from './task-outbox.js'
 import type { TaskStore } from './task-store.js'
 import { attachProgressSockets, type ProgressSocketOptions } from './ws-progress.js'
 import { GATEWAY_USERNAME, topicsFor } from '../protocol/index.js'
@@ -51,6 +52,8 @@ export interface GatewayHandle {
   /** mqtts:// of the embedded broker when TLS is configured. */
   readonly mqttTlsUrl: string | null
   readonly store: TaskStore
+  /** The task event stream (task-outbox.ts). */
+  readonly outbox: TaskOutbox
   close(): Promise<void>
 }
 
@@ -139,6 +142,8 @@ export async function startGateway(
       views: core.views,
       actions: core.actions,
       store: core.store,
+      lifecycle: core.lifecycle,
+      outbox: core.outbox,
       auth: httpAuth(
         {
           apiSecret: config.apiSecret,
@@ -223,7 +228,15 @@ export async function startGateway(
       stopping = true // runs first: no more MQTT work while the rest shuts down
     })
     log.info({ url, mqttUrl, mqttTlsUrl, mqttWsUrl }, 'gateway listening')
-    return { url, mqttUrl, mqttWsUrl, mqttTlsUrl, store: core.store, close: () => closer.close() }
+    return {
+      url,
+      mqttUrl,
+      mqttWsUrl,
+      mqttTlsUrl,
+      store: core.store,
+      outbox: core.outbox,
+      close: () => closer.close(),
+    }
   } catch (err) {
     await closer.close().catch(() => undefined)
     throw err

@@ -4,9 +4,16 @@
  * previous connection cannot mark a reconnected GPU offline. Three missed heartbeats also count
  * as offline.
  */
+import type { Statement } from 'better-sqlite3'
 import type { Logger } from 'pino'
 import type { Db } from './db.js'
-import type { GpuState, Holding, ServiceReadiness } from '../protocol/index.js'
+import {
+  DEFAULT_TASK_TYPE,
+  type GpuState,
+  type Holding,
+  type ServiceReadiness,
+  type TaskType,
+} from '../protocol/index.js'
 
 export interface GpuPresence {
   readonly id: string
@@ -21,11 +28,29 @@ export interface GpuPresence {
   readonly ready: boolean
   /** The GPU service as the bridge last reported it; null before any report. */
   readonly service: ServiceReadiness | null
+  /** The task types it runs (its adapter's capabilities; `['heygem']` until it says). */
+  readonly types: readonly TaskType[]
+  /**
+   * Its last birth said whether the broker kept its session, so it subscribes to the offers of
+   * its types; a bridge whose birth does not say is sent its offers on its own tasks topic.
+   */
+  readonly pullsOffers: boolean
+}
+
+/** A live birth, for the reconcile (docs/design.md §3.3). */
+export interface Birth {
+  readonly gpuId: string
+  /** What the bridge holds right now. */
+  readonly holding: readonly Holding[]
+  readonly epoch: number
+  /** CONNACK sessionPresent as the bridge saw it; undefined: a bridge that does not say. */
+  readonly session: 'new' | 'resumed' | undefined
+  readonly types: readonly TaskType[]
 }
 
 export interface RegistryEvents {
   /** A live birth: what the bridge holds right now, for the reconcile (docs/design.md §3.3). */
-  onOnline(gpuId: string, holding: readonly Holding[], epoch: number): void
+  onOnline(birth: Birth): void
   /** Online, but we did not see its birth: ask for one. */
   onPresumedOnline(gpuId: string): void
   onOffline(gpuId: string, reason: string): void
@@ -39,19 +64,24 @@ export interface RegistryEvents {
 export type StateVerdict = 'birth' | 'presumed' | 'heartbeat' | 'offline' | 'stale'
 
 const DEFAULT_HEARTBEAT_MS = 15_000
+const DEFAULT_TYPES: readonly TaskType[] = [DEFAULT_TASK_TYPE]
 /** A recorded epoch this far ahead of the gateway's clock came from a clock that was wrong. */
 const EPOCH_AHEAD_MS = 24 * 60 * 60 * 1000
 
 export class GpuRegistry {
   readonly #gpus = new Map<string, GpuPresence>()
-  readonly #db: Db
+  readonly #save: Statement<[string, number, number, number, number, number]>
   readonly #log: Logger
   readonly #events: RegistryEvents
   /** When each GPU was last heard from, on the `elapsed` clock (in memory: a restart starts afresh). */
   readonly #heard = new Map<string, number>()
 
   constructor(db: Db, knownIds: readonly string[], log: Logger, events: RegistryEvents) {
-    this.#db = db
+    this.#save = db.prepare(
+      `INSERT INTO gpus (id, epoch, online, since, last_seen, capacity) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch, online = excluded.online,
+         since = excluded.since, last_seen = excluded.last_seen, capacity = excluded.capacity`,
+    )
     this.#log = log
     this.#events = events
     // Until a bridge speaks, nothing is online; remember epochs so stale wills stay stale.
@@ -72,6 +102,8 @@ export class GpuRegistry {
         heartbeatMs: DEFAULT_HEARTBEAT_MS,
         ready: false,
         service: null,
+        types: DEFAULT_TYPES,
+        pullsOffers: false,
       })
     }
     for (const id of knownIds) {
@@ -86,6 +118,8 @@ export class GpuRegistry {
           heartbeatMs: DEFAULT_HEARTBEAT_MS,
           ready: false,
           service: null,
+          types: DEFAULT_TYPES,
+          pullsOffers: false,
         })
       }
     }
@@ -159,6 +193,10 @@ export class GpuRegistry {
         // Bridges from before readiness existed say nothing: they are ready when online.
         ready: state.ready ?? true,
         service: state.service ?? null,
+        types: state.types ?? known?.types ?? DEFAULT_TYPES,
+        ...(!retained && state.reason === 'birth'
+          ? { pullsOffers: state.session !== undefined }
+          : {}),
       },
       known,
     )
@@ -179,7 +217,13 @@ export class GpuRegistry {
         },
         'GPU online',
       )
-      this.#events.onOnline(gpuId, state.holding ?? [], state.epoch)
+      this.#events.onOnline({
+        gpuId,
+        holding: state.holding ?? [],
+        epoch: state.epoch,
+        session: state.session,
+        types: state.types ?? DEFAULT_TYPES,
+      })
       return 'birth'
     }
     if (wasOnline) return 'heartbeat'
@@ -207,31 +251,9 @@ export class GpuRegistry {
     }
   }
 
-  /**
-   * Where new work goes: the least-loaded ready GPU, else the least-loaded online one (its service
-   * is loading), else the one seen last, else the first known.
-   */
-  pick(loadOf: (gpuId: string) => number): string {
-    const ready = this.ready()
-    const online = ready.length > 0 ? ready : this.online()
-    if (online.length > 0) {
-      let best = online[0]
-      let bestScore = Infinity
-      for (const gpu of online) {
-        const score = loadOf(gpu.id) / gpu.capacity
-        if (score < bestScore) {
-          best = gpu
-          bestScore = score
-        }
-      }
-      if (best) return best.id
-    }
-    let latest: GpuPresence | undefined
-    for (const gpu of this.#gpus.values()) {
-      if (!latest || gpu.lastSeen > latest.lastSeen) latest = gpu
-    }
-    if (!latest) throw new Error('no GPU configured')
-    return latest.id
+  /** The task types `gpuId` runs. */
+  typesOf(gpuId: string): readonly TaskType[] {
+    return this.#gpus.get(gpuId)?.types ?? DEFAULT_TYPES
   }
 
   #set(
@@ -249,14 +271,10 @@ export class GpuRegistry {
       heartbeatMs: patch.heartbeatMs ?? known?.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
       ready: patch.ready ?? known?.ready ?? false,
       service: patch.service ?? known?.service ?? null,
+      types: patch.types ?? known?.types ?? DEFAULT_TYPES,
+      pullsOffers: patch.pullsOffers ?? known?.pullsOffers ?? false,
     }
     this.#gpus.set(gpuId, next)
-    this.#db
-      .prepare(
-        `INSERT INTO gpus (id, epoch, online, since, last_seen, capacity) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch, online = excluded.online,
-           since = excluded.since, last_seen = excluded.last_seen, capacity = excluded.capacity`,
-      )
-      .run(gpuId, next.epoch, next.online ? 1 : 0, next.since, next.lastSeen, next.capacity)
+    this.#save.run(gpuId, next.epoch, next.online ? 1 : 0, next.since, next.lastSeen, next.capacity)
   }
 }

@@ -1,40 +1,30 @@
 /**
- * Reconcile on every birth (docs/design.md §3.3): what a bridge holds, as listed by a live birth, against
- * what SQLite says is assigned to it. Lost broker state, lost sessions and messages published
- * before the first subscription are all repaired here.
+ * Reconcile on every birth (docs/design.md §3.3): what a bridge holds, as listed by a live birth,
+ * against SQLite. Its processing tasks it no longer holds are retried; what it holds that is no
+ * longer its to run (done, cancelled, another attempt, running elsewhere) it is told to drop; and
+ * a bridge whose broker session is not `resumed` is sent the queued tasks of its types it lacks
+ * (a resumed session still holds the offers the broker queued while it was away). A GPU going
+ * offline moves nothing: there is no per-GPU queue, whoever claims first runs the task.
  */
 import type { Logger } from 'pino'
 import type { Dispatcher } from './dispatcher.js'
-import type { GpuRegistry } from './gpu-registry.js'
-import type { TaskStore } from './task-store.js'
-import type { Holding } from '../protocol/index.js'
+import type { Birth } from './gpu-registry.js'
+import type { TaskRow, TaskStore } from './task-store.js'
 
 export interface ReconcileDeps {
   readonly store: TaskStore
-  readonly registry: GpuRegistry
   readonly dispatcher: Dispatcher
   readonly log: Logger
-  readonly now: () => number
 }
 
-export function reconcileBirth(
-  deps: ReconcileDeps,
-  gpuId: string,
-  holding: readonly Holding[],
-  epoch: number,
-): void {
-  const { store, registry, dispatcher, log, now } = deps
+/** The most queued tasks one birth is sent (the oldest; the safety net and claims do the rest). */
+const BIRTH_MAX_SENT = 10_000
+
+export function reconcileBirth(deps: ReconcileDeps, birth: Birth): void {
+  const { store, dispatcher, log } = deps
+  const { gpuId, holding, epoch } = birth
+  dispatcher.noteClaim(gpuId)
   const held = new Map(holding.map((h) => [h.taskId, h]))
-  const offline = registry
-    .all()
-    .filter((g) => !g.online && g.id !== gpuId)
-    .map((g) => g.id)
-  const moved = store.reassignQueued(offline, gpuId, now())
-  let republished = 0
-  for (const task of store.queuedFor(gpuId)) {
-    if (held.get(task.id)?.attempt === task.attempt) continue
-    if (dispatcher.republishForBirth(task)) republished++
-  }
   let requeued = 0
   for (const task of store.processingOn(gpuId)) {
     if (held.get(task.id)?.attempt === task.attempt) continue
@@ -48,36 +38,27 @@ export function reconcileBirth(
   }
   for (const item of holding) {
     const task = store.get(item.taskId)
-    const current =
-      task?.attempt === item.attempt &&
-      task.gpu_id === gpuId &&
-      (task.state === 'queued' || task.state === 'processing')
-    if (!current && item.phase !== 'finished') {
+    if (item.phase !== 'finished' && !(task && isCurrentFor(task, item.attempt, birth))) {
       const reason = task ? `task is ${task.state}, attempt ${task.attempt}` : 'unknown task'
       dispatcher.cancelOnGpu(gpuId, item.taskId, item.attempt, reason)
     }
   }
-  log.info({ gpuId, held: holding.length, republished, requeued, moved }, 'backlog flushed')
-  dispatcher.queueChanged()
+  let sent = 0
+  if (birth.session !== 'resumed') {
+    for (const task of store.queuedOfTypes(birth.types, BIRTH_MAX_SENT)) {
+      if (held.get(task.id)?.attempt === task.attempt) continue
+      if (dispatcher.sendForBirth(gpuId, task)) sent++
+    }
+  }
+  log.info(
+    { gpuId, held: holding.length, sent, requeued, session: birth.session ?? null },
+    'backlog flushed',
+  )
 }
 
-/**
- * A GPU went offline (will, shutdown or missed heartbeats): its queued, unclaimed work moves to
- * the least-loaded GPU still online (docs/design.md §10). The claim keeps this safe: a late message for
- * the old GPU is refused as `not-eligible`. With no GPU online the work stays where it is.
- */
-export function moveQueuedFrom(deps: ReconcileDeps, gpuId: string): number {
-  const { store, registry, dispatcher, log, now } = deps
-  if (registry.online().length === 0) return 0
-  const target = registry.pick((id) => store.loadOf(id))
-  if (target === gpuId) return 0
-  const moved = store.reassignQueued([gpuId], target, now())
-  if (moved > 0) {
-    for (const task of store.queuedFor(target)) {
-      if (task.published_attempt < task.attempt)
-        dispatcher.publishTask(task, 'moved from offline GPU')
-    }
-    log.info({ from: gpuId, to: target, moved }, 'queued work moved to an online GPU')
-  }
-  return moved
+/** May the bridge keep following this attempt: queued of a type it runs, or running on it? */
+function isCurrentFor(task: TaskRow, attempt: number, birth: Birth): boolean {
+  if (task.attempt !== attempt) return false
+  if (task.state === 'queued') return birth.types.some((t) => t === task.type)
+  return task.state === 'processing' && task.gpu_id === birth.gpuId
 }

@@ -13,17 +13,22 @@ import type { Db } from './db.js'
 import { Dispatcher } from './dispatcher.js'
 import type { FilePool } from './file-pool.js'
 import { GpuRegistry } from './gpu-registry.js'
-import { moveQueuedFrom, reconcileBirth } from './reconcile.js'
+import { reconcileBirth } from './reconcile.js'
 import { HandOvers } from './hand-overs.js'
 import { RelayClock } from './relay-clock.js'
 import { TaskActions } from './task-actions.js'
-import { TaskHousekeeping } from './task-housekeeping.js'
+import { TaskLifecycle } from './task-lifecycle.js'
+import { TaskOutbox } from './task-outbox.js'
 import { TaskService } from './task-service.js'
 import { TaskStore } from './task-store.js'
 import { GpuState, parsePayload, type Topics } from '../protocol/index.js'
 
 export interface RelayCore {
   readonly store: TaskStore
+  /** Every write of a task row (task-lifecycle.ts). */
+  readonly lifecycle: TaskLifecycle
+  /** The task event stream (task-outbox.ts): `after(id)` to resume, `subscribe` for what comes. */
+  readonly outbox: TaskOutbox
   readonly views: TaskService
   readonly actions: TaskActions
   readonly dispatcher: Dispatcher
@@ -55,35 +60,48 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
   // Durations are measured on the relay clock, never on the wall clock (docs/design.md §3.8).
   const clock = new RelayClock(db, deps.monotonic)
   const relay = (): number => clock.now()
-  const store = new TaskStore(db, relay)
-  const housekeeping = new TaskHousekeeping(db, relay)
-  const late: { views?: TaskService; dispatcher?: Dispatcher } = {}
-  const admin = new AdminTopics(client, topics, log, () => {
-    return late.views?.queue() ?? { queued: 0, processing: 0, gpusOnline: 0, etaSeconds: 0 }
+  const late: { views?: TaskService; dispatcher?: Dispatcher; registry?: GpuRegistry } = {}
+  const outbox = new TaskOutbox(db, (err) => {
+    log.error({ err }, 'task event subscriber failed')
+  })
+  const store = new TaskStore({
+    db,
+    relay,
+    typesOf: (gpuId) => late.registry?.typesOf(gpuId) ?? [],
+  })
+  const lifecycle = new TaskLifecycle({ db, outbox, now, relay })
+  const admin = new AdminTopics({
+    client,
+    topics,
+    log,
+    outbox,
+    store,
+    queue: () => late.views?.queue() ?? { queued: 0, processing: 0, gpusOnline: 0, etaSeconds: 0 },
   })
   const registry = new GpuRegistry(db, config.gpuIds, log, {
-    onOnline: (gpuId, holding, epoch) => {
+    onOnline: (birth) => {
       const dispatcher = late.dispatcher
-      if (dispatcher)
-        reconcileBirth({ store, registry, dispatcher, log, now }, gpuId, holding, epoch)
+      if (dispatcher) reconcileBirth({ store, dispatcher, log }, birth)
+      admin.queueChanged()
     },
-    onPresumedOnline: (gpuId) => late.dispatcher?.requestRebirth(gpuId),
-    onOffline: (gpuId) => {
-      const dispatcher = late.dispatcher
-      if (!dispatcher) return
-      moveQueuedFrom({ store, registry, dispatcher, log, now }, gpuId)
-      dispatcher.queueChanged()
+    onPresumedOnline: (gpuId) => {
+      late.dispatcher?.requestRebirth(gpuId)
+      admin.queueChanged()
+    },
+    // Nothing moves: there is no per-GPU queue (its running tasks: birth reconcile, clocks).
+    onOffline: () => {
+      admin.queueChanged()
     },
     elapsed: relay,
   })
+  late.registry = registry
   const dispatcher = new Dispatcher({
     store,
+    lifecycle,
     registry,
     client,
     topics,
-    admin,
     log,
-    now,
     relay,
     maxAttempts: config.maxAttempts,
   })
@@ -97,14 +115,12 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
   })
   late.views = views
   late.dispatcher = dispatcher
-  const events = new BridgeEvents({ store, pool, dispatcher, log, now })
+  const events = new BridgeEvents({ store, lifecycle, registry, pool, dispatcher, log })
   const actions = new TaskActions({
     store,
-    housekeeping,
+    lifecycle,
     pool,
-    registry,
     dispatcher,
-    admin,
     views,
     log,
     now,
@@ -114,10 +130,9 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
   const clocks = new Clocks({
     handOvers,
     store,
-    housekeeping,
+    lifecycle,
     pool,
     dispatcher,
-    admin,
     log,
     now,
     relay,
@@ -128,6 +143,8 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
 
   return {
     store,
+    lifecycle,
+    outbox,
     handOvers,
     views,
     actions,

@@ -4,23 +4,19 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
-import type { AdminTopics } from './admin-topics.js'
 import type { Dispatcher } from './dispatcher.js'
 import type { FilePool } from './file-pool.js'
-import type { GpuRegistry } from './gpu-registry.js'
-import type { TaskHousekeeping } from './task-housekeeping.js'
+import type { NewTask, TaskLifecycle } from './task-lifecycle.js'
 import type { TaskService, TaskView } from './task-service.js'
 import type { TaskStore } from './task-store.js'
 import { AppError } from '../lib/errors.js'
-import type { FileRef } from '../protocol/index.js'
+import { DEFAULT_TASK_TYPE, type FileRef } from '../protocol/index.js'
 
 export interface TaskActionsDeps {
   readonly store: TaskStore
-  readonly housekeeping: TaskHousekeeping
+  readonly lifecycle: TaskLifecycle
   readonly pool: FilePool
-  readonly registry: GpuRegistry
   readonly dispatcher: Dispatcher
-  readonly admin: AdminTopics
   readonly views: TaskService
   readonly log: Logger
   readonly now: () => number
@@ -54,14 +50,14 @@ export class TaskActions {
   }
 
   async submit(input: SubmitInput): Promise<Submitted> {
-    const { store, housekeeping, registry, dispatcher, admin, views, log, now } = this.#d
+    const { store, lifecycle, dispatcher, views, log, now } = this.#d
     const repeat = this.#repeated(input)
     if (repeat) return repeat
     // A full disk takes no new task (a repeat above writes nothing and is answered).
     this.#d.pool.assertRoom()
     const audio = await this.#inputFile(input.audio, '音频')
     const video = await this.#inputFile(input.video, '视频')
-    const cached = housekeeping.doneWithInputs(audio.hash, video.hash, NO_OPTIONS)
+    const cached = store.doneWithInputs(audio.hash, video.hash, NO_OPTIONS)
     const cachedResult = cached?.result_hash ?? null
     const hit =
       cached && cachedResult !== null && (await this.#d.pool.has(cachedResult)) ? cached : null
@@ -70,45 +66,42 @@ export class TaskActions {
     const raced = this.#repeated(input)
     if (raced) return raced
     const at = now()
-    const gpuId = registry.pick((id) => store.loadOf(id))
-    let row = store.insert({
+    const task: NewTask = {
       id: randomUUID(),
       owner: input.owner,
       source: input.source,
-      gpuId,
+      type: DEFAULT_TASK_TYPE,
       audio,
       video,
       options: {},
-      now: at,
       expiresAt: at + this.#d.queueTtlMs,
       requestKey: input.requestKey,
-    })
-    if (hit) {
-      housekeeping.markCacheHit(row.id, hit, at)
-      row = store.get(row.id) ?? row
-      log.info({ taskId: row.id, from: hit.id }, 'task answered from an identical finished one')
-    } else {
-      const view = views.view(row)
-      log.info(
-        {
-          taskId: row.id,
-          gpuId,
-          position: view.position,
-          gpusOnline: view.gpusOnline,
-          etaSeconds: view.etaSeconds,
-        },
-        'task queued',
-      )
-      dispatcher.publishTask(row, 'submitted')
     }
-    admin.task(row)
-    return { ...views.view(row), repeated: false, cacheHit: hit !== null }
+    if (hit) {
+      const row = lifecycle.cacheHit(task, hit)
+      log.info({ taskId: row.id, from: hit.id }, 'task answered from an identical finished one')
+      return { ...views.view(row), repeated: false, cacheHit: true }
+    }
+    const row = lifecycle.submit(task)
+    const view = views.view(row)
+    log.info(
+      {
+        taskId: row.id,
+        type: row.type,
+        position: view.position,
+        gpusOnline: view.gpusOnline,
+        etaSeconds: view.etaSeconds,
+      },
+      'task queued',
+    )
+    dispatcher.offer(row, 'submitted')
+    return { ...view, repeated: false, cacheHit: false }
   }
 
   /** The task an earlier submit with the same key made; a key reused for other files is a 409. */
   #repeated(input: SubmitInput): Submitted | null {
     if (input.requestKey === null) return null
-    const earlier = this.#d.housekeeping.byRequestKey(input.owner, input.requestKey)
+    const earlier = this.#d.store.byRequestKey(input.owner, input.requestKey)
     if (!earlier) return null
     if (earlier.audio_hash !== input.audio.hash || earlier.video_hash !== input.video.hash) {
       throw new AppError('IDEMPOTENCY_CONFLICT', 409, '这个请求编号已用于另一组文件，请换一个编号')
@@ -118,24 +111,23 @@ export class TaskActions {
 
   /** Cancel a queued or running task; the bridge stops following it. */
   cancel(taskId: string, by: string): TaskView {
-    const { housekeeping, dispatcher, views, log, now } = this.#d
-    const before = housekeeping.cancel(taskId, now(), by)
-    if (!before) {
+    const { lifecycle, dispatcher, views, log } = this.#d
+    const moved = lifecycle.cancel(taskId, by)
+    if (!moved) {
       const row = views.get(taskId)
       throw new AppError('TASK_NOT_CANCELLABLE', 409, `任务已${stateWord(row.state)}，无法取消`)
     }
+    const { before } = moved
     if (before.gpu_id !== null) dispatcher.cancelOnGpu(before.gpu_id, taskId, before.attempt, by)
     log.info({ taskId, gpuId: before.gpu_id, was: before.state, by }, 'task cancelled')
-    dispatcher.snapshot(taskId)
     return views.view(views.get(taskId))
   }
 
   /** Run a failed task again as a new attempt. */
   retry(taskId: string): TaskView {
-    const { store, housekeeping, registry, dispatcher, views, log, now } = this.#d
-    const at = now()
-    const gpuId = registry.pick((id) => store.loadOf(id))
-    if (!housekeeping.retry(taskId, gpuId, at, at + this.#d.queueTtlMs)) {
+    const { lifecycle, dispatcher, views, log } = this.#d
+    const moved = lifecycle.retry(taskId, this.#d.queueTtlMs)
+    if (!moved?.after) {
       const row = views.get(taskId)
       throw new AppError(
         'TASK_NOT_RETRYABLE',
@@ -143,10 +135,9 @@ export class TaskActions {
         `只有失败的任务可以重试（当前：${stateWord(row.state)}）`,
       )
     }
-    const row = views.get(taskId)
-    log.info({ taskId, attempt: row.attempt, gpuId }, 'task retried by its owner')
-    dispatcher.publishTask(row, 'manual retry')
-    dispatcher.snapshot(taskId)
+    const row = moved.after
+    log.info({ taskId, attempt: row.attempt }, 'task retried by its owner')
+    dispatcher.offer(row, 'manual retry')
     return views.view(row)
   }
 

@@ -7,6 +7,8 @@ import type { HandOvers } from '../hand-overs.js'
 import type { HttpAuth } from '../http-auth.js'
 import type { RateLimiter } from '../rate-limit.js'
 import type { TaskActions } from '../task-actions.js'
+import type { TaskLifecycle } from '../task-lifecycle.js'
+import type { TaskOutbox } from '../task-outbox.js'
 import type { TaskService } from '../task-service.js'
 import type { TaskStore } from '../task-store.js'
 
@@ -14,6 +16,10 @@ export interface RouteDeps {
   readonly views: TaskService
   readonly actions: TaskActions
   readonly store: TaskStore
+  /** The one writer of task rows (the result route records a hand-over through it). */
+  readonly lifecycle: TaskLifecycle
+  /** The task event stream: `after(id, limit)` to resume, `subscribe` for what comes next. */
+  readonly outbox: TaskOutbox
   readonly pool: FilePool
   readonly assets: AssetStore
   readonly auth: HttpAuth

@@ -1,6 +1,6 @@
 /**
  * What bridges fetch and store over HTTP (docs/design.md §6): input files out of the pool, results in.
- * A GPU may fetch only inputs of tasks assigned to it, and store results only for its own
+ * A GPU may fetch only inputs of tasks it may claim or runs, and store results only for its own
  * running task: one result per attempt, at most `resultMaxBytes`; both directions are streamed
  * and hash-verified by the pool.
  */
@@ -107,7 +107,7 @@ export function relayApi(deps: RouteDeps): Router {
       throw err
     }
     const type = resultContentType(data.ext)
-    const recorded = store.recordResult({
+    const recorded = deps.lifecycle.recordResult({
       id: taskId,
       gpuId,
       attempt: query.attempt,

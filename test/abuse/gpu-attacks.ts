@@ -163,12 +163,13 @@ async function claimOwnTask(o: {
   await delay(500)
   let audioBytes: Buffer = Buffer.alloc(0)
   let audio = ''
-  // A GPU is chosen at submit (the least loaded; ties go to gpu-1): submit until one lands on
-  // gpu-2; the others simply run on gpu-1.
+  // No GPU is chosen at submit: gpu-1 and gpu-2 are both offered each task and the first claim
+  // wins. Submit until gpu-2 wins one; the others simply run on gpu-1.
   let taskId = ''
+  let granted = false
   const submitted: string[] = []
-  for (let tries = 0; tries < 8 && !a.tasks.some((t) => t.taskId === taskId); tries++) {
-    // Audio of its own each time: the ones that land on gpu-1 run there, once each.
+  for (let tries = 0; tries < 8 && !granted; tries++) {
+    // Audio of its own each time: the ones gpu-1 takes run there, once each.
     audioBytes = wavBytes(`gpu-attack-${randomBytes(4).toString('hex')}`, 1024)
     audio = await uploadFile(relay, audioBytes, '.wav', from)
     const submit = await httpCall(relay.http, {
@@ -188,18 +189,17 @@ async function claimOwnTask(o: {
     submitted.push(taskId)
     const deadline = Date.now() + 1_000
     while (!a.tasks.some((t) => t.taskId === taskId) && Date.now() < deadline) await delay(50)
-  }
-  let granted = false
-  if (a.tasks.some((t) => t.taskId === taskId)) {
+    if (!a.tasks.some((t) => t.taskId === taskId)) continue
     await a.event({ kind: 'claim', taskId, attempt: 1, epoch: a.epoch })
     const end = Date.now() + 5_000
-    while (
-      !(granted = a.control.some((c) => c.kind === 'claim-granted' && c.taskId === taskId)) &&
-      Date.now() < end
-    )
-      await delay(50)
+    const answered = (): boolean =>
+      a.control.some(
+        (c) => (c.kind === 'claim-granted' || c.kind === 'claim-refused') && c.taskId === taskId,
+      )
+    while (!answered() && Date.now() < end) await delay(50)
+    granted = a.control.some((c) => c.kind === 'claim-granted' && c.taskId === taskId)
   }
-  // The extra ones still queued (on gpu-2, late, which never claims them) are cancelled.
+  // The extra ones still queued (none should be: gpu-1 takes them) are cancelled.
   for (const id of submitted.filter((x) => x !== taskId)) {
     await httpCall(relay.http, {
       path: '/api/heygem/task/cancel',

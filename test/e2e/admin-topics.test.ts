@@ -19,30 +19,54 @@ async function retained(url: string, topic: string): Promise<unknown> {
   return JSON.parse((await message).toString()) as unknown
 }
 
+/**
+ * Is a retained message kept for `topic`? One connection subscribes to it, then to the GPU's
+ * state (always retained): the broker answers subscriptions in order, so once the state arrives
+ * a retained task message would have arrived before it.
+ */
+async function hasRetained(url: string, topic: string): Promise<boolean> {
+  const client = await testMqttClient(url, 'admin')
+  let seen = false
+  const state = new Promise<void>((resolve) =>
+    client.on('message', (t, p) => {
+      if (t === topic && p.length > 0) seen = true
+      if (t === 'relay/gpus/gpu-1/state') resolve()
+    }),
+  )
+  await client.subscribeAsync(topic, { qos: 1 })
+  await client.subscribeAsync('relay/gpus/gpu-1/state', { qos: 1 })
+  await state
+  return seen
+}
+
 describe('what admins see in MQTT Explorer', () => {
-  it('reads retained GPU state, task snapshots and the queue as JSON, over MQTT/WebSocket too', async () => {
+  it('reads retained GPU state, the snapshots of active tasks and the queue as JSON, over MQTT/WebSocket too', async () => {
     const dir = await tempDir('admin')
     const gateway = await startTestGateway(dir, {
       broker: { host: '127.0.0.1', port: 0, wsPort: 0, persistencePath: null, tls: null },
     })
-    const gpu = await startTestGpu(dir, 200)
+    const gpu = await startTestGpu(dir, 1_500)
     await startTestBridge(dir, gateway, gpu)
     const id = await submitFresh(gateway.url)
-    expect((await finalStatus(gateway.url, id)).status).toBe('done')
 
     const wsUrl = gateway.mqttWsUrl ?? ''
     expect(wsUrl).toMatch(/^ws:/)
-    const snapshot = TaskSnapshot.parse(
-      await waitFor(
-        async () => {
-          const s = TaskSnapshot.parse(await retained(wsUrl, `relay/tasks/${id}`))
-          return s.state === 'done' ? s : null
-        },
-        { what: 'done snapshot' },
-      ),
+    // While it runs, its snapshot is retained.
+    const snapshot = await waitFor(
+      async () => {
+        const s = TaskSnapshot.parse(await retained(wsUrl, `relay/tasks/${id}`))
+        return s.state === 'processing' ? s : null
+      },
+      { what: 'processing snapshot' },
     )
-    expect(snapshot).toMatchObject({ taskId: id, state: 'done', progress: 100, gpuId: 'gpu-1' })
+    expect(snapshot).toMatchObject({ taskId: id, state: 'processing', gpuId: 'gpu-1' })
     expect(JSON.stringify(snapshot)).not.toContain('"K"') // no owner key
+    expect((await finalStatus(gateway.url, id)).status).toBe('done')
+
+    // Once it ended, the retained snapshot is cleared: a new subscriber reads nothing for it.
+    await waitFor(async () => !(await hasRetained(wsUrl, `relay/tasks/${id}`)), {
+      what: 'the snapshot of the finished task cleared',
+    })
     const queue = await waitFor(
       async () => {
         const q = QueueSnapshot.parse(await retained(wsUrl, 'relay/queue'))

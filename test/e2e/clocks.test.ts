@@ -27,7 +27,7 @@ describe('the four clocks', () => {
     const gpu = await startTestGpu(dir, 200)
     const spy = await testMqttClient(gateway.mqttUrl, 'gateway')
     const captured = new Promise<Buffer>((resolve) => spy.once('message', (_t, p) => resolve(p)))
-    await spy.subscribeAsync('relay/gpus/gpu-1/tasks', { qos: 1 })
+    await spy.subscribeAsync('relay/offers/heygem', { qos: 1 }) // offered to every GPU
 
     const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
     const video = await upload(gateway.url, media('v', 'video'), '.mp4')
@@ -72,7 +72,7 @@ describe('the four clocks', () => {
     expect(final.status).toBe('error')
     expect(String(final.error_msg)).toContain('没有变化')
     expect(gateway.store.get(id)?.attempt).toBe(2)
-    const retries = gateway.store.transitions(id).filter((t) => t.note?.startsWith('retry:'))
+    const retries = gateway.outbox.ofTask(id).filter((e) => e.note?.startsWith('retry:'))
     expect(retries).toHaveLength(1)
   })
 

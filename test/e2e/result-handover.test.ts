@@ -184,7 +184,7 @@ describe('the result hand-over', () => {
     const row = gateway.store.get(id)
     expect(row?.state).not.toBe('done')
     expect(row?.result_hash).toBeNull()
-    const notes = gateway.store.transitions(id).map((t) => t.note ?? '')
+    const notes = gateway.outbox.ofTask(id).map((e) => e.note ?? '')
     expect(notes.some((n) => n.includes('结果文件未能传回网关'))).toBe(true)
   })
 

@@ -11,7 +11,7 @@ function recorder(): { events: string[]; handlers: RegistryEvents } {
   return {
     events,
     handlers: {
-      onOnline: (id, _holding, epoch) => events.push(`birth ${id} ${String(epoch)}`),
+      onOnline: (b) => events.push(`birth ${b.gpuId} ${String(b.epoch)}`),
       onPresumedOnline: (id) => events.push(`ask-rebirth ${id}`),
       onOffline: (id, why) => events.push(`offline ${id} ${why}`),
     },
@@ -126,14 +126,15 @@ describe('GPU registry', () => {
     expect(again.apply('gpu-1', will(6), 10, LIVE)).toBe('stale')
   })
 
-  it('sends new work to the least-loaded online GPU, else to the GPU seen last', async () => {
+  it("keeps each GPU's types, capacity and whether its births say they pull offers", async () => {
     const { reg } = await registry()
-    expect(reg.pick(() => 0)).toBe('gpu-1')
-    reg.apply('gpu-2', birth(1), 100, LIVE)
-    reg.apply('gpu-3', birth(1), 200, LIVE)
-    expect(reg.pick((id) => (id === 'gpu-2' ? 5 : 1))).toBe('gpu-3')
-    reg.apply('gpu-2', will(1), 300, LIVE)
-    reg.apply('gpu-3', will(1), 400, LIVE)
-    expect(reg.pick(() => 0)).toBe('gpu-3')
+    reg.apply('gpu-1', birth(1), 0, LIVE)
+    expect(reg.get('gpu-1')).toMatchObject({ types: ['heygem'], capacity: 1, pullsOffers: false })
+    const puller: GpuState = { ...birth(2), types: ['heygem', 'tts'], capacity: 3, session: 'new' }
+    reg.apply('gpu-2', puller, 10, LIVE)
+    reg.apply('gpu-2', beat(2), 20, LIVE) // a heartbeat keeps what the birth said
+    expect(reg.get('gpu-2')).toMatchObject({ capacity: 3, pullsOffers: true })
+    expect(reg.typesOf('gpu-2')).toEqual(['heygem', 'tts'])
+    expect(reg.typesOf('gpu-9')).toEqual(['heygem'])
   })
 })
