@@ -81,6 +81,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
     capacity: config.capacity,
     heartbeatMs: config.heartbeatMs,
     adapterName: adapter.name,
+    types: adapter.taskTypes,
     now,
     log,
   })
@@ -144,8 +145,16 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
     }
   }
 
+  // Offers of the types we run (docs/design.md §3.2) and tasks sent to us alone are the same message.
+  const offerTypes = new Set<string>(adapter.taskTypes)
+  const isTaskTopic = (topic: string): boolean => {
+    if (topic === topics.gpuTasks(config.gpuId)) return true
+    const type = topics.parseOffersTopic(topic)
+    return type !== null && offerTypes.has(type)
+  }
+
   function route(topic: string, payload: Buffer): void {
-    if (topic === topics.gpuTasks(config.gpuId)) {
+    if (isTaskTopic(topic)) {
       const parsed = parsePayload(TaskMessage, payload)
       if (parsed.ok) runner.receive(parsed.value)
       else log.warn({ error: parsed.error }, 'bad task message dropped')
@@ -164,9 +173,10 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
     client.options.will = presence.nextEpoch()
   })
   client.on('connect', (connack) => {
-    presence.connected()
+    presence.connected(connack.sessionPresent)
     log.info({ epoch: presence.epoch, sessionPresent: connack.sessionPresent }, 'connected')
     const filters = [
+      ...adapter.taskTypes.map((type) => topics.offers(type)),
       topics.gpuTasks(config.gpuId),
       topics.gpuControl(config.gpuId),
       topics.gpuState(config.gpuId),
@@ -211,7 +221,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
         clearInterval(heartbeat)
         readiness.stop()
         presence.stop()
-        runner.close()
+        await runner.close()
         await presence.offline()
         await endClient(client)
         inbox.close()

@@ -5,12 +5,14 @@
  * resumes from here. The connection epoch lives here too.
  */
 import Database from 'better-sqlite3'
+import { migrateInbox } from './inbox-schema.js'
+import { prepareInbox, type InboxPhase, type RawRow, type Statements } from './inbox-statements.js'
 import { BridgeEvent, MAX_HOLDING, TaskMessage, type Holding } from '../protocol/index.js'
 
 /** No claim backoff the runner sets is longer than this (runner.ts waits 1 s after `not-next`). */
 const MAX_CLAIM_BACKOFF_MS = 60_000
 
-export type InboxPhase = 'received' | 'claiming' | 'running' | 'finished'
+export type { InboxPhase }
 
 export interface InboxRow {
   readonly taskId: string
@@ -27,47 +29,24 @@ export interface InboxRow {
   readonly notBefore: number
 }
 
-interface RawRow {
-  task_id: string
-  attempt: number
-  ord: number
-  phase: InboxPhase
-  message: string
-  service_task_id: string | null
-  submit_started: number
-  final_event: string | null
-  not_before: number
-}
-
 export type ReceiveOutcome = 'new' | 'duplicate' | 'stale' | 'replaced'
 
 export class Inbox {
   readonly #db: Database.Database
+  readonly #s: Statements
   readonly #onCorrupt: (taskId: string) => void
 
   constructor(path: string, onCorrupt: (taskId: string) => void = () => undefined) {
     this.#onCorrupt = onCorrupt
     this.#db = new Database(path)
-    this.#db.pragma('journal_mode = WAL')
-    this.#db.pragma('synchronous = FULL')
-    this.#db.exec(`
-      CREATE TABLE IF NOT EXISTS inbox (
-        task_id TEXT PRIMARY KEY,
-        attempt INTEGER NOT NULL,
-        ord INTEGER NOT NULL,
-        phase TEXT NOT NULL,
-        message TEXT NOT NULL,
-        service_task_id TEXT,
-        final_event TEXT,
-        next_seq INTEGER NOT NULL DEFAULT 1,
-        not_before INTEGER NOT NULL DEFAULT 0,
-        received_at INTEGER NOT NULL
-      );
-      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-    `)
-    const columns = this.#db.prepare<[], { name: string }>('PRAGMA table_info(inbox)').all()
-    if (!columns.some((c) => c.name === 'submit_started')) {
-      this.#db.exec('ALTER TABLE inbox ADD COLUMN submit_started INTEGER NOT NULL DEFAULT 0')
+    try {
+      this.#db.pragma('journal_mode = WAL')
+      this.#db.pragma('synchronous = FULL')
+      migrateInbox(this.#db)
+      this.#s = prepareInbox(this.#db)
+    } catch (err) {
+      this.#db.close()
+      throw err
     }
   }
 
@@ -99,11 +78,8 @@ export class Inbox {
    */
   bumpEpoch(now: number): number {
     return this.#db.transaction(() => {
-      const row = this.#db
-        .prepare<[], { value: number }>(`SELECT value FROM meta WHERE key = 'epoch'`)
-        .get()
-      const next = Math.max((row?.value ?? 0) + 1, Math.floor(now))
-      this.#db.prepare(`INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?)`).run(next)
+      const next = Math.max((this.#s.epoch.get()?.value ?? 0) + 1, Math.floor(now))
+      this.#s.setEpoch.run(next)
       return next
     })()
   }
@@ -111,23 +87,22 @@ export class Inbox {
   /** Durable receipt of a task message. A newer attempt replaces an older one. */
   receive(message: TaskMessage, now: number): ReceiveOutcome {
     return this.#db.transaction((): ReceiveOutcome => {
-      const existing = this.get(message.taskId)
+      const existing = this.#s.get.get(message.taskId)
       if (existing && existing.attempt > message.attempt) return 'stale'
       if (existing && existing.attempt === message.attempt) return 'duplicate'
-      this.#db
-        .prepare(
-          `INSERT OR REPLACE INTO inbox (task_id, attempt, ord, phase, message, received_at)
-           VALUES (?, ?, ?, 'received', ?, ?)`,
-        )
-        .run(message.taskId, message.attempt, message.order, JSON.stringify(message), now)
+      this.#s.insert.run(
+        message.taskId,
+        message.attempt,
+        message.order,
+        JSON.stringify(message),
+        now,
+      )
       return existing ? 'replaced' : 'new'
     })()
   }
 
   get(taskId: string): InboxRow | undefined {
-    const raw = this.#db
-      .prepare<[string], RawRow>('SELECT * FROM inbox WHERE task_id = ?')
-      .get(taskId)
+    const raw = this.#s.get.get(taskId)
     return raw ? this.#rows([raw])[0] : undefined
   }
 
@@ -138,15 +113,16 @@ export class Inbox {
   }
 
   all(): InboxRow[] {
-    return this.#rows(this.#db.prepare<[], RawRow>('SELECT * FROM inbox ORDER BY ord').all())
+    return this.#rows(this.#s.all.all())
   }
 
   inPhase(phase: InboxPhase): InboxRow[] {
-    return this.#rows(
-      this.#db
-        .prepare<[InboxPhase], RawRow>('SELECT * FROM inbox WHERE phase = ? ORDER BY ord')
-        .all(phase),
-    )
+    return this.#rows(this.#s.inPhase.all(phase))
+  }
+
+  /** Tasks claimed or running: the slots in use. */
+  busy(): number {
+    return this.#s.busy.get()?.n ?? 0
   }
 
   /**
@@ -154,62 +130,68 @@ export class Inbox {
    * backoff the runner sets was written before the wall clock stepped back: it is over.
    */
   nextToClaim(now: number): InboxRow | undefined {
-    const raw = this.#db
-      .prepare<[number, number], RawRow>(
-        `SELECT * FROM inbox WHERE phase = 'received' AND (not_before <= ? OR not_before > ?)
-         ORDER BY ord LIMIT 1`,
-      )
-      .get(now, now + MAX_CLAIM_BACKOFF_MS)
-    return raw ? this.#rows([raw])[0] : undefined
+    for (;;) {
+      const raw = this.#s.nextToClaim.get(now, now + MAX_CLAIM_BACKOFF_MS)
+      if (!raw) return undefined
+      // An unreadable row is removed by #rows: look again rather than stop claiming.
+      const row = this.#rows([raw])[0]
+      if (row) return row
+    }
   }
 
   /** Allocate the next event sequence number of this attempt. */
   nextSeq(taskId: string, attempt: number): number {
     return this.#db.transaction(() => {
-      const row = this.#db
-        .prepare<[string, number], { next_seq: number }>(
-          'SELECT next_seq FROM inbox WHERE task_id = ? AND attempt = ?',
-        )
-        .get(taskId, attempt)
-      const seq = row?.next_seq ?? 1
-      this.#db
-        .prepare('UPDATE inbox SET next_seq = ? WHERE task_id = ? AND attempt = ?')
-        .run(seq + 1, taskId, attempt)
+      const seq = this.#s.seq.get(taskId, attempt)?.next_seq ?? 1
+      this.#s.setSeq.run(seq + 1, taskId, attempt)
       return seq
     })()
   }
 
+  /**
+   * A claim leaves: the row becomes `claiming` and gets the claim's sequence number, in one
+   * commit (one fsync per claim: a backlog of offers other GPUs took is refused one by one).
+   */
+  startClaim(taskId: string, attempt: number): number {
+    return this.#db.transaction(() => {
+      this.#s.setPhase.run('claiming', 0, taskId, attempt)
+      return this.nextSeq(taskId, attempt)
+    })()
+  }
+
   setPhase(taskId: string, attempt: number, phase: InboxPhase, notBefore = 0): void {
-    this.#db
-      .prepare('UPDATE inbox SET phase = ?, not_before = ? WHERE task_id = ? AND attempt = ?')
-      .run(phase, notBefore, taskId, attempt)
+    this.#s.setPhase.run(phase, notBefore, taskId, attempt)
   }
 
   markSubmitStarted(taskId: string, attempt: number): void {
-    this.#db
-      .prepare('UPDATE inbox SET submit_started = 1 WHERE task_id = ? AND attempt = ?')
-      .run(taskId, attempt)
+    this.#s.submitStarted.run(taskId, attempt)
   }
 
   setServiceTaskId(taskId: string, attempt: number, serviceTaskId: string | null): void {
-    this.#db
-      .prepare('UPDATE inbox SET service_task_id = ? WHERE task_id = ? AND attempt = ?')
-      .run(serviceTaskId, taskId, attempt)
+    this.#s.serviceTaskId.run(serviceTaskId, taskId, attempt)
   }
 
   finish(taskId: string, attempt: number, event: BridgeEvent): void {
-    this.#db
-      .prepare(
-        `UPDATE inbox SET phase = 'finished', final_event = ? WHERE task_id = ? AND attempt = ?`,
-      )
-      .run(JSON.stringify(event), taskId, attempt)
+    this.#s.finish.run(JSON.stringify(event), taskId, attempt)
   }
 
   remove(taskId: string, attempt: number): boolean {
-    return (
-      this.#db.prepare('DELETE FROM inbox WHERE task_id = ? AND attempt = ?').run(taskId, attempt)
-        .changes === 1
-    )
+    return this.#s.remove.run(taskId, attempt).changes === 1
+  }
+
+  /**
+   * Drop an offer the gateway refused (another GPU took it, or it ended), without an fsync of
+   * its own: the next durable commit carries it to the disk (WAL frames are synced in order). If
+   * the machine dies first, the offer comes back and is refused again; nothing else depends on
+   * it. A backlog of thousands of offers other GPUs took is dropped at the pace of the claims.
+   */
+  drop(taskId: string, attempt: number): void {
+    this.#db.pragma('synchronous = NORMAL')
+    try {
+      this.#s.remove.run(taskId, attempt)
+    } finally {
+      this.#db.pragma('synchronous = FULL')
+    }
   }
 
   /** Rows that no longer parse are removed (and reported), never thrown out of a timer. */
@@ -220,23 +202,25 @@ export class Inbox {
       if (row) {
         rows.push(row)
       } else {
-        this.#db.prepare('DELETE FROM inbox WHERE task_id = ?').run(raw.task_id)
+        this.#s.removeTask.run(raw.task_id)
         this.#onCorrupt(raw.task_id)
       }
     }
     return rows
   }
 
-  /** What the birth reports, so the gateway can reconcile (docs/design.md §3.3). */
+  /**
+   * What the birth reports, so the gateway can reconcile (docs/design.md §3.3): what we claimed,
+   * run or finished first (the gateway re-queues a processing task a birth does not hold), then
+   * the offers we hold, oldest first, up to the limit the contract allows.
+   */
   holding(): Holding[] {
-    return this.all()
-      .slice(0, MAX_HOLDING)
-      .map((row) => ({
-        taskId: row.taskId,
-        attempt: row.attempt,
-        phase: row.phase,
-        ...(row.serviceTaskId === null ? {} : { serviceTaskId: row.serviceTaskId }),
-      }))
+    return this.#s.holding.all(MAX_HOLDING).map((row) => ({
+      taskId: row.task_id,
+      attempt: row.attempt,
+      phase: row.phase,
+      ...(row.service_task_id === null ? {} : { serviceTaskId: row.service_task_id }),
+    }))
   }
 }
 

@@ -16,6 +16,7 @@ import {
   encodePayload,
   parsePayload,
   type ServiceReadiness,
+  type TaskType,
 } from '../protocol/index.js'
 
 export interface PresenceDeps {
@@ -24,6 +25,8 @@ export interface PresenceDeps {
   readonly capacity: number
   readonly heartbeatMs: number
   readonly adapterName: string
+  /** The task types the adapter runs: declared by every birth and heartbeat. */
+  readonly types: readonly TaskType[]
   /** The GPU service's readiness now: carried by every birth and heartbeat. */
   readonly readiness: () => ServiceReadiness
   readonly now: () => number
@@ -38,6 +41,8 @@ export class Presence {
   #client: MqttClient | undefined
   #epoch: number
   #since: number
+  /** Whether the broker kept our session at this connection (CONNACK sessionPresent). */
+  #session: 'new' | 'resumed' = 'new'
   #lastRestore = -Infinity
   #restoreTimer: NodeJS.Timeout | undefined
 
@@ -71,13 +76,22 @@ export class Presence {
     return this.will()
   }
 
-  connected(): void {
+  /**
+   * `sessionPresent` from the CONNACK: a resumed session still holds the offers published while
+   * we were away, so the gateway sends nothing at our birth (docs/design.md §3.3).
+   */
+  connected(sessionPresent: boolean): void {
     this.#since = this.#d.now()
+    this.#session = sessionPresent ? 'resumed' : 'new'
   }
 
-  /** A birth lists what the inbox holds, for the gateway's reconcile. */
+  /** A birth lists what the inbox holds and the session's fate, for the gateway's reconcile. */
   birth(): void {
-    this.#send({ ...this.#state('birth'), holding: this.#d.inbox.holding() })
+    this.#send({
+      ...this.#state('birth'),
+      holding: this.#d.inbox.holding(),
+      session: this.#session,
+    })
   }
 
   heartbeat(): void {
@@ -137,6 +151,7 @@ export class Presence {
       reason,
       ready: this.#d.readiness() === 'ready',
       service: this.#d.readiness(),
+      types: [...this.#d.types],
     }
   }
 

@@ -3,6 +3,7 @@
  * gateway grants the claim, reports the outcome and re-sends it until acknowledged (docs/design.md §3.2,
  * §3.5). All state lives in the inbox; this class only holds timers and the running jobs.
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { Inbox, InboxRow } from './inbox.js'
 import { runJob, type JobDeps, type JobOutcome } from './job.js'
@@ -30,8 +31,14 @@ export interface RunnerDeps extends Omit<JobDeps, 'progress'> {
   readonly epoch: () => number
 }
 
-/** How long to wait before claiming again after the gateway said an older task comes first. */
-const NOT_NEXT_BACKOFF_MS = 1_000
+/**
+ * How long to wait before claiming again after the gateway said "later": an older task comes
+ * first (`not-next`; the gateway sends it to us) or it counts all our slots in use (`at-capacity`).
+ */
+const CLAIM_LATER_BACKOFF_MS = 1_000
+/** How long a graceful close waits for a submit under way to answer (a submit is one request). */
+const SUBMIT_SETTLE_MS = 5_000
+const SUBMIT_SETTLE_POLL_MS = 20
 
 export class Runner {
   readonly #d: RunnerDeps
@@ -45,6 +52,13 @@ export class Runner {
   readonly #sentAt = new Map<string, number>()
   #maintainTimer: NodeJS.Timeout | undefined
   #wakeTimer: NodeJS.Timeout | undefined
+  /**
+   * No claim before this (monotonic ms) after a "claim again later": every other task we hold
+   * would be refused the same way, and a backlog of thousands must not become a storm of claims.
+   */
+  #pausedUntil = 0
+  /** A task older than this one arriving lifts the pause (it is the one the gateway sent us). */
+  #pausedOrder = -Infinity
   #closed = false
 
   constructor(deps: RunnerDeps) {
@@ -66,7 +80,9 @@ export class Runner {
       'task received',
     )
     if (outcome === 'replaced') this.#forget(message.taskId)
-    if (outcome === 'new' || outcome === 'replaced') this.pump()
+    if (outcome !== 'new' && outcome !== 'replaced') return
+    if (message.order < this.#pausedOrder) this.#pausedUntil = 0
+    this.pump()
   }
 
   control(message: ControlMessage): void {
@@ -88,16 +104,10 @@ export class Runner {
       case 'claim-refused':
         if (row?.phase !== 'claiming') return
         this.#sentAt.delete(row.taskId)
-        if (message.reason === 'not-next') {
-          this.#inbox.setPhase(
-            row.taskId,
-            row.attempt,
-            'received',
-            this.#d.now() + NOT_NEXT_BACKOFF_MS,
-          )
-          this.#wakeIn(NOT_NEXT_BACKOFF_MS)
+        if (message.reason === 'not-next' || message.reason === 'at-capacity') {
+          this.#claimLater(row, message.reason)
         } else {
-          this.#inbox.remove(row.taskId, row.attempt)
+          this.#inbox.drop(row.taskId, row.attempt)
           this.#log.info(
             { taskId: row.taskId, attempt: row.attempt, reason: message.reason },
             'claim refused; dropped',
@@ -108,7 +118,10 @@ export class Runner {
       case 'cancel':
         if (!row) return
         this.#forget(row.taskId)
-        this.#inbox.remove(row.taskId, row.attempt)
+        // An offer we only held (a birth reconcile cancels thousands another GPU ran) goes
+        // without an fsync of its own; one we claimed or ran is removed durably.
+        if (row.phase === 'received') this.#inbox.drop(row.taskId, row.attempt)
+        else this.#inbox.remove(row.taskId, row.attempt)
         this.#log.info(
           { taskId: row.taskId, attempt: row.attempt, reason: message.reason },
           'task cancelled',
@@ -143,27 +156,41 @@ export class Runner {
   /** Claim while a slot is free and the GPU service is ready. */
   pump(): void {
     if (this.#closed || !this.#d.isConnected() || !this.#d.isReady()) return
+    if (monotonic() < this.#pausedUntil) return
     for (;;) {
-      const busy = this.#inbox.inPhase('claiming').length + this.#inbox.inPhase('running').length
-      if (busy >= this.#d.capacity) return
+      if (this.#inbox.busy() >= this.#d.capacity) return
       const next = this.#inbox.nextToClaim(this.#d.now())
       if (!next) return
-      this.#inbox.setPhase(next.taskId, next.attempt, 'claiming')
-      this.#sendClaim(next)
+      this.#sendClaim(next, this.#inbox.startClaim(next.taskId, next.attempt))
     }
   }
 
-  close(): void {
+  /**
+   * Stop claiming and stop the jobs (the inbox keeps them for the next start). A submit already
+   * sent is given a moment to return the service's task id first: a job stopped between the two
+   * would, after the restart, be one whose submit may have run (job.ts), and its attempt would be
+   * run again elsewhere while the service may be running it.
+   */
+  async close(): Promise<void> {
     this.#closed = true
     clearInterval(this.#maintainTimer)
     clearTimeout(this.#wakeTimer)
     this.#maintainTimer = undefined
+    const settleBy = monotonic() + SUBMIT_SETTLE_MS
+    while (this.#submitting() && monotonic() < settleBy) await sleep(SUBMIT_SETTLE_POLL_MS)
     for (const controller of this.#jobs.values()) controller.abort()
     this.#jobs.clear()
   }
 
-  #sendClaim(row: InboxRow): void {
-    const seq = this.#inbox.nextSeq(row.taskId, row.attempt)
+  /** A job of ours has sent its submit and not yet stored the service's answer. */
+  #submitting(): boolean {
+    return this.#inbox
+      .inPhase('running')
+      .some((row) => this.#jobs.has(row.taskId) && row.submitStarted && row.serviceTaskId === null)
+  }
+
+  /** A claim, or a claim sent again (with a new sequence number). */
+  #sendClaim(row: InboxRow, seq = this.#inbox.nextSeq(row.taskId, row.attempt)): void {
     this.#sentAt.set(row.taskId, monotonic())
     this.#d.send({
       v: PROTOCOL_VERSION,
@@ -265,6 +292,21 @@ export class Runner {
       if (now - (this.#sentAt.get(row.taskId) ?? 0) >= this.#d.resendMs) this.#sendFinal(row)
     }
     this.pump()
+  }
+
+  /** Back to `received` with a backoff, and no claim at all until it is over. */
+  #claimLater(row: InboxRow, reason: 'not-next' | 'at-capacity'): void {
+    this.#inbox.setPhase(
+      row.taskId,
+      row.attempt,
+      'received',
+      this.#d.now() + CLAIM_LATER_BACKOFF_MS,
+    )
+    this.#pausedUntil = monotonic() + CLAIM_LATER_BACKOFF_MS
+    // After `not-next` the gateway sends us the older tasks we lack: their arrival ends the wait.
+    this.#pausedOrder = reason === 'not-next' ? row.order : -Infinity
+    this.#log.debug({ taskId: row.taskId, attempt: row.attempt, reason }, 'claim again later')
+    this.#wakeIn(CLAIM_LATER_BACKOFF_MS)
   }
 
   #wakeIn(ms: number): void {
