@@ -147,9 +147,10 @@ describe('crash and fault recovery', () => {
     const spy = await testMqttClient(gateway.mqttUrl, 'gateway')
     const messages: Buffer[] = []
     spy.on('message', (topic, payload) => {
-      if (topic.endsWith('/tasks')) messages.push(payload)
+      if (topic.endsWith('/tasks') || topic.startsWith('relay/offers/')) messages.push(payload)
     })
-    await spy.subscribeAsync('relay/gpus/gpu-1/tasks', { qos: 1 })
+    // Offers go to every GPU of the type; one bridge may also be sent a task on its own topic.
+    await spy.subscribeAsync(['relay/offers/heygem', 'relay/gpus/gpu-1/tasks'], { qos: 1 })
     await startTestBridge(dir, gateway, gpu)
     const id = await submitFresh(gateway.url)
     await waitFor(() => gpu.stats.submissions.length === 1, { what: 'attempt 1 on the GPU' })
@@ -163,7 +164,7 @@ describe('crash and fault recovery', () => {
       })
     })
     await spy.subscribeAsync('relay/gpus/gpu-1/control', { qos: 1 })
-    await publish(spy, 'relay/gpus/gpu-1/tasks', attempt1 ?? Buffer.alloc(0), { qos: 1 })
+    await publish(spy, 'relay/offers/heygem', attempt1 ?? Buffer.alloc(0), { qos: 1 })
     await refused
     expect(gpu.stats.submissions).toHaveLength(2)
     expect((await taskStatus(gateway.url, id)).status).toBe('done')

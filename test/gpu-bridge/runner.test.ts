@@ -58,7 +58,7 @@ function serviceThatKeepsRunning(answerSubmit: () => Promise<void> = () => Promi
       return { serviceTaskId: `svc-${task.taskId}`, cached: false }
     },
     poll: () =>
-      Promise.resolve({ kind: 'running', stage: 'processing', progress: 10, message: '' }),
+      Promise.resolve({ kind: 'running', stage: 'starting', progress: 10, message: '' }),
     openResult: () => Promise.reject(new Error('never asked: no job ends here')),
   }
   return { adapter, submitted }

@@ -6,10 +6,15 @@ const GPUS = [
   { id: 'wide', capacity: 2 },
 ]
 const online = new Map(GPUS.map((g) => [g.id, [{ from: 0, to: 10_000 }]]))
-const event = (task_id: string, kind: string, at: number, gpu_id: string | null = null) => ({
+const event = (task_id: string, kind: string, at: number): EventRow => ({
   task_id,
   kind,
   at,
+  gpu_id: null,
+})
+/** An event of a task on a GPU: `[task, kind, at, gpu]`. */
+const onGpu = ([task_id, kind, at, gpu_id]: [string, string, number, string]): EventRow => ({
+  ...event(task_id, kind, at),
   gpu_id,
 })
 
@@ -20,9 +25,9 @@ function run(fastFreeAt: number, extra: EventRow[] = []): EventRow[] {
     event('t2', 'submitted', 0),
     event('t3', 'submitted', 0),
     event('t4', 'submitted', 0),
-    event('t1', 'claimed', 0, 'fast'),
-    event('t2', 'claimed', 0, 'wide'),
-    event('t3', 'claimed', 0, 'wide'),
+    onGpu(['t1', 'claimed', 0, 'fast']),
+    onGpu(['t2', 'claimed', 0, 'wide']),
+    onGpu(['t3', 'claimed', 0, 'wide']),
     event('t1', 'done', fastFreeAt),
     ...extra,
     event('t2', 'done', 9_000),
@@ -33,7 +38,7 @@ function run(fastFreeAt: number, extra: EventRow[] = []): EventRow[] {
 describe('the multi-GPU timeline', () => {
   it('counts a task that waited while a GPU had a free slot for longer than the grace', () => {
     // t4 is claimed by `fast` 2 s after t1 freed it.
-    const events = run(1_000, [event('t4', 'claimed', 3_000, 'fast'), event('t4', 'done', 4_000)])
+    const events = run(1_000, [onGpu(['t4', 'claimed', 3_000, 'fast']), event('t4', 'done', 4_000)])
     const waits = waitsBehindIdleGpu({
       timeline: timelineOf(events, 10_000),
       online,
@@ -44,7 +49,7 @@ describe('the multi-GPU timeline', () => {
   })
 
   it('does not count a short gap, a GPU that was off, or the busy slots of a wide GPU', () => {
-    const quick = run(1_000, [event('t4', 'claimed', 1_200, 'fast'), event('t4', 'done', 2_000)])
+    const quick = run(1_000, [onGpu(['t4', 'claimed', 1_200, 'fast']), event('t4', 'done', 2_000)])
     expect(
       waitsBehindIdleGpu({
         timeline: timelineOf(quick, 10_000),
@@ -53,7 +58,7 @@ describe('the multi-GPU timeline', () => {
         graceMs: 1_500,
       }),
     ).toEqual([])
-    const late = run(1_000, [event('t4', 'claimed', 3_000, 'fast'), event('t4', 'done', 4_000)])
+    const late = run(1_000, [onGpu(['t4', 'claimed', 3_000, 'fast']), event('t4', 'done', 4_000)])
     const fastOff = new Map([
       [
         'fast',
@@ -86,7 +91,7 @@ describe('the multi-GPU timeline', () => {
 
   it('finds the most slots held at once, a done and a claim at the same instant counted once', () => {
     const timeline = timelineOf(
-      run(1_000, [event('t4', 'claimed', 1_000, 'fast'), event('t4', 'done', 2_000)]),
+      run(1_000, [onGpu(['t4', 'claimed', 1_000, 'fast']), event('t4', 'done', 2_000)]),
       10_000,
     )
     expect(mostAtOnce(timeline.slots.get('fast') ?? [])).toBe(1)
