@@ -94,7 +94,7 @@ export class AdminTopics {
   }
 
   #send(topic: string, payload: Buffer): void {
-    publish(this.#d.client, topic, payload, { qos: 1, retain: true }).catch((err: unknown) => {
+    publish(this.#d.client, { topic, payload, qos: 1, retain: true }).catch((err: unknown) => {
       this.#d.log.debug({ err, topic }, 'admin snapshot not published')
     })
   }

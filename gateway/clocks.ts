@@ -91,7 +91,13 @@ export class Clocks {
   #giveUp(task: TaskRow, reason: string, note: string): void {
     const { dispatcher, log } = this.#d
     log.warn({ taskId: task.id, gpuId: task.gpu_id, attempt: task.attempt, note }, 'task timed out')
-    if (task.gpu_id !== null) dispatcher.cancelOnGpu(task.gpu_id, task.id, task.attempt, note)
+    if (task.gpu_id !== null)
+      dispatcher.cancelOnGpu({
+        gpuId: task.gpu_id,
+        taskId: task.id,
+        attempt: task.attempt,
+        reason: note,
+      })
     dispatcher.retryOrFail(task, reason, note)
   }
 

@@ -86,7 +86,7 @@ export class Dispatcher {
     }
     const message = taskMessage(task, type.data)
     this.#offeredAt.set(`${task.id}:${task.attempt}`, this.#d.relay())
-    publish(client, topics.offers(type.data), encodePayload(message), { qos: 1 })
+    publish(client, { topic: topics.offers(type.data), payload: encodePayload(message), qos: 1 })
       .then(() => {
         lifecycle.markPublished(task.id, task.attempt)
         log.info({ taskId: task.id, attempt: task.attempt, type: task.type, why }, 'task offered')
@@ -120,7 +120,13 @@ export class Dispatcher {
   }
 
   /** Stop the bridge following an attempt (cancelled, timed out, or no longer ours). */
-  cancelOnGpu(gpuId: string, taskId: string, attempt: number, reason: string): void {
+  cancelOnGpu(o: {
+    readonly gpuId: string
+    readonly taskId: string
+    readonly attempt: number
+    readonly reason: string
+  }): void {
+    const { gpuId, taskId, attempt, reason } = o
     this.control(gpuId, { v: PROTOCOL_VERSION, kind: 'cancel', taskId, attempt, reason })
   }
 
@@ -232,11 +238,13 @@ export class Dispatcher {
 
   control(gpuId: string, message: GpuControl): void {
     const { client, topics, log } = this.#d
-    publish(client, topics.gpuControl(gpuId), encodePayload(message), { qos: 1 }).catch(
-      (err: unknown) => {
-        log.warn({ gpuId, kind: message.kind, err: errorMessage(err) }, 'control not published')
-      },
-    )
+    publish(client, {
+      topic: topics.gpuControl(gpuId),
+      payload: encodePayload(message),
+      qos: 1,
+    }).catch((err: unknown) => {
+      log.warn({ gpuId, kind: message.kind, err: errorMessage(err) }, 'control not published')
+    })
   }
 
   /** The task on one GPU's own topic, unless sent there within `minIntervalMs`. */
@@ -255,7 +263,11 @@ export class Dispatcher {
     const last = this.#sent.get(key)
     if (last !== undefined && now - last < minIntervalMs) return false
     this.#sent.set(key, now)
-    publish(client, topics.gpuTasks(gpuId), encodePayload(taskMessage(task, type.data)), { qos: 1 })
+    publish(client, {
+      topic: topics.gpuTasks(gpuId),
+      payload: encodePayload(taskMessage(task, type.data)),
+      qos: 1,
+    })
       .then(() => {
         log.debug({ taskId: task.id, gpuId, attempt: task.attempt, why }, 'task sent to a GPU')
       })

@@ -60,9 +60,9 @@ export const DEFAULT_WAITING_TEXTS: WaitingTexts = {
 export function waitingText(
   texts: WaitingTexts,
   reason: WaitReason,
-  position: number,
-  eta: number,
+  where: { readonly position: number; readonly eta: number },
 ): string {
+  const { position, eta } = where
   if (reason === 'queued' && eta <= 0) return '任务已提交，即将开始处理'
   return texts[reason]
     .replaceAll('{position}', String(position))

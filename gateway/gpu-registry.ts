@@ -76,7 +76,13 @@ export class GpuRegistry {
   /** When each GPU was last heard from, on the `elapsed` clock (in memory: a restart starts afresh). */
   readonly #heard = new Map<string, number>()
 
-  constructor(db: Db, knownIds: readonly string[], log: Logger, events: RegistryEvents) {
+  constructor(o: {
+    readonly db: Db
+    readonly knownIds: readonly string[]
+    readonly log: Logger
+    readonly events: RegistryEvents
+  }) {
+    const { db, knownIds, log, events } = o
     this.#save = db.prepare(
       `INSERT INTO gpus (id, epoch, online, since, last_seen, capacity) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch, online = excluded.online,
@@ -148,7 +154,12 @@ export class GpuRegistry {
    * (a retained state after our restart, a heartbeat after a gap or with a new epoch) is online
    * at once but asked for a fresh birth.
    */
-  apply(gpuId: string, state: GpuState, now: number, retained: boolean): StateVerdict {
+  apply(
+    gpuId: string,
+    state: GpuState,
+    at: { readonly now: number; readonly retained: boolean },
+  ): StateVerdict {
+    const { now, retained } = at
     const known = this.#gpus.get(gpuId)
     if (known && state.epoch < known.epoch) {
       // Epochs are at least the bridge's clock in ms. One recorded while that clock was far ahead

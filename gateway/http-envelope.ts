@@ -45,6 +45,8 @@ export function notFoundHandler(): RequestHandler {
 
 /** Maps AppErrors (and body-parser errors) to the envelope; anything else is a logged 500. */
 export function errorHandler(log: Logger): ErrorRequestHandler {
+  // express knows an error handler by its four parameters.
+  // eslint-disable-next-line @typescript-eslint/max-params
   return (err: unknown, req, res, _next) => {
     if (res.headersSent) {
       res.destroy()

@@ -40,7 +40,7 @@ export function reconcileBirth(deps: ReconcileDeps, birth: Birth): void {
     const task = store.get(item.taskId)
     if (item.phase !== 'finished' && !(task && isCurrentFor(task, item.attempt, birth))) {
       const reason = task ? `task is ${task.state}, attempt ${task.attempt}` : 'unknown task'
-      dispatcher.cancelOnGpu(gpuId, item.taskId, item.attempt, reason)
+      dispatcher.cancelOnGpu({ gpuId, taskId: item.taskId, attempt: item.attempt, reason })
     }
   }
   let sent = 0

@@ -78,21 +78,26 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
     store,
     queue: () => late.views?.queue() ?? { queued: 0, processing: 0, gpusOnline: 0, etaSeconds: 0 },
   })
-  const registry = new GpuRegistry(db, config.gpuIds, log, {
-    onOnline: (birth) => {
-      const dispatcher = late.dispatcher
-      if (dispatcher) reconcileBirth({ store, dispatcher, log }, birth)
-      admin.queueChanged()
+  const registry = new GpuRegistry({
+    db,
+    knownIds: config.gpuIds,
+    log,
+    events: {
+      onOnline: (birth) => {
+        const dispatcher = late.dispatcher
+        if (dispatcher) reconcileBirth({ store, dispatcher, log }, birth)
+        admin.queueChanged()
+      },
+      onPresumedOnline: (gpuId) => {
+        late.dispatcher?.requestRebirth(gpuId)
+        admin.queueChanged()
+      },
+      // Nothing moves: there is no per-GPU queue (its running tasks: birth reconcile, clocks).
+      onOffline: () => {
+        admin.queueChanged()
+      },
+      elapsed: relay,
     },
-    onPresumedOnline: (gpuId) => {
-      late.dispatcher?.requestRebirth(gpuId)
-      admin.queueChanged()
-    },
-    // Nothing moves: there is no per-GPU queue (its running tasks: birth reconcile, clocks).
-    onOffline: () => {
-      admin.queueChanged()
-    },
-    elapsed: relay,
   })
   late.registry = registry
   const dispatcher = new Dispatcher({
@@ -164,7 +169,7 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
             log.warn({ gpuId: parsed.gpuId, error: state.error }, 'bad GPU state dropped')
             return
           }
-          registry.apply(parsed.gpuId, state.value, now(), retained)
+          registry.apply(parsed.gpuId, state.value, { now: now(), retained })
         }
       } catch (err) {
         log.error({ err, topic }, 'MQTT message handling failed')

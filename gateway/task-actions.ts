@@ -118,7 +118,8 @@ export class TaskActions {
       throw appError('TASK_NOT_CANCELLABLE', { params: { state: stateWord(row.state) } })
     }
     const { before } = moved
-    if (before.gpu_id !== null) dispatcher.cancelOnGpu(before.gpu_id, taskId, before.attempt, by)
+    if (before.gpu_id !== null)
+      dispatcher.cancelOnGpu({ gpuId: before.gpu_id, taskId, attempt: before.attempt, reason: by })
     log.info({ taskId, gpuId: before.gpu_id, was: before.state, by }, 'task cancelled')
     return views.view(views.get(taskId))
   }

@@ -82,7 +82,9 @@ export class TaskService {
           })
         : 0
     const message =
-      waiting === null ? describe(row) : waitingText(this.#d.waitingTexts, waiting, position, eta)
+      waiting === null
+        ? describe(row)
+        : waitingText(this.#d.waitingTexts, waiting, { position, eta })
     return {
       row,
       position,

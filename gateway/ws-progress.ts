@@ -122,7 +122,12 @@ export function attachProgressSockets(
   ]
   for (const t of timers) t.unref()
 
-  const open = (ws: WebSocket, rawId: string, token: string, ip: string): void => {
+  /** A socket upgraded for `rawId`, with the `?token=` it gave and the caller's address. */
+  const open = (
+    ws: WebSocket,
+    asked: { readonly rawId: string; readonly token: string; readonly ip: string },
+  ): void => {
+    const { rawId, token, ip } = asked
     live.add(ws)
     ws.on('close', () => live.delete(ws))
     ws.on('error', (err) => log.debug({ err: err.message }, 'progress socket error'))
@@ -194,12 +199,11 @@ export function attachProgressSockets(
       settle()
       if (closing) ws.terminate()
       else
-        open(
-          ws,
+        open(ws, {
           rawId,
-          url.searchParams.get('token') ?? '',
-          (deps.callers ?? callerAddresses([])).of(req),
-        )
+          token: url.searchParams.get('token') ?? '',
+          ip: (deps.callers ?? callerAddresses([])).of(req),
+        })
     })
   }
   server.on('upgrade', onUpgrade)

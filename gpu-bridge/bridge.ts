@@ -97,11 +97,13 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
   presence.attach(client)
 
   const send = (event: BridgeEvent): void => {
-    publish(client, topics.gpuEvents(config.gpuId), encodePayload(event), { qos: 1 }).catch(
-      (err: unknown) => {
-        log.debug({ err: errorMessage(err), kind: event.kind }, 'event not published')
-      },
-    )
+    publish(client, {
+      topic: topics.gpuEvents(config.gpuId),
+      payload: encodePayload(event),
+      qos: 1,
+    }).catch((err: unknown) => {
+      log.debug({ err: errorMessage(err), kind: event.kind }, 'event not published')
+    })
   }
   const runner = new Runner({
     adapter,

@@ -26,16 +26,19 @@ export class GatewayFiles implements InputSource {
     try {
       res = await fetch(target, { signal, headers: this.#headers })
     } catch (err) {
-      throw new HttpError(`cannot fetch input ${file.hash} from the gateway`, 0, null, null, err)
+      throw new HttpError(
+        `cannot fetch input ${file.hash} from the gateway`,
+        { status: 0, code: null, body: null },
+        err,
+      )
     }
     if (res.status !== 200 || !res.body) {
       const text = await res.text()
-      throw new HttpError(
-        `gateway has no input ${file.hash}: HTTP ${res.status}`,
-        res.status,
-        null,
-        text,
-      )
+      throw new HttpError(`gateway has no input ${file.hash}: HTTP ${res.status}`, {
+        status: res.status,
+        code: null,
+        body: text,
+      })
     }
     return Readable.fromWeb(res.body as WebReadableStream<Uint8Array>)
   }
@@ -75,7 +78,7 @@ export class GatewayFiles implements InputSource {
         return { hash, ext, size }
       }
     }
-    const stored = readEnvelope(target.toString(), reply.status, reply.body, ResultStored)
+    const stored = readEnvelope(target.toString(), reply, ResultStored)
     await piping
     const local = tap.result()
     if (stored.hash !== local.hash || stored.size !== local.size) {

@@ -159,7 +159,12 @@ export class Inbox {
     })()
   }
 
-  setPhase(taskId: string, attempt: number, phase: InboxPhase, notBefore = 0): void {
+  setPhase(
+    task: { readonly taskId: string; readonly attempt: number },
+    phase: InboxPhase,
+    notBefore = 0,
+  ): void {
+    const { taskId, attempt } = task
     this.#s.setPhase.run(phase, notBefore, taskId, attempt)
   }
 

@@ -54,12 +54,12 @@ export async function runJob(
     let cached = false
     if (serviceTaskId === null) {
       deps.progress({ progress: 0, stage: 'preparing', message: '正在把文件传到 GPU 服务器' })
-      const sent = await untilServiceUp(deps, signal, () =>
+      const sent = await untilServiceUp({ deps, signal }, () =>
         adapter.prepare(row.message, deps.files, signal),
       )
       jobLog.info({ sent: sent.length }, 'inputs ready on GPU service')
       inbox.markSubmitStarted(row.taskId, row.attempt)
-      const submitted = await untilServiceUp(deps, signal, () =>
+      const submitted = await untilServiceUp({ deps, signal }, () =>
         adapter.submit(row.message, signal),
       )
       serviceTaskId = submitted.serviceTaskId
@@ -73,7 +73,7 @@ export async function runJob(
     const id = serviceTaskId
     // A cache hit is done at once: its result is ready to download.
     while (!cached) {
-      const status = await untilServiceUp(deps, signal, () => adapter.poll(id, signal))
+      const status = await untilServiceUp({ deps, signal }, () => adapter.poll(id, signal))
       if (status.kind === 'done') break
       if (status.kind === 'lost') return { kind: 'error', message: TEXTS.lost, retryable: true }
       if (status.kind === 'failed') {
@@ -89,7 +89,7 @@ export async function runJob(
       await sleep(deps.pollMs, undefined, { signal })
     }
     throttle.flush()
-    const handed = await handOver(row, id, deps, signal)
+    const handed = await handOver({ row, serviceTaskId: id }, deps, signal)
     if (handed.kind === 'refused') return handed.outcome
     return { kind: 'done', result: handed.result, elapsedMs: Math.round(monotonic() - started) }
   } catch (err) {
@@ -118,15 +118,15 @@ const HAND_OVER_MAX_WAIT_MS = 30_000
  * gives up after `serviceDownMs`.
  */
 async function handOver(
-  row: InboxRow,
-  serviceTaskId: string,
+  job: { readonly row: InboxRow; readonly serviceTaskId: string },
   deps: JobDeps,
   signal: AbortSignal,
 ): Promise<HandOver> {
+  const { row, serviceTaskId } = job
   const base = Math.max(1, Math.min(deps.pollMs * 2, 1_000))
   const cap = Math.min(HAND_OVER_MAX_WAIT_MS, Math.max(base, deps.pollMs * 20))
   for (let tries = 1; ; tries++) {
-    const result = await untilServiceUp(deps, signal, () =>
+    const result = await untilServiceUp({ deps, signal }, () =>
       deps.adapter.openResult(serviceTaskId, signal),
     )
     try {
@@ -203,11 +203,11 @@ function isGatewayAway(err: unknown): boolean {
  * `limitMs` (default `serviceDownMs`).
  */
 async function untilServiceUp<T>(
-  deps: JobDeps,
-  signal: AbortSignal,
+  ctx: { readonly deps: JobDeps; readonly signal: AbortSignal },
   step: () => Promise<T>,
-  limitMs = deps.serviceDownMs,
+  limitMs = ctx.deps.serviceDownMs,
 ): Promise<T> {
+  const { deps, signal } = ctx
   let downSince: number | null = null
   for (;;) {
     signal.throwIfAborted()

@@ -133,7 +133,9 @@ export class Presence {
       reason: 'shutdown',
     })
     await Promise.race([
-      publish(client, this.#d.stateTopic, payload, { qos: 1, retain: true }).catch(() => undefined),
+      publish(client, { topic: this.#d.stateTopic, payload, qos: 1, retain: true }).catch(
+        () => undefined,
+      ),
       new Promise((resolve) => setTimeout(resolve, 2_000)),
     ])
   }
@@ -158,8 +160,11 @@ export class Presence {
   #send(state: GpuState): void {
     const client = this.#client
     if (!client) return
-    publish(client, this.#d.stateTopic, encodePayload(state), { qos: 1, retain: true }).catch(
-      (err: unknown) => this.#d.log.debug({ err: errorMessage(err) }, 'state not published'),
-    )
+    publish(client, {
+      topic: this.#d.stateTopic,
+      payload: encodePayload(state),
+      qos: 1,
+      retain: true,
+    }).catch((err: unknown) => this.#d.log.debug({ err: errorMessage(err) }, 'state not published'))
   }
 }

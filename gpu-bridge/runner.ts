@@ -93,7 +93,7 @@ export class Runner {
       case 'claim-granted':
         if (row?.phase !== 'claiming') return
         this.#sentAt.delete(row.taskId)
-        this.#inbox.setPhase(row.taskId, row.attempt, 'running')
+        this.#inbox.setPhase(row, 'running')
         this.#log.info({ taskId: row.taskId, attempt: row.attempt }, 'claim granted')
         // The service went away since the claim left: start once it is back (resume), rather
         // than spend the attempt waiting for it.
@@ -296,12 +296,7 @@ export class Runner {
 
   /** Back to `received` with a backoff, and no claim at all until it is over. */
   #claimLater(row: InboxRow, reason: 'not-next' | 'at-capacity'): void {
-    this.#inbox.setPhase(
-      row.taskId,
-      row.attempt,
-      'received',
-      this.#d.now() + CLAIM_LATER_BACKOFF_MS,
-    )
+    this.#inbox.setPhase(row, 'received', this.#d.now() + CLAIM_LATER_BACKOFF_MS)
     this.#pausedUntil = monotonic() + CLAIM_LATER_BACKOFF_MS
     // After `not-next` the gateway sends us the older tasks we lack: their arrival ends the wait.
     this.#pausedOrder = reason === 'not-next' ? row.order : -Infinity

@@ -19,14 +19,14 @@ export class HttpError extends Error {
    * it again cannot do the work twice. False for a timeout or a connection cut mid-way.
    */
   readonly notDelivered: boolean
+  /** `reply`: the HTTP status (0: no answer), the envelope's code and the body as read. */
   constructor(
     message: string,
-    status: number,
-    code: number | null,
-    body: unknown,
+    reply: { readonly status: number; readonly code: number | null; readonly body: unknown },
     cause?: unknown,
   ) {
     super(message, cause === undefined ? undefined : { cause })
+    const { status, code, body } = reply
     this.name = 'HttpError'
     this.status = status
     this.code = code
@@ -68,7 +68,7 @@ export async function requestEnvelope<T>(
   req: JsonRequest = {},
 ): Promise<T> {
   const json = await requestJson(url, req)
-  return readEnvelope(url, json.status, json.body, schema)
+  return readEnvelope(url, json, schema)
 }
 
 /** Send JSON and return the raw parsed body and status (no envelope reading). */
@@ -93,7 +93,11 @@ export async function requestJson(
   try {
     res = await fetch(url, init)
   } catch (err) {
-    throw new HttpError(`cannot reach ${url}: ${causeText(err)}`, 0, null, null, err)
+    throw new HttpError(
+      `cannot reach ${url}: ${causeText(err)}`,
+      { status: 0, code: null, body: null },
+      err,
+    )
   }
   const text = await res.text()
   let body: unknown = text
@@ -107,19 +111,23 @@ export async function requestJson(
 
 export function readEnvelope<T>(
   url: string,
-  status: number,
-  body: unknown,
+  reply: { readonly status: number; readonly body: unknown },
   schema: z.ZodType<T>,
 ): T {
+  const { status, body } = reply
   const envelope = body as { code?: unknown; msg?: unknown; data?: unknown } | null
   const code = typeof envelope?.code === 'number' ? envelope.code : null
   const msg = typeof envelope?.msg === 'string' ? envelope.msg : `HTTP ${status}`
   if (status >= 400 || code !== 0) {
-    throw new HttpError(msg, status, code, body)
+    throw new HttpError(msg, { status, code, body })
   }
   const parsed = schema.safeParse(envelope?.data)
   if (!parsed.success) {
-    throw new HttpError(`unexpected reply from ${url}: ${parsed.error.message}`, status, code, body)
+    throw new HttpError(`unexpected reply from ${url}: ${parsed.error.message}`, {
+      status,
+      code,
+      body,
+    })
   }
   return parsed.data
 }
@@ -197,7 +205,13 @@ function send(
     })
     req.setTimeout(timeoutMs, () => req.destroy(new Error(`upload to ${url} timed out`)))
     req.on('error', (err) => {
-      reject(new HttpError(`upload to ${url} failed: ${err.message}`, 0, null, null, err))
+      reject(
+        new HttpError(
+          `upload to ${url} failed: ${err.message}`,
+          { status: 0, code: null, body: null },
+          err,
+        ),
+      )
     })
     const writeNext = (index: number): void => {
       const part = parts[index]

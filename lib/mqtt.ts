@@ -4,12 +4,16 @@ import type { Logger } from 'pino'
 /** Publish and resolve once the broker has the message (PUBACK for QoS 1). */
 export function publish(
   client: MqttClient,
-  topic: string,
-  payload: Buffer | string,
-  options: { qos: 0 | 1; retain?: boolean },
+  message: {
+    readonly topic: string
+    readonly payload: Buffer | string
+    readonly qos: 0 | 1
+    readonly retain?: boolean
+  },
 ): Promise<void> {
+  const { topic, payload, qos, retain = false } = message
   return new Promise((resolve, reject) => {
-    client.publish(topic, payload, { qos: options.qos, retain: options.retain ?? false }, (err) => {
+    client.publish(topic, payload, { qos, retain }, (err) => {
       if (err) reject(err)
       else resolve()
     })

@@ -83,15 +83,14 @@ export class RelayClient {
       requestJson(url, { headers: this.#headers, timeoutMs: this.#timeoutMs }),
     )
     // Throws with the server's msg when the status or `code` says it failed.
-    readEnvelope(url, reply.status, reply.body, z.unknown())
+    readEnvelope(url, reply, z.unknown())
     const parsed = HealthReply.safeParse(reply.body)
     if (!parsed.success) {
-      throw new HttpError(
-        `unexpected reply from ${url}: ${parsed.error.message}`,
-        reply.status,
-        null,
-        reply.body,
-      )
+      throw new HttpError(`unexpected reply from ${url}: ${parsed.error.message}`, {
+        status: reply.status,
+        code: null,
+        body: reply.body,
+      })
     }
     return parsed.data
   }
@@ -119,7 +118,7 @@ export class RelayClient {
         timeoutMs: this.#transferTimeoutMs,
       }),
     )
-    return readEnvelope(url, reply.status, reply.body, UploadFileData)
+    return readEnvelope(url, reply, UploadFileData)
   }
 
   submitTask(request: TaskSubmitRequest): Promise<TaskSubmitData> {
@@ -149,8 +148,12 @@ export class RelayClient {
     const res = await this.#call(() => fetch(url, { headers: this.#headers, signal }))
     if (res.status !== 200 || res.body === null) {
       const text = await res.text()
-      readEnvelope(url, res.status === 200 ? 500 : res.status, parseJson(text), z.unknown())
-      throw new HttpError(`HTTP ${res.status}`, res.status, null, text)
+      readEnvelope(
+        url,
+        { status: res.status === 200 ? 500 : res.status, body: parseJson(text) },
+        z.unknown(),
+      )
+      throw new HttpError(`HTTP ${res.status}`, { status: res.status, code: null, body: text })
     }
     const expected = Number(res.headers.get('content-length') ?? NaN)
     const tmp = join(
@@ -161,12 +164,11 @@ export class RelayClient {
       await pipeline(Readable.fromWeb(res.body), createWriteStream(tmp))
       const bytes = (await stat(tmp)).size
       if (Number.isFinite(expected) && bytes !== expected) {
-        throw new HttpError(
-          `下载不完整：收到 ${bytes} 字节，应为 ${expected} 字节`,
-          200,
-          null,
-          null,
-        )
+        throw new HttpError(`下载不完整：收到 ${bytes} 字节，应为 ${expected} 字节`, {
+          status: 200,
+          code: null,
+          body: null,
+        })
       }
       await rename(tmp, outPath)
       return { bytes }
@@ -174,7 +176,7 @@ export class RelayClient {
       await rm(tmp, { force: true })
       if (err instanceof HttpError || options.signal?.aborted === true) throw err
       const why = timeout.aborted ? '下载超时' : errorText(err)
-      throw new HttpError(`下载中断：${why}`, 0, null, null, err)
+      throw new HttpError(`下载中断：${why}`, { status: 0, code: null, body: null }, err)
     }
   }
 
@@ -202,7 +204,11 @@ export class RelayClient {
       if (err instanceof HttpError && err.status !== 0) throw err
       if (err instanceof Error && err.name === 'AbortError') throw err
       const why = isTimeout(err) ? '请求超时' : errorText(err)
-      throw new HttpError(`无法连接 gpu-relay 网关（${this.baseUrl}）：${why}`, 0, null, null, err)
+      throw new HttpError(
+        `无法连接 gpu-relay 网关（${this.baseUrl}）：${why}`,
+        { status: 0, code: null, body: null },
+        err,
+      )
     }
   }
 }

@@ -76,16 +76,16 @@ export function runServerAdapter(options: RunServerOptions): GpuAdapter {
   async function call<T>(
     path: string,
     schema: z.ZodType<T>,
-    body: unknown,
-    idempotent: boolean,
+    how: { readonly body: unknown; readonly idempotent: boolean },
   ): Promise<T> {
+    const { body, idempotent } = how
     const target = url(path)
     try {
       const reply = await requestJson(target, {
         headers: auth,
         ...(body === undefined ? {} : { body }),
       })
-      return readEnvelope(target, reply.status, reply.body, schema)
+      return readEnvelope(target, reply, schema)
     } catch (err) {
       if (!(err instanceof HttpError)) throw err
       if (err.status === 0 && (idempotent || err.notDelivered)) {
@@ -108,12 +108,10 @@ export function runServerAdapter(options: RunServerOptions): GpuAdapter {
 
     async prepare(task: TaskMessage, source: InputSource, signal: AbortSignal): Promise<string[]> {
       const files = uniqueFiles([task.input.audio, task.input.video])
-      const present = await call(
-        HEYGEM_PATHS.checkFiles,
-        RunServerCheckFiles,
-        { files: files.map((f) => ({ hash: f.hash, ext: f.ext })) },
-        true,
-      )
+      const present = await call(HEYGEM_PATHS.checkFiles, RunServerCheckFiles, {
+        body: { files: files.map((f) => ({ hash: f.hash, ext: f.ext })) },
+        idempotent: true,
+      })
       const sent: string[] = []
       for (const file of files) {
         if (present[file.hash] === true) continue
@@ -136,7 +134,7 @@ export function runServerAdapter(options: RunServerOptions): GpuAdapter {
         } finally {
           stream.destroy() // an early error reply leaves the gateway download half-read
         }
-        const stored = readEnvelope(target, reply.status, reply.body, RunServerUpload)
+        const stored = readEnvelope(target, reply, RunServerUpload)
         // run_server renames an upload whose bytes do not match the hash: the copy is damaged.
         if (stored.hash !== undefined && stored.hash.toLowerCase() !== file.hash) {
           throw new Error(`file ${file.hash} arrived at the GPU service as ${stored.hash}`)
@@ -155,7 +153,10 @@ export function runServerAdapter(options: RunServerOptions): GpuAdapter {
         license_key: '',
       }
       try {
-        const data = await call(HEYGEM_PATHS.submit, RunServerSubmit, body, false)
+        const data = await call(HEYGEM_PATHS.submit, RunServerSubmit, {
+          body: body,
+          idempotent: false,
+        })
         return { serviceTaskId: data.task_id, cached: data.cached === true }
       } catch (err) {
         // A refusal with a reason (a missing file after a cleanup, bad input) is the service's
@@ -176,8 +177,7 @@ export function runServerAdapter(options: RunServerOptions): GpuAdapter {
         data = await call(
           `${HEYGEM_PATHS.progress}?task_id=${encodeURIComponent(serviceTaskId)}`,
           RunServerProgress,
-          undefined,
-          true,
+          { body: undefined, idempotent: true },
         )
       } catch (err) {
         if (err instanceof HttpError && err.status === 404) return { kind: 'lost' }
@@ -228,9 +228,7 @@ export function runServerAdapter(options: RunServerOptions): GpuAdapter {
         }
         throw new HttpError(
           `download of ${serviceTaskId} failed: HTTP ${String(res.status)} ${text.slice(0, 200)}`,
-          res.status,
-          null,
-          body,
+          { status: res.status, code: null, body },
         )
       }
       const length = Number(res.headers.get('content-length'))

@@ -212,7 +212,7 @@ describe('MQTT topic rights', () => {
       password: SECRETS.gpu1,
       clientId: bridgeClientId('gpu-1'),
     })
-    await publish(honest, 'relay/gpus/gpu-1/events', '{"v":1}', { qos: 1 })
+    await publish(honest, { topic: 'relay/gpus/gpu-1/events', payload: '{"v":1}', qos: 1 })
     await waitFor(() => seen.includes('relay/gpus/gpu-1/events'), { what: 'the honest event' })
     expect(seen).toEqual(['relay/gpus/gpu-1/events'])
   })
@@ -266,7 +266,7 @@ describe('MQTT topic rights', () => {
     expect(code).not.toBe(0) // refused at CONNECT, before the will is stored
     await endClient(client, true)
     // A will it may send arrives; the forged one never did (checked once a later message is in).
-    await publish(gateway, 'relay/gpus/gpu-1/state', '{"marker":1}', { qos: 1 })
+    await publish(gateway, { topic: 'relay/gpus/gpu-1/state', payload: '{"marker":1}', qos: 1 })
     await waitFor(() => seen.some((s) => s.includes('marker')), { what: 'the marker' })
     expect(seen.filter((s) => s.startsWith('relay/gpus/gpu-2/state'))).toEqual([])
   })

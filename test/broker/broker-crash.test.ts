@@ -114,7 +114,10 @@ describe('wills of clients connected when the broker died', () => {
     onTestFinished(() => proxy.close())
     const gateway = await startTestGateway(dir, { mqttUrl: first.url })
     const gpu = await startTestGpu(dir)
-    const bridge = await startTestBridge(dir, { url: gateway.url, mqttUrl: proxy.url('mqtt') }, gpu)
+    const bridge = await startTestBridge(dir, {
+      gateway: { url: gateway.url, mqttUrl: proxy.url('mqtt') },
+      gpu,
+    })
     const oldEpoch = await waitFor(
       async () => {
         const p = await gpuPresence(gateway.url)

@@ -114,7 +114,8 @@ async function honestRoundTrip(url: string): Promise<{ connackMs: number; receiv
     reconnectPeriod: 0,
   })
   onTestFinished(() => endClient(pub, true))
-  for (let i = 0; i < 20; i++) await publish(pub, 'relay/honest', String(i), { qos: 1 })
+  for (let i = 0; i < 20; i++)
+    await publish(pub, { topic: 'relay/honest', payload: String(i), qos: 1 })
   await waitFor(() => received === 20, { what: 'the honest messages' })
   return { connackMs, received }
 }
@@ -384,7 +385,7 @@ describe('hostile MQTT connections', () => {
     const total = 3_000
     await Promise.all(
       Array.from({ length: total }, () =>
-        publish(pub, 'relay/backlog', Buffer.alloc(4 * 1024), { qos: 1 }),
+        publish(pub, { topic: 'relay/backlog', payload: Buffer.alloc(4 * 1024), qos: 1 }),
       ),
     )
     // Back, it reads nothing for twice the deadline after its CONNACK, then everything.

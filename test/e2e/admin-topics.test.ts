@@ -46,7 +46,7 @@ describe('what admins see in MQTT Explorer', () => {
       broker: { host: '127.0.0.1', port: 0, wsPort: 0, persistencePath: null, tls: null },
     })
     const gpu = await startTestGpu(dir, 1_500)
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     const id = await submitFresh(gateway.url)
 
     const wsUrl = gateway.mqttWsUrl ?? ''
@@ -91,7 +91,7 @@ describe('a broker outside the gateway', () => {
     const gateway = await startTestGateway(dir, { mqttUrl: broker.url })
     expect(gateway.mqttUrl).toBe(broker.url)
     const gpu = await startTestGpu(dir, 200)
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     const id = await submitFresh(gateway.url)
     expect((await finalStatus(gateway.url, id)).status).toBe('done')
   })

@@ -25,7 +25,8 @@ describe('a flood of births from one GPU', () => {
     const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
     const video = await upload(gateway.url, media('v', 'video'), '.mp4')
     const queued = 30
-    for (let i = 0; i < queued; i++) await submitTask(gateway.url, audio, video, 'K')
+    for (let i = 0; i < queued; i++)
+      await submitTask(gateway.url, { audio, video, licenseKey: 'K' })
 
     const admin = await testMqttClient(gateway.mqttUrl, 'admin')
     const seen: string[] = []
@@ -54,14 +55,21 @@ describe('a flood of births from one GPU', () => {
         reason: 'birth',
         holding: [],
       }
-      await publish(gpu, topics.gpuState('gpu-1'), encodePayload(birth), { qos: 1, retain: true })
+      await publish(gpu, {
+        topic: topics.gpuState('gpu-1'),
+        payload: encodePayload(birth),
+        qos: 1,
+        retain: true,
+      })
     }
     // Every birth has been handled once the gateway shows the last epoch; a task submitted after
     // that is published after every re-publish of theirs (one publisher, one topic: in order).
     await waitFor(async () => (await gpuPresence(gateway.url)).epoch === first + births - 1, {
       what: 'the last birth seen',
     })
-    const marker = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
+    const marker = String(
+      (await submitTask(gateway.url, { audio, video, licenseKey: 'K' })).data.task_id,
+    )
     await waitFor(() => seen.includes(marker), { what: 'the task submitted after the flood' })
     seen.splice(seen.indexOf(marker), 1)
     expect(new Set(seen).size).toBe(queued)

@@ -26,7 +26,7 @@ describe('a bridge whose inbox file is damaged', () => {
     await mkdir(join(dir, 'bridge'), { recursive: true })
     await writeFile(join(dir, 'bridge', 'bridge.sqlite'), randomBytes(8192))
 
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     const done = await finalStatus(gateway.url, taskId, 20_000)
     expect(done.status).toBe('done')
     expect(gpu.stats.submissions).toHaveLength(1)
@@ -59,7 +59,7 @@ describe('a GPU re-installed after its clock ran far ahead', () => {
 
     const taskId = await submitFresh(gateway.url)
     // Re-installed: a new data folder (epochs from the right clock, a month lower).
-    const bridge = await startTestBridge(dir, gateway, gpu)
+    const bridge = await startTestBridge(dir, { gateway, gpu })
     const done = await finalStatus(gateway.url, taskId, 20_000)
     expect(done.status).toBe('done')
     expect(gateway.store.get(taskId)?.attempt).toBe(1)

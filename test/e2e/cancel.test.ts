@@ -6,7 +6,7 @@ import { waitFor } from '../helpers/wait-for.js'
 
 /** Submit `audio` and `video` for license key K: the new task's id. */
 async function submitted(url: string, audio: string, video: string): Promise<string> {
-  return String((await submitTask(url, audio, video, 'K')).data.task_id)
+  return String((await submitTask(url, { audio, video, licenseKey: 'K' })).data.task_id)
 }
 
 /** Upload a fresh audio and submit it with `video`: the new task's id. */
@@ -26,7 +26,7 @@ describe('cancelling a task', () => {
     const cancelled = await call(gateway.url, '/api/heygem/task/cancel', { task_id: doomed })
     expect(cancelled.env).toMatchObject({ code: 0, data: { status: 'cancelled' } })
 
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     await waitFor(async () => (await taskStatus(gateway.url, kept)).status === 'done', {
       what: 'the other task done',
     })
@@ -41,7 +41,7 @@ describe('cancelling a task', () => {
     const dir = await tempDir('cancel-running')
     const gateway = await startTestGateway(dir)
     const gpu = await startTestGpu(dir, 1_500)
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     const video = await upload(gateway.url, media('v', 'video'), '.mp4')
     const running = await submittedWithNewAudio(gateway.url, 'a', video)
     const next = await submittedWithNewAudio(gateway.url, 'b', video)

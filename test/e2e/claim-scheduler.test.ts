@@ -73,7 +73,12 @@ async function rawGpu(gateway: { url: string; mqttUrl: string }, gpuId: string, 
         ...o,
         holding: o.holding ?? [],
       }
-      await publish(client, topics.gpuState(gpuId), encodePayload(state), { qos: 1, retain: true })
+      await publish(client, {
+        topic: topics.gpuState(gpuId),
+        payload: encodePayload(state),
+        qos: 1,
+        retain: true,
+      })
       await waitFor(async () => (await gpuPresence(gateway.url, gpuId)).epoch === epoch, {
         what: `${gpuId} birth seen`,
       })
@@ -83,7 +88,11 @@ async function rawGpu(gateway: { url: string; mqttUrl: string }, gpuId: string, 
       const from = control.length
       seq++
       const event = { v: PROTOCOL_VERSION, kind: 'claim', taskId, attempt: 1, seq, epoch }
-      await publish(client, topics.gpuEvents(gpuId), encodePayload(event), { qos: 1 })
+      await publish(client, {
+        topic: topics.gpuEvents(gpuId),
+        payload: encodePayload(event),
+        qos: 1,
+      })
       return waitFor(
         () => {
           for (const m of control.slice(from)) {

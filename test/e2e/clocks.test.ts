@@ -31,11 +31,13 @@ describe('the four clocks', () => {
 
     const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
     const video = await upload(gateway.url, media('v', 'video'), '.mp4')
-    const id = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
+    const id = String(
+      (await submitTask(gateway.url, { audio, video, licenseKey: 'K' })).data.task_id,
+    )
     const message = await captured
     expect((await finalStatus(gateway.url, id)).status).toBe('expired')
 
-    const bridge = await startTestBridge(dir, gateway, gpu)
+    const bridge = await startTestBridge(dir, { gateway, gpu })
     await waitFor(() => bridge.isConnected(), { what: 'bridge connected' })
     const refused = new Promise<void>((resolve) => {
       spy.on('message', (topic, payload) => {
@@ -43,7 +45,7 @@ describe('the four clocks', () => {
       })
     })
     await spy.subscribeAsync('relay/gpus/gpu-1/control', { qos: 1 })
-    await publish(spy, 'relay/gpus/gpu-1/tasks', message, { qos: 1 })
+    await publish(spy, { topic: 'relay/gpus/gpu-1/tasks', payload: message, qos: 1 })
     await refused
     expect(gpu.stats.submissions).toHaveLength(0)
     expect((await taskStatus(gateway.url, id)).status).toBe('expired')
@@ -53,7 +55,7 @@ describe('the four clocks', () => {
     const dir = await tempDir('exec-timeout')
     const gateway = await startTestGateway(dir, { execTimeoutMs: 800, maxAttempts: 2 })
     const gpu = await startTestGpu(dir, 60_000)
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     const id = await submitFresh(gateway.url)
     const final = await finalStatus(gateway.url, id)
     expect(final.status).toBe('error')
@@ -66,7 +68,7 @@ describe('the four clocks', () => {
     const gateway = await startTestGateway(dir, { stallTimeoutMs: 1_000, maxAttempts: 2 })
     const gpu = await startTestGpu(dir, 600)
     gpu.hangNext(20) // the service's one slot is stuck, as with the real hang
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     const id = await submitFresh(gateway.url)
     const final = await finalStatus(gateway.url, id)
     expect(final.status).toBe('error')
@@ -80,10 +82,12 @@ describe('the four clocks', () => {
     const dir = await tempDir('retention')
     const gateway = await startTestGateway(dir, { retentionMs: 1_500 })
     const gpu = await startTestGpu(dir, 200)
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
     const video = await upload(gateway.url, media('v', 'video'), '.mp4')
-    const id = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
+    const id = String(
+      (await submitTask(gateway.url, { audio, video, licenseKey: 'K' })).data.task_id,
+    )
     expect((await finalStatus(gateway.url, id)).status).toBe('done')
 
     await waitFor(
@@ -113,7 +117,7 @@ describe('the four clocks', () => {
       reader.once('message', (topic) => resolve(topic)),
     )
     await reader.subscribeAsync([`relay/tasks/${id}`, 'relay/test/marker'], { qos: 1 })
-    await publish(reader, 'relay/test/marker', 'x', { qos: 1 })
+    await publish(reader, { topic: 'relay/test/marker', payload: 'x', qos: 1 })
     expect(await first).toBe('relay/test/marker')
   })
 })

@@ -35,14 +35,14 @@ describe('crash and fault recovery', () => {
     const dataDir = join(dir, 'gateway')
     let gateway = await startChildGateway(dataDir, ports)
     const gpu = await startTestGpu(dir, 1_200)
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
 
     const video = await upload(gateway.url, media('avatar', 'video'), '.mp4')
     const tasks: { id: string; audio: string }[] = []
     for (let i = 0; i < 4; i++) {
       const audio = await upload(gateway.url, media(`line-${String(i)}`, 'audio'), '.wav')
       tasks.push({
-        id: String((await submitTask(gateway.url, audio, video, 'K')).data.task_id),
+        id: String((await submitTask(gateway.url, { audio, video, licenseKey: 'K' })).data.task_id),
         audio,
       })
     }
@@ -99,7 +99,7 @@ describe('crash and fault recovery', () => {
     const gpu = await startTestGpu(dir, 2_500)
     const proxy = await startTcpProxy(Number(new URL(gateway.mqttUrl).port))
     onTestFinished(() => proxy.close())
-    await startTestBridge(dir, { url: gateway.url, mqttUrl: proxy.url('mqtt') }, gpu)
+    await startTestBridge(dir, { gateway: { url: gateway.url, mqttUrl: proxy.url('mqtt') }, gpu })
     const id = await submitFresh(gateway.url)
     await waitFor(async () => Number((await taskStatus(gateway.url, id)).progress) > 10, {
       what: 'under way',
@@ -122,7 +122,7 @@ describe('crash and fault recovery', () => {
     const dir = await tempDir('gpu-restarts')
     const gateway = await startTestGateway(dir, { maxAttempts: 2 })
     const gpu = await startTestGpu(dir, 2_000)
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     const id = await submitFresh(gateway.url)
     for (let n = 1; n <= 2; n++) {
       await waitFor(() => gpu.stats.submissions.length === n, { what: `submission ${String(n)}` })
@@ -151,7 +151,7 @@ describe('crash and fault recovery', () => {
     })
     // Offers go to every GPU of the type; one bridge may also be sent a task on its own topic.
     await spy.subscribeAsync(['relay/offers/heygem', 'relay/gpus/gpu-1/tasks'], { qos: 1 })
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     const id = await submitFresh(gateway.url)
     await waitFor(() => gpu.stats.submissions.length === 1, { what: 'attempt 1 on the GPU' })
     await gpu.restart() // attempt 1 is lost: attempt 2 follows
@@ -164,7 +164,11 @@ describe('crash and fault recovery', () => {
       })
     })
     await spy.subscribeAsync('relay/gpus/gpu-1/control', { qos: 1 })
-    await publish(spy, 'relay/offers/heygem', attempt1 ?? Buffer.alloc(0), { qos: 1 })
+    await publish(spy, {
+      topic: 'relay/offers/heygem',
+      payload: attempt1 ?? Buffer.alloc(0),
+      qos: 1,
+    })
     await refused
     expect(gpu.stats.submissions).toHaveLength(2)
     expect((await taskStatus(gateway.url, id)).status).toBe('done')

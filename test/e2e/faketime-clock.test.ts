@@ -53,12 +53,14 @@ describe('the gateway under libfaketime', () => {
         },
       )
       const gpu = await startTestGpu(dir, 2_500)
-      await startTestBridge(dir, gateway, gpu)
+      await startTestBridge(dir, { gateway, gpu })
       const ids: string[] = []
       for (let i = 0; i < 3; i++) {
         const audio = await upload(gateway.url, media(`ft-a${String(i)}`, 'audio'), '.wav')
         const video = await upload(gateway.url, media(`ft-v${String(i)}`, 'video'), '.mp4')
-        ids.push(String((await submitTask(gateway.url, audio, video, 'K')).data.task_id))
+        ids.push(
+          String((await submitTask(gateway.url, { audio, video, licenseKey: 'K' })).data.task_id),
+        )
       }
       const status = async (id: string): Promise<Record<string, unknown>> =>
         taskStatus(gateway.url, id)

@@ -81,15 +81,15 @@ describe.skipIf(problem !== null && !IN_CI)('a gateway process on a full disk', 
     const relay = { url, mqttUrl }
 
     const gpu = await startTestGpu(gpuSide, 300)
-    let bridge = await startTestBridge(gpuSide, relay, gpu)
+    let bridge = await startTestBridge(gpuSide, { gateway: relay, gpu })
     const doneId = await submitFresh(url, 'K-disk')
     expect((await finalStatus(url, doneId)).status).toBe('done')
     await bridge.close()
     const audio = await upload(url, media('proc-a', 'audio'), '.wav')
     const video = await upload(url, media('proc-v', 'video'), '.mp4')
     const queued = [
-      String((await submitTask(url, audio, video, 'K-disk')).data.task_id),
-      String((await submitTask(url, audio, video, 'K-disk')).data.task_id),
+      String((await submitTask(url, { audio, video, licenseKey: 'K-disk' })).data.task_id),
+      String((await submitTask(url, { audio, video, licenseKey: 'K-disk' })).data.task_id),
     ]
     // A bridge the broker still holds when it reconnects: its will is stored.
     expect(await bridgeLogin(mqttUrl)).toBe('connected')
@@ -138,8 +138,10 @@ describe.skipIf(problem !== null && !IN_CI)('a gateway process on a full disk', 
       async () => upload(url, media('proc-after', 'audio'), '.wav').catch(() => null),
       { what: 'an upload taken again', timeoutMs: 10_000 },
     )
-    const later = String((await submitTask(url, fresh, video, 'K-disk')).data.task_id)
-    bridge = await startTestBridge(gpuSide, relay, gpu)
+    const later = String(
+      (await submitTask(url, { audio: fresh, video, licenseKey: 'K-disk' })).data.task_id,
+    )
+    bridge = await startTestBridge(gpuSide, { gateway: relay, gpu })
     for (const id of [...queued, later]) {
       expect((await finalStatus(url, id, 30_000)).status, id).toBe('done')
     }

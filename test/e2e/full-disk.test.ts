@@ -69,7 +69,7 @@ describe.skipIf(problem !== null && !IN_CI)('a gateway on a full disk', () => {
     const unhandled = watchUnhandled()
     const gateway = await startTestGateway(disk, { diskMinFreeBytes: 2 * MIB })
     const gpu = await startTestGpu(gpuSide, 300)
-    let bridge = await startTestBridge(gpuSide, gateway, gpu)
+    let bridge = await startTestBridge(gpuSide, { gateway, gpu })
     const doneId = await submitFresh(gateway.url, 'K-disk')
     expect((await finalStatus(gateway.url, doneId)).status).toBe('done')
     await bridge.close()
@@ -78,8 +78,8 @@ describe.skipIf(problem !== null && !IN_CI)('a gateway on a full disk', () => {
     const audio = await upload(gateway.url, media('full-a', 'audio'), '.wav')
     const video = await upload(gateway.url, media('full-v', 'video'), '.mp4')
     const queued = [
-      String((await submitTask(gateway.url, audio, video, 'K-disk')).data.task_id),
-      String((await submitTask(gateway.url, audio, video, 'K-disk')).data.task_id),
+      String((await submitTask(gateway.url, { audio, video, licenseKey: 'K-disk' })).data.task_id),
+      String((await submitTask(gateway.url, { audio, video, licenseKey: 'K-disk' })).data.task_id),
     ]
     // Below DISK_MIN_FREE_BYTES, with room still left for every write: refused by the threshold.
     const nearly = leaveFree(disk, MIB)
@@ -101,7 +101,7 @@ describe.skipIf(problem !== null && !IN_CI)('a gateway on a full disk', () => {
 
     // The bridge comes back and reconnects (with its Last Will) while the disk is full: the
     // broker refuses what it cannot store, and the gateway stays up.
-    bridge = await startTestBridge(gpuSide, gateway, gpu)
+    bridge = await startTestBridge(gpuSide, { gateway, gpu })
     const retried = await tryNewWork(gateway.url, { audio, video })
     expectAllDiskFull(retried)
     expect(await stagedFiles(join(disk, 'gateway'))).toEqual([])
@@ -111,16 +111,17 @@ describe.skipIf(problem !== null && !IN_CI)('a gateway on a full disk', () => {
     // Resumes by itself: the next upload and submit are taken, the queued tasks run.
     const fresh = await waitFor(
       async () => {
-        const reply = await postForm(
-          `${gateway.url}/api/heygem/upload_file`,
-          { hash: 'x', ext: '.wav' },
-          { file: { bytes: media('after-a', 'audio'), filename: 'a.wav' } },
-        )
+        const reply = await postForm(`${gateway.url}/api/heygem/upload_file`, {
+          fields: { hash: 'x', ext: '.wav' },
+          files: { file: { bytes: media('after-a', 'audio'), filename: 'a.wav' } },
+        })
         return reply.status === 200 ? (reply.body.data as { hash: string }).hash : null
       },
       { what: 'an upload taken again', timeoutMs: 10_000 },
     )
-    const later = String((await submitTask(gateway.url, fresh, video, 'K-disk')).data.task_id)
+    const later = String(
+      (await submitTask(gateway.url, { audio: fresh, video, licenseKey: 'K-disk' })).data.task_id,
+    )
     for (const id of [...queued, later]) {
       expect((await finalStatus(gateway.url, id, 30_000)).status, id).toBe('done')
     }
@@ -176,11 +177,10 @@ describe.skipIf(problem !== null && !IN_CI)('a gateway on a full disk', () => {
     // Leave 1 MiB; the 4 MiB upload fails part-way with ENOSPC.
     const blocker = leaveFree(disk, MIB)
     const started = performance.now()
-    const reply = await postForm(
-      `${gateway.url}/api/heygem/upload_file`,
-      { hash: 'x', ext: '.mp4' },
-      { file: { bytes: media('big', 'video', 4 * MIB), filename: 'v.mp4' } },
-    )
+    const reply = await postForm(`${gateway.url}/api/heygem/upload_file`, {
+      fields: { hash: 'x', ext: '.mp4' },
+      files: { file: { bytes: media('big', 'video', 4 * MIB), filename: 'v.mp4' } },
+    })
     const ms = performance.now() - started
     console.log(
       `upload meeting ENOSPC mid-write answered ${String(reply.status)} in ${ms.toFixed(0)} ms`,
@@ -203,7 +203,7 @@ describe.skipIf(problem !== null && !IN_CI)('a gateway on a full disk', () => {
     const unhandled = watchUnhandled()
     const gateway = await startTestGateway(disk, { diskMinFreeBytes: 0 })
     const gpu = await startTestGpu(gpuSide, 8_000)
-    await startTestBridge(gpuSide, gateway, gpu)
+    await startTestBridge(gpuSide, { gateway, gpu })
     const id = await submitFresh(gateway.url, 'K-disk')
     const running = await waitFor(
       () => {

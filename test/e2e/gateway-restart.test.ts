@@ -15,10 +15,10 @@ describe('a gateway restart while a task runs, with a broker that outlives it', 
     const broker = await startTestBroker(dir)
     const first = await startTestGateway(dir, { mqttUrl: broker.url })
     const gpu = await startTestGpu(dir, 2_500)
-    await startTestBridge(dir, first, gpu)
+    await startTestBridge(dir, { gateway: first, gpu })
     const audio = await upload(first.url, media('a', 'audio'), '.wav')
     const video = await upload(first.url, media('v', 'video'), '.mp4')
-    const id = String((await submitTask(first.url, audio, video, 'K')).data.task_id)
+    const id = String((await submitTask(first.url, { audio, video, licenseKey: 'K' })).data.task_id)
     await waitFor(async () => Number((await taskStatus(first.url, id)).progress) > 5, {
       what: 'the job under way',
     })

@@ -18,13 +18,13 @@ describe('tasks queued while the GPU is off', () => {
     for (let i = 0; i < 5; i++) {
       const key = i % 2 === 0 ? 'PC-ALICE' : 'PC-BOB'
       const audio = await upload(gateway.url, media(`speech-${i}`, 'audio'), '.wav')
-      const env = await submitTask(gateway.url, audio, video, key)
+      const env = await submitTask(gateway.url, { audio, video, licenseKey: key })
       expect(env.data.status).toBe('queued')
       submitted.push({ taskId: String(env.data.task_id), key, audio })
     }
     expect(gpu.stats.submissions).toHaveLength(0)
 
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     await waitFor(
       async () => {
         const all = await Promise.all(submitted.map((t) => taskStatus(gateway.url, t.taskId)))
@@ -59,7 +59,7 @@ describe('tasks queued while the GPU is off', () => {
     })
     const gpu = await startTestGpu(dir, 200)
     // The GPU has been here before, so the broker holds its session when the tasks are published.
-    const bridge = await startTestBridge(dir, first, gpu)
+    const bridge = await startTestBridge(dir, { gateway: first, gpu })
     await waitFor(async () => (await gpuPresence(first.url)).online, { what: 'GPU online' })
     await bridge.close()
     await waitFor(async () => !(await gpuPresence(first.url)).online, { what: 'GPU offline' })
@@ -68,7 +68,7 @@ describe('tasks queued while the GPU is off', () => {
     const tasks: { id: string; audio: string }[] = []
     for (let i = 0; i < 3; i++) {
       const audio = await upload(first.url, media(`line-${i}`, 'audio'), '.wav')
-      const env = await submitTask(first.url, audio, video, 'PC-1')
+      const env = await submitTask(first.url, { audio, video, licenseKey: 'PC-1' })
       tasks.push({ id: String(env.data.task_id), audio })
     }
     // Restart on the same ports.
@@ -83,7 +83,7 @@ describe('tasks queued while the GPU is off', () => {
       expect((await taskStatus(second.url, task.id)).status).toBe('queued')
     }
 
-    await startTestBridge(dir, second, gpu)
+    await startTestBridge(dir, { gateway: second, gpu })
     await waitFor(
       async () => {
         const all = await Promise.all(tasks.map((t) => taskStatus(second.url, t.id)))

@@ -20,11 +20,15 @@ async function failThenNext(name: string, message: string) {
   const gateway = await startTestGateway(dir)
   const gpu = await startTestGpu(dir, 300)
   gpu.failNext(message)
-  await startTestBridge(dir, gateway, gpu)
+  await startTestBridge(dir, { gateway, gpu })
   const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
   const video = await upload(gateway.url, media('v', 'video'), '.mp4')
-  const failing = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
-  const next = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
+  const failing = String(
+    (await submitTask(gateway.url, { audio, video, licenseKey: 'K' })).data.task_id,
+  )
+  const next = String(
+    (await submitTask(gateway.url, { audio, video, licenseKey: 'K' })).data.task_id,
+  )
   const failed = await finalStatus(gateway.url, failing, 15_000)
   expect(failed.status).toBe('error')
   expect((await finalStatus(gateway.url, next, 15_000)).status).toBe('done')
@@ -42,10 +46,12 @@ describe('failures on the GPU side', () => {
     const dir = await tempDir('gpu-restart')
     const gateway = await startTestGateway(dir)
     const gpu = await startTestGpu(dir, 1_500)
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
     const video = await upload(gateway.url, media('v', 'video'), '.mp4')
-    const id = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
+    const id = String(
+      (await submitTask(gateway.url, { audio, video, licenseKey: 'K' })).data.task_id,
+    )
     await waitFor(async () => Number((await taskStatus(gateway.url, id)).progress) > 10, {
       what: 'job under way',
     })
@@ -64,7 +70,9 @@ describe('failures on the GPU side', () => {
     const gpu = await startTestGpu(dir, 600)
     const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
     const video = await upload(gateway.url, media('v', 'video'), '.mp4')
-    const id = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
+    const id = String(
+      (await submitTask(gateway.url, { audio, video, licenseKey: 'K' })).data.task_id,
+    )
 
     // Capture the task message the gateway published, then deliver a copy of it again.
     const spy = await testMqttClient(gateway.mqttUrl, 'gateway')
@@ -72,26 +80,26 @@ describe('failures on the GPU side', () => {
       spy.once('message', (_t, payload) => resolve(payload)),
     )
     await spy.subscribeAsync('relay/gpus/gpu-1/tasks', { qos: 1 })
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     const payload = await captured
     await waitFor(async () => (await taskStatus(gateway.url, id)).status === 'processing', {
       what: 'processing',
     })
-    await publish(spy, 'relay/gpus/gpu-1/tasks', payload, { qos: 1 })
-    await publish(spy, 'relay/gpus/gpu-1/tasks', payload, { qos: 1 })
+    await publish(spy, { topic: 'relay/gpus/gpu-1/tasks', payload, qos: 1 })
+    await publish(spy, { topic: 'relay/gpus/gpu-1/tasks', payload, qos: 1 })
     await waitFor(async () => (await taskStatus(gateway.url, id)).status === 'done', {
       what: 'done',
       timeoutMs: 15_000,
     })
     // A copy after done is refused at the claim as well.
-    await publish(spy, 'relay/gpus/gpu-1/tasks', payload, { qos: 1 })
+    await publish(spy, { topic: 'relay/gpus/gpu-1/tasks', payload, qos: 1 })
     const refused = new Promise<void>((resolve) => {
       spy.on('message', (topic, p) => {
         if (topic.endsWith('/control') && p.toString().includes('claim-refused')) resolve()
       })
     })
     await spy.subscribeAsync('relay/gpus/gpu-1/control', { qos: 1 })
-    await publish(spy, 'relay/gpus/gpu-1/tasks', payload, { qos: 1 })
+    await publish(spy, { topic: 'relay/gpus/gpu-1/tasks', payload, qos: 1 })
     await refused
     expect(gpu.stats.submissions).toHaveLength(1)
   })

@@ -12,7 +12,7 @@ describe('a task submitted while the GPU is online', () => {
     const dir = await tempDir('online')
     const gateway = await startTestGateway(dir)
     const gpu = await startTestGpu(dir, 1_500)
-    const bridge = await startTestBridge(dir, gateway, gpu)
+    const bridge = await startTestBridge(dir, { gateway, gpu })
     await waitFor(() => bridge.isConnected(), { what: 'bridge connected' })
     await waitFor(
       async () =>
@@ -28,7 +28,7 @@ describe('a task submitted while the GPU is online', () => {
 
     const audio = await upload(gateway.url, media('audio', 'audio'), '.wav')
     const video = await upload(gateway.url, media('video', 'video'), '.mp4')
-    const submitted = await submitTask(gateway.url, audio, video, 'KEY-A')
+    const submitted = await submitTask(gateway.url, { audio, video, licenseKey: 'KEY-A' })
     expect(submitted.data.status).toBe('submitted')
     const taskId = String(submitted.data.task_id)
 
@@ -71,7 +71,7 @@ describe('a task submitted while the GPU is offline', () => {
 
     const audio = await upload(gateway.url, media('audio', 'audio'), '.wav')
     const video = await upload(gateway.url, media('video', 'video'), '.mp4')
-    const submitted = await submitTask(gateway.url, audio, video, 'KEY-A')
+    const submitted = await submitTask(gateway.url, { audio, video, licenseKey: 'KEY-A' })
     expect(submitted.data.status).toBe('queued')
     expect(String(submitted.data.msg)).toContain('GPU 服务器未上线，任务已排队')
     expect(String(submitted.data.msg)).toContain('约 3 分钟')
@@ -79,7 +79,7 @@ describe('a task submitted while the GPU is offline', () => {
     expect(submitted.data.eta_seconds).toBeLessThanOrEqual(150)
     expect(submitted.data.eta_seconds).toBeGreaterThan(140)
 
-    const second = await submitTask(gateway.url, audio, video, 'KEY-B')
+    const second = await submitTask(gateway.url, { audio, video, licenseKey: 'KEY-B' })
     expect(second.data.queue_position).toBe(2)
     expect(String(second.data.msg)).toContain('（第2位）')
 

@@ -21,8 +21,7 @@ describe('GPU presence', () => {
     const keepaliveS = 2
     const bridge = await startTestBridge(
       dir,
-      { url: gateway.url, mqttUrl: proxy.url('mqtt') },
-      gpu,
+      { gateway: { url: gateway.url, mqttUrl: proxy.url('mqtt') }, gpu },
       {
         keepaliveS,
         heartbeatMs: 60_000,
@@ -61,7 +60,9 @@ describe('GPU presence', () => {
     // Published as a broker would publish a late will: only the gateway's login may write there.
     const admin = await testMqttClient(gateway.mqttUrl, 'gateway')
     const stateTopic = 'relay/gpus/gpu-1/state'
-    await publish(admin, stateTopic, JSON.stringify({ v: 1, online: false, epoch: firstEpoch }), {
+    await publish(admin, {
+      topic: stateTopic,
+      payload: JSON.stringify({ v: 1, online: false, epoch: firstEpoch }),
       qos: 1,
       retain: true,
     })
@@ -69,7 +70,7 @@ describe('GPU presence', () => {
     const marker = 'relay/test/marker'
     await admin.subscribeAsync(marker, { qos: 1 })
     const echoed = new Promise<void>((resolve) => admin.once('message', () => resolve()))
-    await publish(admin, marker, 'x', { qos: 1 })
+    await publish(admin, { topic: marker, payload: 'x', qos: 1 })
     await echoed
     expect(await gpuPresence(gateway.url)).toMatchObject({ online: true, epoch: secondEpoch })
 
@@ -97,7 +98,7 @@ describe('GPU presence on a clean cut', () => {
     const gpu = await startTestGpu(dir)
     const proxy = await startTcpProxy(Number(new URL(gateway.mqttUrl).port))
     onTestFinished(() => proxy.close())
-    await startTestBridge(dir, { url: gateway.url, mqttUrl: proxy.url('mqtt') }, gpu)
+    await startTestBridge(dir, { gateway: { url: gateway.url, mqttUrl: proxy.url('mqtt') }, gpu })
     const epoch = await waitFor(
       async () => {
         const p = await gpuPresence(gateway.url)

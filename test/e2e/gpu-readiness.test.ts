@@ -25,7 +25,7 @@ describe('a GPU service that is not ready yet', () => {
     const gateway = await startTestGateway(dir)
     // The port stays closed three times longer than the bridge tolerates a service outage.
     const gpu = await startTestGpu(dir, 300, { loadMs: 3_000 })
-    await startTestBridge(dir, gateway, gpu, { serviceDownMs: 1_000 })
+    await startTestBridge(dir, { gateway, gpu }, { serviceDownMs: 1_000 })
     await waitFor(async () => (await gpuPresence(gateway.url)).online, { what: 'GPU online' })
     expect(await gpuPresence(gateway.url)).toMatchObject({ ready: false, service: 'down' })
 
@@ -53,7 +53,7 @@ describe('a GPU service that is not ready yet', () => {
     expect(String(before.message)).toMatch(/GPU 服务器未上线/)
     skewMs = 30_000 // half a minute of waiting, on the gateway's clock
     const gpu = await startTestGpu(dir, 200, { loadMs: 60_000 })
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     await waitFor(async () => (await gpuPresence(gateway.url)).online, { what: 'GPU online' })
     const starting = await progress(gateway.url, taskId)
     expect(String(starting.message)).toMatch(/GPU 服务器正在启动/)
@@ -65,7 +65,7 @@ describe('a GPU service that is not ready yet', () => {
     const dir = await tempDir('service-secret')
     const gateway = await startTestGateway(dir)
     const gpu = await startTestGpu(dir, 200, { apiSecret: 'gpu-service-secret' })
-    const wrong = await startTestBridge(dir, gateway, gpu, { serviceSecret: 'not-the-secret' })
+    const wrong = await startTestBridge(dir, { gateway, gpu }, { serviceSecret: 'not-the-secret' })
     await waitFor(async () => (await gpuPresence(gateway.url)).service === 'unauthorized', {
       what: 'the GPU reported as refusing our secret',
     })
@@ -79,7 +79,7 @@ describe('a GPU service that is not ready yet', () => {
     expect(gpu.stats.submissions).toHaveLength(0)
     await wrong.close()
 
-    await startTestBridge(dir, gateway, gpu, { serviceSecret: 'gpu-service-secret' })
+    await startTestBridge(dir, { gateway, gpu }, { serviceSecret: 'gpu-service-secret' })
     const done = await finalStatus(gateway.url, taskId, 20_000)
     expect(done.status).toBe('done')
     expect(gateway.store.get(taskId)?.attempt).toBe(1)
@@ -90,7 +90,7 @@ describe('a GPU service that is not ready yet', () => {
     const dir = await tempDir('engine-reason')
     const gateway = await startTestGateway(dir)
     const gpu = await startTestGpu(dir, 200)
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     gpu.failNext('未检测到人脸，请更换视频')
     const taskId = await submitFresh(gateway.url)
     await finalStatus(gateway.url, taskId, 20_000)

@@ -73,7 +73,7 @@ describe('the GPU server API spoken by the gateway (the unchanged PC app)', () =
     expect(queued.env.data).toMatchObject({ task_id: first, queue_position: 1 })
     expect(String(queued.env.data.message)).toContain('GPU 服务器未上线')
 
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     const statuses = new Set<string>()
     await waitFor(
       async () => {

@@ -74,7 +74,7 @@ describe('the result download', () => {
     const dir = await tempDir('h5-download')
     const gateway = await startTestGateway(dir)
     const gpu = await startTestGpu(dir, 100)
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
     const video = await upload(gateway.url, media('v', 'video'), '.mp4')
     const body = { audio_hash: audio, video_hash: video, license_key: '' }
@@ -138,14 +138,13 @@ describe('the legacy upload (audio and video in one request)', () => {
     const gateway = await startTestGateway(dir)
     const audio = mp3Bytes('legacy-voice')
     const video = mkvBytes('legacy-face')
-    const reply = await postForm(
-      `${gateway.url}/api/heygem/upload`,
-      { license_key: 'LEGACY' },
-      {
+    const reply = await postForm(`${gateway.url}/api/heygem/upload`, {
+      fields: { license_key: 'LEGACY' },
+      files: {
         audio: { bytes: audio, filename: 'voice.mp3' },
         video: { bytes: video, filename: 'face.mkv' },
       },
-    )
+    })
     expect(reply.status).toBe(200)
     expect(reply.body).toMatchObject({
       code: 0,
@@ -179,11 +178,10 @@ describe('assets (voices and avatars) kept by the gateway', () => {
     const voice = media('voice', 'audio')
     const face = media('face', 'video')
 
-    const up = await postForm(
-      assetUrl('upload'),
-      { license_key: 'H5-KEY', asset_type: 'voice', name: '我的声音' },
-      { file: { bytes: voice, filename: 'rec.wav' } },
-    )
+    const up = await postForm(assetUrl('upload'), {
+      fields: { license_key: 'H5-KEY', asset_type: 'voice', name: '我的声音' },
+      files: { file: { bytes: voice, filename: 'rec.wav' } },
+    })
     expect(up.status).toBe(200)
     expect(up.body).toMatchObject({
       code: 0,
@@ -197,18 +195,16 @@ describe('assets (voices and avatars) kept by the gateway', () => {
     })
     const voiceId = Asset.parse(up.body.data).id
     // The H5 app may send the license key as the bearer (no API_SECRET on this gateway).
-    const avatar = await postForm(
-      assetUrl('upload'),
-      { asset_type: 'avatar' },
-      { file: { bytes: face, filename: '正脸.mp4' } },
-      { authorization: 'Bearer H5-KEY' },
-    )
+    const avatar = await postForm(assetUrl('upload'), {
+      fields: { asset_type: 'avatar' },
+      files: { file: { bytes: face, filename: '正脸.mp4' } },
+      headers: { authorization: 'Bearer H5-KEY' },
+    })
     expect(avatar.body).toMatchObject({ code: 0, data: { name: '正脸', asset_type: 'avatar' } })
-    const again = await postForm(
-      assetUrl('upload'),
-      { license_key: 'H5-KEY', asset_type: 'voice' },
-      { file: { bytes: voice, filename: 'rec.wav' } },
-    )
+    const again = await postForm(assetUrl('upload'), {
+      fields: { license_key: 'H5-KEY', asset_type: 'voice' },
+      files: { file: { bytes: voice, filename: 'rec.wav' } },
+    })
     expect(again.body).toMatchObject({ code: 0, data: { id: voiceId } })
 
     const list = await call(gateway.url, '/api/asset/list?license_key=H5-KEY')

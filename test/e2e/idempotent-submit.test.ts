@@ -44,15 +44,17 @@ describe('idempotent submit', () => {
     const dir = await tempDir('cache-hit')
     const gateway = await startTestGateway(dir)
     const gpu = await startTestGpu(dir, 200)
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
     const video = await upload(gateway.url, media('v', 'video'), '.mp4')
-    const first = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
+    const first = String(
+      (await submitTask(gateway.url, { audio, video, licenseKey: 'K' })).data.task_id,
+    )
     await waitFor(async () => (await taskStatus(gateway.url, first)).status === 'done', {
       what: 'first done',
     })
 
-    const again = await submitTask(gateway.url, audio, video, 'K2')
+    const again = await submitTask(gateway.url, { audio, video, licenseKey: 'K2' })
     expect(again.data.status).toBe('done')
     const id = String(again.data.task_id)
     expect(id).not.toBe(first)

@@ -37,8 +37,8 @@ describe('more than one GPU', () => {
     const gateway = await twoGpuGateway(dir)
     const slow = await startTestGpu(join(dir, 'one'), 60_000)
     const fast = await startTestGpu(join(dir, 'two'), 200)
-    await startTestBridge(join(dir, 'one'), gateway, slow)
-    await startTestBridge(join(dir, 'two'), gateway, fast, GPU_2)
+    await startTestBridge(join(dir, 'one'), { gateway, gpu: slow })
+    await startTestBridge(join(dir, 'two'), { gateway, gpu: fast }, GPU_2)
     await waitFor(async () => (await gpuPresence(gateway.url, 'gpu-2')).online, {
       what: 'gpu-2 online',
     })
@@ -69,7 +69,7 @@ describe('more than one GPU', () => {
     const gateway = await twoGpuGateway(dir)
     const slow = await startTestGpu(join(dir, 'one'), 60_000)
     const fast = await startTestGpu(join(dir, 'two'), 200)
-    const one = await startTestBridge(join(dir, 'one'), gateway, slow)
+    const one = await startTestBridge(join(dir, 'one'), { gateway, gpu: slow })
     await waitFor(() => one.isConnected(), { what: 'gpu-1 connected' })
     const ids: string[] = []
     for (let i = 0; i < 3; i++) ids.push(await submitFresh(gateway.url))
@@ -84,7 +84,7 @@ describe('more than one GPU', () => {
     await waitFor(async () => !(await gpuPresence(gateway.url, 'gpu-1')).online, {
       what: 'gpu-1 offline',
     })
-    await startTestBridge(join(dir, 'two'), gateway, fast, GPU_2)
+    await startTestBridge(join(dir, 'two'), { gateway, gpu: fast }, GPU_2)
     await waitFor(
       async () => (await statuses(gateway.url, ids.slice(1))).every((s) => s === 'done'),
       { what: 'the waiting tasks done on gpu-2', timeoutMs: 15_000 },

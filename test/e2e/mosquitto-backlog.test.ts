@@ -44,7 +44,7 @@ describe.skipIf(mosquittoMissing())('an offline backlog through Mosquitto', () =
     const service = { url: `http://127.0.0.1:${String(servicePort)}` }
     const first = await startTestGateway(dir, { mqttUrl: mosquitto.url })
     // The GPU has been here before: Mosquitto holds its session while the tasks are published.
-    const once = await startTestBridge(dir, first, service)
+    const once = await startTestBridge(dir, { gateway: first, gpu: service })
     await waitFor(() => once.isConnected(), { what: 'the bridge connected once' })
     await once.close()
 
@@ -54,7 +54,9 @@ describe.skipIf(mosquittoMissing())('an offline backlog through Mosquitto', () =
     const submitter = async (): Promise<void> => {
       for (let i = next++; i < TASKS; i = next++) {
         const audio = await upload(first.url, media(`line-${String(i)}`, 'audio'), '.wav')
-        ids[i] = String((await submitTask(first.url, audio, video, 'PC-1')).data.task_id)
+        ids[i] = String(
+          (await submitTask(first.url, { audio, video, licenseKey: 'PC-1' })).data.task_id,
+        )
       }
     }
     await Promise.all(Array.from({ length: PARALLEL }, submitter))
@@ -67,7 +69,10 @@ describe.skipIf(mosquittoMissing())('an offline backlog through Mosquitto', () =
     const httpPort = Number(new URL(first.url).port)
     await first.close()
 
-    const bridge = await startTestBridge(dir, { url: first.url, mqttUrl: mosquitto.url }, service)
+    const bridge = await startTestBridge(dir, {
+      gateway: { url: first.url, mqttUrl: mosquitto.url },
+      gpu: service,
+    })
     const inboxPath = join(dir, 'bridge', 'bridge.sqlite')
     let held = new Set<string>()
     await waitFor(

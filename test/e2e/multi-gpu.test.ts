@@ -60,11 +60,15 @@ describe('many GPUs pulling from one queue', () => {
     const fakes = new Map<string, FakeRunServer>()
     for (const g of GPUS) fakes.set(g.id, await startTestGpu(join(dir, g.id), g.jobMs))
     const startBridgeOf = (g: GpuSpec) =>
-      startTestBridge(join(dir, g.id), gateway, fakeOf(fakes, g.id), {
-        gpuId: g.id,
-        secret: g.secret,
-        capacity: g.capacity,
-      })
+      startTestBridge(
+        join(dir, g.id),
+        { gateway, gpu: fakeOf(fakes, g.id) },
+        {
+          gpuId: g.id,
+          secret: g.secret,
+          capacity: g.capacity,
+        },
+      )
     const bridges = new Map(
       await Promise.all(GPUS.map(async (g) => [g.id, await startBridgeOf(g)] as const)),
     )
@@ -100,7 +104,7 @@ describe('many GPUs pulling from one queue', () => {
               media(`multi-gpu-${String(n)}`, 'audio'),
               '.wav',
             )
-            const reply = await submitTask(gateway.url, audio, video, 'K')
+            const reply = await submitTask(gateway.url, { audio, video, licenseKey: 'K' })
             audioOf.set(audio, String(reply.data.task_id))
           }),
         )

@@ -83,7 +83,7 @@ describe('the PC app pointed at the gateway', () => {
     const dir = await tempDir('pc-app')
     const gateway = await startTestGateway(dir)
     const gpu = await startTestGpu(dir, JOB_MS)
-    const bridge = await startTestBridge(dir, gateway, gpu)
+    const bridge = await startTestBridge(dir, { gateway, gpu })
     await waitFor(() => bridge.isConnected(), { what: 'bridge connected' })
     const inputs = pcInputs('first')
 
@@ -127,7 +127,7 @@ describe('the PC app pointed at the gateway', () => {
     expect(waiting).toContain('第1位')
     expect(waiting).toMatch(/预计约 [\d.]+ (秒|分钟|小时)后开始/)
 
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     const result = await running
     const realWords = result.displayed.slice(result.displayed.indexOf(waiting))
     expect(realWords.some((t) => t.includes('合成中'))).toBe(true)
@@ -140,7 +140,7 @@ describe('the PC app pointed at the gateway', () => {
     const dir = await tempDir('pc-app-fail')
     const gateway = await startTestGateway(dir)
     const gpu = await startTestGpu(dir)
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     gpu.failNext('未检测到人脸')
 
     const err = await failedRun({ serverUrl: gateway.url, ...pcInputs('noface'), ...FAST })
@@ -154,7 +154,7 @@ describe('the PC app pointed at the gateway', () => {
     const dir = await tempDir('pc-app-poll')
     const gateway = await startTestGateway(dir)
     const gpu = await startTestGpu(dir)
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     const proxied = await proxyWithoutWebSockets(gateway.url)
 
     const inputs = pcInputs('proxied')
@@ -182,7 +182,7 @@ describe('the PC app pointed at the gateway', () => {
     const dir = await tempDir('pc-app-secret')
     const gateway = await startTestGateway(dir, { apiSecret: 'pc-secret' })
     const gpu = await startTestGpu(dir)
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
 
     const inputs = pcInputs('secret')
     const served = await runHeygemOnline({
@@ -240,7 +240,7 @@ describe('the PC app pointed at the gateway', () => {
     const dir = await tempDir('pc-app-mp4')
     const gateway = await startTestGateway(dir)
     const gpu = await startTestGpu(dir)
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     const inputs = {
       video: { name: 'avatar.mp4', bytes: mp4Bytes('mp4-video') },
       audio: { name: 'voice.wav', bytes: wavBytes('mp4-audio') },

@@ -25,7 +25,7 @@ async function submitMany(url: string, n: number, label: string): Promise<string
   for (let i = 0; i < n; i++) {
     const audio = await upload(url, media(`${label}-a${String(i)}`, 'audio'), '.wav')
     const video = await upload(url, media(`${label}-v${String(i)}`, 'video'), '.mp4')
-    ids.push(String((await submitTask(url, audio, video, 'K')).data.task_id))
+    ids.push(String((await submitTask(url, { audio, video, licenseKey: 'K' })).data.task_id))
   }
   return ids
 }
@@ -37,7 +37,7 @@ describe('the relay clock: durations that no wall-clock step and no gateway down
     // The defaults that matter: queue TTL 24 h, execution timeout 30 min, stall timeout 10 min.
     const gateway = await startTestGateway(dir, {}, () => Date.now() + offset)
     const gpu = await startTestGpu(dir, 2_000)
-    await startTestBridge(dir, gateway, gpu)
+    await startTestBridge(dir, { gateway, gpu })
     const ids = await submitMany(gateway.url, 3, 'steps')
     const [first, second, third] = ids
     if (first === undefined || second === undefined || third === undefined) throw new Error('ids')
@@ -89,11 +89,10 @@ describe('the relay clock: durations that no wall-clock step and no gateway down
     const http = await startTcpProxy(port)
     onTestFinished(() => http.close())
     const gpu = await startTestGpu(dir, 1_000)
-    const bridge = await startTestBridge(
-      dir,
-      { url: http.url('http'), mqttUrl: first.mqttUrl },
+    const bridge = await startTestBridge(dir, {
+      gateway: { url: http.url('http'), mqttUrl: first.mqttUrl },
       gpu,
-    )
+    })
     const [id] = await submitMany(first.url, 1, 'outage')
     if (id === undefined) throw new Error('no id')
     const claimedAt = Date.now()

@@ -43,7 +43,7 @@ describe('the task event stream (GET /api/relay/events)', () => {
 
     const second = await startTestGateway(dir, { adminToken: ADMIN })
     const gpu = await startTestGpu(dir, 100)
-    await startTestBridge(dir, second, gpu)
+    await startTestBridge(dir, { gateway: second, gpu })
     const late = await submitFresh(second.url)
     const ids = [...early, missed, late]
     for (const id of ids) expect((await finalStatus(second.url, id)).status).toBe('done')

@@ -86,11 +86,11 @@ async function runningTask(
   const dir = await tempDir(label)
   const gateway = await startTestGateway(dir, overrides)
   const gpu = await startTestGpu(dir, 60_000)
-  await startTestBridge(dir, gateway, gpu)
+  await startTestBridge(dir, { gateway, gpu })
   const audioBytes = media(`${label}-a`, 'audio')
   const audio = await upload(gateway.url, audioBytes, '.wav')
   const video = await upload(gateway.url, media(`${label}-v`, 'video'), '.mp4')
-  const id = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
+  const id = String((await submitTask(gateway.url, { audio, video, licenseKey: 'K' })).data.task_id)
   await waitFor(() => gateway.store.get(id)?.state === 'processing', { what: 'claimed' })
   await waitFor(() => gpu.stats.submissions.length === 1, { what: 'the job on the GPU' })
   const resultUrl = `${gateway.url}/api/relay/tasks/${id}/result`
@@ -114,10 +114,12 @@ describe('the result hand-over', () => {
       },
     )
     const gpu = await startTestGpu(dir, 300)
-    await startTestBridge(dir, { url: proxy.url, mqttUrl: gateway.mqttUrl }, gpu)
+    await startTestBridge(dir, { gateway: { url: proxy.url, mqttUrl: gateway.mqttUrl }, gpu })
     const audio = await upload(gateway.url, media('r-a', 'audio'), '.wav')
     const video = await upload(gateway.url, media('r-v', 'video'), '.mp4')
-    const id = String((await submitTask(gateway.url, audio, video, 'K')).data.task_id)
+    const id = String(
+      (await submitTask(gateway.url, { audio, video, licenseKey: 'K' })).data.task_id,
+    )
 
     expect((await finalStatus(gateway.url, id)).status).toBe('done')
     expect(gateway.store.get(id)).toMatchObject({ attempt: 1, result_type: 'video/mp4' })
@@ -164,10 +166,9 @@ describe('the result hand-over', () => {
 
     // A done naming the task's own input (a file in the pool, of the right size) is refused.
     const gpuSide = await testMqttClient(gateway.mqttUrl, 'gateway')
-    await publish(
-      gpuSide,
-      'relay/gpus/gpu-1/events',
-      JSON.stringify({
+    await publish(gpuSide, {
+      topic: 'relay/gpus/gpu-1/events',
+      payload: JSON.stringify({
         v: 1,
         kind: 'done',
         taskId: id,
@@ -176,8 +177,8 @@ describe('the result hand-over', () => {
         result: { hash: audio, ext: '.wav', size: audioSize },
         elapsedMs: 1,
       }),
-      { qos: 1 },
-    )
+      qos: 1,
+    })
     await waitFor(() => (gateway.store.get(id)?.attempt ?? 1) > 1, {
       what: 'the attempt given up',
     })
@@ -224,10 +225,9 @@ describe('the result hand-over', () => {
     })
     expect(stored.status).toBe(200)
     const gpuSide = await testMqttClient(gateway.mqttUrl, 'gateway')
-    await publish(
-      gpuSide,
-      'relay/gpus/gpu-1/events',
-      JSON.stringify({
+    await publish(gpuSide, {
+      topic: 'relay/gpus/gpu-1/events',
+      payload: JSON.stringify({
         v: 1,
         kind: 'done',
         taskId: id,
@@ -236,8 +236,8 @@ describe('the result hand-over', () => {
         result: { hash: md5(page), ext: '.html', size: page.length },
         elapsedMs: 1,
       }),
-      { qos: 1 },
-    )
+      qos: 1,
+    })
     await waitFor(() => gateway.store.get(id)?.state === 'done', { what: 'done' })
     const res = await fetch(`${gateway.url}/api/heygem/download?task_id=${id}`)
     expect(res.status).toBe(200)

@@ -140,7 +140,7 @@ describe('GET /ws/progress/{task_id}', () => {
     const dir = await tempDir('ws-progress')
     const gateway = await gatewayWith(dir)
     const gpu = await startTestGpu(dir, 1_500)
-    const bridge = await startTestBridge(dir, gateway, gpu)
+    const bridge = await startTestBridge(dir, { gateway, gpu })
     await waitFor(() => bridge.isConnected(), { what: 'bridge connected' })
     const taskId = await submitFresh(gateway.url)
 

@@ -26,18 +26,22 @@ describe('estimates', () => {
   })
 
   it('tells the user in Chinese that the task waits for the GPU, its place and when it should start', () => {
-    expect(waitingText(DEFAULT_WAITING_TEXTS, 'offline', 1, 120)).toBe(
+    expect(waitingText(DEFAULT_WAITING_TEXTS, 'offline', { position: 1, eta: 120 })).toBe(
       '⏳ GPU 服务器未上线，任务已排队（第1位），预计约 2 分钟后开始；服务器上线后将自动处理，无需重新提交',
     )
-    expect(waitingText(DEFAULT_WAITING_TEXTS, 'queued', 3, 45)).toBe(
+    expect(waitingText(DEFAULT_WAITING_TEXTS, 'queued', { position: 3, eta: 45 })).toBe(
       '任务排队中（第3位），预计约 45 秒后开始',
     )
-    expect(waitingText(DEFAULT_WAITING_TEXTS, 'queued', 1, 0)).toBe('任务已提交，即将开始处理')
+    expect(waitingText(DEFAULT_WAITING_TEXTS, 'queued', { position: 1, eta: 0 })).toBe(
+      '任务已提交，即将开始处理',
+    )
     expect(humanDuration(3 * 3600)).toBe('约 3 小时')
   })
 
   it('uses configured words, for an app that never mentions the GPU', () => {
     const texts = { ...DEFAULT_WAITING_TEXTS, offline: '排队中，前面 {ahead} 个，{eta}后开始' }
-    expect(waitingText(texts, 'offline', 3, 600)).toBe('排队中，前面 2 个，约 10 分钟后开始')
+    expect(waitingText(texts, 'offline', { position: 3, eta: 600 })).toBe(
+      '排队中，前面 2 个，约 10 分钟后开始',
+    )
   })
 })

@@ -56,7 +56,7 @@ describe('bridge inbox', () => {
     box.receive(message(1), 0)
     box.receive(message(2), 0)
     expect(box.nextToClaim(0)?.order).toBe(1)
-    box.setPhase(message(1).taskId, 1, 'received', 500)
+    box.setPhase({ taskId: message(1).taskId, attempt: 1 }, 'received', 500)
     expect(box.nextToClaim(0)?.order).toBe(2)
   })
 
@@ -64,7 +64,7 @@ describe('bridge inbox', () => {
     const { inbox: box } = await inbox()
     box.receive(message(1), 0)
     const now = Date.now()
-    box.setPhase(message(1).taskId, 1, 'received', now + 1_000)
+    box.setPhase({ taskId: message(1).taskId, attempt: 1 }, 'received', now + 1_000)
     expect(box.nextToClaim(now)).toBeUndefined()
     expect(box.nextToClaim(now + 1_000)?.order).toBe(1)
     const dayBack = now - 24 * 60 * 60 * 1000
@@ -77,7 +77,7 @@ describe('bridge inbox', () => {
     first.inbox.receive(m, 0)
     expect(first.inbox.bumpEpoch(0)).toBe(1)
     expect(first.inbox.nextSeq(m.taskId, 1)).toBe(1)
-    first.inbox.setPhase(m.taskId, 1, 'running')
+    first.inbox.setPhase({ taskId: m.taskId, attempt: 1 }, 'running')
     first.inbox.setServiceTaskId(m.taskId, 1, 'svc-9')
     first.inbox.close()
 
@@ -93,7 +93,7 @@ describe('bridge inbox', () => {
     const { inbox: box } = await inbox()
     for (const n of [1, 2, 3, 4]) box.receive(message(n), 0)
     expect(box.startClaim(message(3).taskId, 1)).toBe(1)
-    box.setPhase(message(4).taskId, 1, 'running')
+    box.setPhase({ taskId: message(4).taskId, attempt: 1 }, 'running')
     expect(box.busy()).toBe(2)
     expect(box.holding().map((h) => [h.taskId, h.phase])).toEqual([
       [message(3).taskId, 'claiming'],

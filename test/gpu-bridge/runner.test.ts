@@ -57,8 +57,7 @@ function serviceThatKeepsRunning(answerSubmit: () => Promise<void> = () => Promi
       ])
       return { serviceTaskId: `svc-${task.taskId}`, cached: false }
     },
-    poll: () =>
-      Promise.resolve({ kind: 'running', stage: 'starting', progress: 10, message: '' }),
+    poll: () => Promise.resolve({ kind: 'running', stage: 'starting', progress: 10, message: '' }),
     openResult: () => Promise.reject(new Error('never asked: no job ends here')),
   }
   return { adapter, submitted }

@@ -28,18 +28,21 @@ describe("the owner's words for a failed job", () => {
     expect(engineReason('读取 C:\\data\\a.wav 失败', '')).toBe('读取 失败')
     expect(engineReason('GPU 显存不足，请稍后重试', '')).toBe('GPU 显存不足，请稍后重试')
     expect(engineReason('第 3/250 帧人脸检测失败', '')).toBe('第 3/250 帧人脸检测失败')
-    const refused = new HttpError(
-      'cannot reach http://127.0.0.1:8383/x: fetch failed',
-      0,
-      null,
-      null,
-    )
+    const refused = new HttpError('cannot reach http://127.0.0.1:8383/x: fetch failed', {
+      status: 0,
+      code: null,
+      body: null,
+    })
     expect(describeFailure(refused)).toBe(TEXTS.unreachable)
     expect(describeFailure(new ServiceUnreachable('connect ECONNREFUSED 127.0.0.1:8383'))).toBe(
       TEXTS.unreachable,
     )
     expect(describeFailure(new Error('socket hang up'))).toBe(TEXTS.generic)
-    const denied = new HttpError('鉴权失败', 401, 401, { code: 401, msg: '鉴权失败' })
+    const denied = new HttpError('鉴权失败', {
+      status: 401,
+      code: 401,
+      body: { code: 401, msg: '鉴权失败' },
+    })
     expect(describeFailure(denied)).toBe(TEXTS.unauthorized)
   })
 })

@@ -56,12 +56,11 @@ export async function send(
   defaultHeaders: Record<string, string>,
 ): Promise<Reply> {
   if (c.form) {
-    const r = await postForm(
-      `${base}${c.path}`,
-      c.form.fields,
-      c.form.files,
-      c.headers ?? defaultHeaders,
-    )
+    const r = await postForm(`${base}${c.path}`, {
+      fields: c.form.fields,
+      files: c.form.files,
+      headers: c.headers ?? defaultHeaders,
+    })
     return { status: r.status, body: r.body, headers: r.headers, bytes: null }
   }
   if (c.multipart) {

@@ -58,31 +58,28 @@ export async function tryNewWork(
   }
   return [
     await timed('upload_file', () =>
-      postForm(
-        `${url}/api/heygem/upload_file`,
-        { hash: 'x', ext: '.wav' },
-        { file: { bytes: audio, filename: 'a.wav' } },
+      postForm(`${url}/api/heygem/upload_file`, {
+        fields: { hash: 'x', ext: '.wav' },
+        files: { file: { bytes: audio, filename: 'a.wav' } },
         headers,
-      ),
+      }),
     ),
     await timed('legacy upload', () =>
-      postForm(
-        `${url}/api/heygem/upload`,
-        { license_key: 'K-disk' },
-        {
+      postForm(`${url}/api/heygem/upload`, {
+        fields: { license_key: 'K-disk' },
+        files: {
           audio: { bytes: audio, filename: 'a.wav' },
           video: { bytes: video, filename: 'v.mp4' },
         },
         headers,
-      ),
+      }),
     ),
     await timed('asset upload', () =>
-      postForm(
-        `${url}/api/asset/upload`,
-        { license_key: 'K-disk', asset_type: 'voice' },
-        { file: { bytes: audio, filename: 'voice.wav' } },
+      postForm(`${url}/api/asset/upload`, {
+        fields: { license_key: 'K-disk', asset_type: 'voice' },
+        files: { file: { bytes: audio, filename: 'voice.wav' } },
         headers,
-      ),
+      }),
     ),
     await timed('task submit', () => postJson(`${url}/api/heygem/task/submit`, submit, headers)),
     await timed('GPU-API submit', () => postJson(`${url}/api/heygem/submit`, submit, headers)),

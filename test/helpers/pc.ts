@@ -57,10 +57,9 @@ export async function call(
 
 export async function submitTask(
   baseUrl: string,
-  audio: string,
-  video: string,
-  licenseKey: string,
+  task: { readonly audio: string; readonly video: string; readonly licenseKey: string },
 ): Promise<Envelope> {
+  const { audio, video, licenseKey } = task
   const { env } = await call(baseUrl, '/api/heygem/task/submit', {
     audio_hash: audio,
     audio_ext: '.wav',
@@ -93,7 +92,7 @@ export async function download(
 export async function submitFresh(baseUrl: string, licenseKey = 'K'): Promise<string> {
   const audio = await upload(baseUrl, media('a', 'audio'), '.wav')
   const video = await upload(baseUrl, media('v', 'video'), '.mp4')
-  return String((await submitTask(baseUrl, audio, video, licenseKey)).data.task_id)
+  return String((await submitTask(baseUrl, { audio, video, licenseKey })).data.task_id)
 }
 
 /** Wait until a task reaches a final state; resolves with its status. */
@@ -115,10 +114,13 @@ export async function finalStatus(
 /** A multipart form as a browser sends it (several files, any fields), and the parsed reply. */
 export async function postForm(
   url: string,
-  fields: Record<string, string>,
-  files: Record<string, { readonly bytes: Buffer; readonly filename: string }>,
-  headers: Record<string, string> = {},
+  parts: {
+    readonly fields: Record<string, string>
+    readonly files: Record<string, { readonly bytes: Buffer; readonly filename: string }>
+    readonly headers?: Record<string, string>
+  },
 ): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
+  const { fields, files, headers = {} } = parts
   const form = new FormData()
   for (const [name, value] of Object.entries(fields)) form.append(name, value)
   for (const [name, file] of Object.entries(files)) {

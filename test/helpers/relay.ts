@@ -132,10 +132,10 @@ export async function startTestGpu(
 
 export async function startTestBridge(
   dir: string,
-  gateway: { url: string; mqttUrl: string },
-  gpu: { url: string },
+  to: { readonly gateway: { url: string; mqttUrl: string }; readonly gpu: { url: string } },
   overrides: Partial<BridgeConfig> = {},
 ): Promise<BridgeHandle> {
+  const { gateway, gpu } = to
   const bridge = await startBridge(
     bridgeTestConfig(
       {

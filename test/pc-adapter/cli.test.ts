@@ -112,7 +112,7 @@ describe('gpu-relay CLI', () => {
   it('submits, follows and saves the result', async () => {
     const fx = await startTestGateway()
     const gpu = await startTestGpu(fx.dir, 300)
-    await startTestBridge(fx.dir, fx.gateway, gpu)
+    await startTestBridge(fx.dir, { gateway: fx.gateway, gpu })
     const audio = await fx.file('a.wav')
     const video = await fx.file('v.mp4')
     const result = fakeResultBytes(

@@ -3,7 +3,7 @@ import { HttpError } from '../../lib/http-client.js'
 import { requestErrorText } from '../../pc-adapter/status-text.js'
 
 const refused = (status: number, body: unknown): HttpError =>
-  new HttpError('server message', status, typeof body === 'object' ? status : null, body)
+  new HttpError('server message', { status, code: typeof body === 'object' ? status : null, body })
 
 describe('requestErrorText', () => {
   it("words a refusal by its code from the error catalog, the server's words when they are the code's", () => {
@@ -32,14 +32,17 @@ describe('requestErrorText', () => {
   })
 
   it('keeps the client’s own words when no reply came, or a reply it could not read', () => {
-    const offline = new HttpError(
-      '无法连接 gpu-relay 网关（http://x）：connect ECONNREFUSED',
-      0,
-      null,
-      null,
-    )
+    const offline = new HttpError('无法连接 gpu-relay 网关（http://x）：connect ECONNREFUSED', {
+      status: 0,
+      code: null,
+      body: null,
+    })
     expect(requestErrorText(offline)).toBe(offline.message)
-    const partial = new HttpError('下载不完整：收到 1 字节，应为 2 字节', 200, null, null)
+    const partial = new HttpError('下载不完整：收到 1 字节，应为 2 字节', {
+      status: 200,
+      code: null,
+      body: null,
+    })
     expect(requestErrorText(partial)).toBe(partial.message)
   })
 })

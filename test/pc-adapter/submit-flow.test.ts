@@ -82,7 +82,7 @@ describe('renderVideo / prepareAndSubmit', () => {
   it('runs to the end once a GPU takes the task, and downloads the result', async () => {
     const fx = await startTestGateway()
     const gpu = await startTestGpu(fx.dir, 300)
-    await startTestBridge(fx.dir, fx.gateway, gpu)
+    await startTestBridge(fx.dir, { gateway: fx.gateway, gpu })
     const client = new RelayClient({ baseUrl: fx.gateway.url })
     const lines: string[] = []
     const outPath = join(fx.dir, 'result.mp4')
@@ -113,7 +113,7 @@ describe('renderVideo / prepareAndSubmit', () => {
     const fx = await startTestGateway()
     const gpu = await startTestGpu(fx.dir, 300)
     gpu.failNext('视频中未检测到人脸')
-    await startTestBridge(fx.dir, fx.gateway, gpu)
+    await startTestBridge(fx.dir, { gateway: fx.gateway, gpu })
     const client = new RelayClient({ baseUrl: fx.gateway.url })
     const run = renderVideo({
       client,
