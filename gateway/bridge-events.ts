@@ -104,9 +104,13 @@ export class BridgeEvents {
     }
     const gpu = registry.get(gpuId)
     const types = registry.typesOf(gpuId)
-    if (gpu?.online !== true || !gpu.ready || !types.some((t) => t === task.type)) {
-      return refuse('not-eligible')
+    if (gpu?.online !== true || !gpu.ready) {
+      // Not seen online and ready (yet): its claim overtook its birth (MQTT orders messages per
+      // topic only), or its service just went away. Claim again later; a birth settles it.
+      if (gpu?.online !== true) this.#out.requestRebirth(gpuId)
+      return refuse('not-ready')
     }
+    if (!types.some((t) => t === task.type)) return refuse('not-eligible')
     if (store.processingCount(gpuId) >= gpu.capacity) return refuse('at-capacity')
     const older = store.queuedOfTypes(types, 1_000, task.seq)
     if (older.length > 0) {

@@ -44,7 +44,7 @@ export interface Birth {
   readonly holding: readonly Holding[]
   readonly epoch: number
   /** CONNACK sessionPresent as the bridge saw it; undefined: a bridge that does not say. */
-  readonly session: 'new' | 'resumed' | undefined
+  readonly session: 'new' | 'resumed' | 'settled' | undefined
   readonly types: readonly TaskType[]
 }
 

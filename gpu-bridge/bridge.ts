@@ -29,6 +29,9 @@ import {
   type BridgeEvent,
 } from '../protocol/index.js'
 
+/** A resumed session is settled once no offer has arrived for this long (monotonic). */
+const SETTLE_MS = 2_000
+
 export interface BridgeDeps {
   readonly log: Logger
   readonly now?: () => number
@@ -155,8 +158,11 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
     return type !== null && offerTypes.has(type)
   }
 
+  /** When the last offer arrived (monotonic ms): a resumed session settles once they stop. */
+  let lastOfferAt = performance.now()
   function route(topic: string, payload: Buffer): void {
     if (isTaskTopic(topic)) {
+      lastOfferAt = performance.now()
       const parsed = parsePayload(TaskMessage, payload)
       if (parsed.ok) runner.receive(parsed.value)
       else log.warn({ error: parsed.error }, 'bad task message dropped')
@@ -175,6 +181,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
     client.options.will = presence.nextEpoch()
   })
   client.on('connect', (connack) => {
+    lastOfferAt = performance.now()
     presence.connected(connack.sessionPresent)
     log.info({ epoch: presence.epoch, sessionPresent: connack.sessionPresent }, 'connected')
     const filters = [
@@ -200,6 +207,13 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
   const heartbeat = setInterval(() => {
     if (client.connected) presence.heartbeat()
   }, config.heartbeatMs)
+  // A resumed session: once no offer has arrived for a while, the broker has delivered what it
+  // kept for us, and a `settled` birth asks the gateway for whatever it lost.
+  const settle = setInterval(() => {
+    if (client.connected && presence.settling && performance.now() - lastOfferAt >= SETTLE_MS) {
+      presence.settle()
+    }
+  }, SETTLE_MS / 4)
 
   log.info(
     {
@@ -221,6 +235,7 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
       closed ??= (async () => {
         closing = true
         clearInterval(heartbeat)
+        clearInterval(settle)
         readiness.stop()
         presence.stop()
         await runner.close()

@@ -42,7 +42,7 @@ export class Presence {
   #epoch: number
   #since: number
   /** Whether the broker kept our session at this connection (CONNACK sessionPresent). */
-  #session: 'new' | 'resumed' = 'new'
+  #session: 'new' | 'resumed' | 'settled' = 'new'
   #lastRestore = -Infinity
   #restoreTimer: NodeJS.Timeout | undefined
 
@@ -83,6 +83,22 @@ export class Presence {
   connected(sessionPresent: boolean): void {
     this.#since = this.#d.now()
     this.#session = sessionPresent ? 'resumed' : 'new'
+  }
+
+  /** A resumed session whose birth has not been followed by a `settled` one yet. */
+  get settling(): boolean {
+    return this.#session === 'resumed'
+  }
+
+  /**
+   * The offers the broker kept for a resumed session have stopped arriving: one more birth, marked
+   * `settled`, lists what the inbox holds now, and the gateway sends what is still missing (what
+   * the broker lost while keeping the session), docs/design.md §3.3.
+   */
+  settle(): void {
+    if (this.#session !== 'resumed') return
+    this.#session = 'settled'
+    this.birth()
   }
 
   /** A birth lists what the inbox holds and the session's fate, for the gateway's reconcile. */

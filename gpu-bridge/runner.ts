@@ -91,7 +91,9 @@ export class Runner {
     const row = this.#inbox.current(message.taskId, message.attempt)
     switch (message.kind) {
       case 'claim-granted':
-        if (row?.phase !== 'claiming') return
+        // Granted is the gateway's committed decision: taken also when a refusal of an earlier
+        // copy of this claim (sent again meanwhile) arrived first and put the row back.
+        if (row?.phase !== 'claiming' && row?.phase !== 'received') return
         this.#sentAt.delete(row.taskId)
         this.#inbox.setPhase(row, 'running')
         this.#log.info({ taskId: row.taskId, attempt: row.attempt }, 'claim granted')
@@ -104,7 +106,11 @@ export class Runner {
       case 'claim-refused':
         if (row?.phase !== 'claiming') return
         this.#sentAt.delete(row.taskId)
-        if (message.reason === 'not-next' || message.reason === 'at-capacity') {
+        if (
+          message.reason === 'not-next' ||
+          message.reason === 'at-capacity' ||
+          message.reason === 'not-ready'
+        ) {
           this.#claimLater(row, message.reason)
         } else {
           this.#inbox.drop(row.taskId, row.attempt)
@@ -295,7 +301,7 @@ export class Runner {
   }
 
   /** Back to `received` with a backoff, and no claim at all until it is over. */
-  #claimLater(row: InboxRow, reason: 'not-next' | 'at-capacity'): void {
+  #claimLater(row: InboxRow, reason: 'not-next' | 'at-capacity' | 'not-ready'): void {
     this.#inbox.setPhase(row, 'received', this.#d.now() + CLAIM_LATER_BACKOFF_MS)
     this.#pausedUntil = monotonic() + CLAIM_LATER_BACKOFF_MS
     // After `not-next` the gateway sends us the older tasks we lack: their arrival ends the wait.

@@ -85,9 +85,11 @@ export const GpuState = z.object({
    * Births only: whether the broker kept this bridge's session (CONNACK sessionPresent). A
    * `resumed` session still holds the offers published while the bridge was away, so the gateway
    * does not publish the backlog to it again; a `new` one (or an absent field) is sent what it
-   * does not hold.
+   * does not hold. `settled`: a later birth of a resumed session, once the offers the broker
+   * queued have stopped arriving: what it still lacks the broker lost (a Mosquitto restored from
+   * its last autosave, a session taken over), and the gateway sends it.
    */
-  session: z.enum(['new', 'resumed']).optional(),
+  session: z.enum(['new', 'resumed', 'settled']).optional(),
 })
 export type GpuState = z.infer<typeof GpuState>
 
@@ -109,9 +111,11 @@ export const TaskMessage = z.object({
 export type TaskMessage = z.infer<typeof TaskMessage>
 
 /**
- * Why a claim was refused. `not-next` (an older task this GPU can run is waiting) and
- * `at-capacity` (the GPU already runs as many tasks as it declared) mean "claim again later";
- * the others mean "drop this attempt": it is not yours to run.
+ * Why a claim was refused. `not-next` (an older task this GPU can run is waiting), `at-capacity`
+ * (the GPU already runs as many tasks as it declared) and `not-ready` (the gateway does not see
+ * this GPU online and ready yet, e.g. its claim overtook its birth; the gateway asks it for one)
+ * mean "claim again later"; the others mean "drop this attempt": it is not yours to run
+ * (`not-eligible`: this GPU does not run the task's type).
  */
 export const ClaimRefusal = z.enum([
   'unknown-task',
@@ -121,6 +125,7 @@ export const ClaimRefusal = z.enum([
   'not-next',
   'not-eligible',
   'at-capacity',
+  'not-ready',
 ])
 export type ClaimRefusal = z.infer<typeof ClaimRefusal>
 

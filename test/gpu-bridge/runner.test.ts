@@ -139,6 +139,18 @@ describe('bridge runner', () => {
     expect(claims().map((e) => e.taskId)).toEqual([first.taskId, older.taskId])
   })
 
+  it('runs a grant that arrives after a refusal of an earlier copy of the same claim', async () => {
+    const { runner: r, submitted } = await runner(1)
+    const a = offer(1)
+    r.receive(a)
+    // The claim went out twice; the gateway refused the first copy (at-capacity, or not-ready
+    // before it saw our birth) and granted the second: the refusal arrives first.
+    refuse(r, a, 'not-ready')
+    grant(r, a)
+    await waitFor(() => submitted.length === 1, { what: 'the granted job submitted' })
+    expect(submitted).toEqual([a.taskId])
+  })
+
   it('after at-capacity waits, then claims the same task again', async () => {
     const { runner: r, claims } = await runner(1)
     const [a, b] = [offer(1), offer(2)]

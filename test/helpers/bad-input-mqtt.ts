@@ -162,11 +162,11 @@ export async function runMqttCases(opts: {
   if ((await snapshot(opts.dataDir)) !== before)
     tally.changed.push('MQTT events and states from gpu-1')
 
-  // A GPU never seen online claiming a task from its own topic is refused (not eligible);
+  // A GPU never seen online claiming a task from its own topic is refused (not ready);
   // publishing as gpu-1 drops its connection.
   await gpu2.publishAsync('relay/gpus/gpu-2/events', ev({ kind: 'claim', epoch: 1 }), { qos: 1 })
-  await waitFor(() => opts.control2.some((r) => r.includes('not-eligible')), {
-    what: 'claim refused as not eligible',
+  await waitFor(() => opts.control2.some((r) => r.includes('not-ready')), {
+    what: 'claim refused as not ready',
   })
   tally.tried++
   const dropped = new Promise<void>((resolve) => gpu2.once('close', () => resolve()))
