@@ -1,13 +1,12 @@
 /**
  * The inbox's schema as a numbered list of migrations, applied in order and recorded in
- * `PRAGMA user_version` (the gateway's database does the same). Files written before the list
+ * `PRAGMA user_version` (lib/sqlite-migrate.ts, like every database here). Files written before the list
  * existed have user_version 0 and the tables already: the first step accepts them as they are.
  */
 import type Database from 'better-sqlite3'
+import { migrate, type MigrationStep } from '../lib/sqlite-migrate.js'
 
-type Migration = string | ((db: Database.Database) => void)
-
-const MIGRATIONS: readonly Migration[] = [
+const MIGRATIONS: readonly MigrationStep[] = [
   // The inbox and its meta (the connection epoch). `submit_started` came later than the table:
   // a file from then lacks it.
   (db) => {
@@ -38,14 +37,5 @@ const MIGRATIONS: readonly Migration[] = [
 ]
 
 export function migrateInbox(db: Database.Database): void {
-  const current = db.pragma('user_version', { simple: true }) as number
-  for (let version = current; version < MIGRATIONS.length; version++) {
-    const step = MIGRATIONS[version]
-    if (step === undefined) break
-    db.transaction(() => {
-      if (typeof step === 'string') db.exec(step)
-      else step(db)
-      db.pragma(`user_version = ${String(version + 1)}`)
-    })()
-  }
+  migrate(db, MIGRATIONS)
 }

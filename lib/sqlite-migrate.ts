@@ -7,15 +7,19 @@
  */
 import type Database from 'better-sqlite3'
 
+/** One step: SQL, or a function for a step SQL alone cannot say (a column only some files lack). */
+export type MigrationStep = string | ((db: Database.Database) => void)
+
 /** Apply the steps of `steps` the database has not applied yet; returns its version after. */
-export function migrate(db: Database.Database, steps: readonly string[]): number {
+export function migrate(db: Database.Database, steps: readonly MigrationStep[]): number {
   const current = db.pragma('user_version', { simple: true }) as number
   for (let version = current; version < steps.length; version++) {
-    const sql = steps[version]
-    if (sql === undefined) break
+    const step = steps[version]
+    if (step === undefined) break
     db.transaction(() => {
-      db.exec(sql)
-      db.pragma(`user_version = ${version + 1}`)
+      if (typeof step === 'string') db.exec(step)
+      else step(db)
+      db.pragma(`user_version = ${String(version + 1)}`)
     })()
   }
   return Math.max(current, steps.length)

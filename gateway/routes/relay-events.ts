@@ -55,8 +55,11 @@ function resumeFrom(req: Request, outbox: TaskOutbox): number {
   const header = req.get('last-event-id')
   const query: unknown = req.query['last_event_id']
   const raw = header ?? (typeof query === 'string' ? query : undefined)
-  if (raw === undefined || raw.trim() === '') return outbox.latestId()
-  return validate(EventId, raw.trim(), 'Last-Event-ID')
+  const latest = outbox.latestId()
+  if (raw === undefined || raw.trim() === '') return latest
+  // An id beyond the newest (a database restored from a backup) would hide every event until
+  // the ids caught up: such a client continues from now.
+  return Math.min(validate(EventId, raw.trim(), 'Last-Event-ID'), latest)
 }
 
 function openStream(req: Request, res: Response): void {

@@ -73,8 +73,12 @@ describe('the task event stream (GET /api/relay/events)', () => {
     }
     // Without Last-Event-ID a client gets what happens from now on.
     const live = await openSse(eventsUrl(second.url), { token: ADMIN })
+    // An id beyond the newest (a database restored from a backup) continues from now too.
+    const ahead = await openSse(eventsUrl(second.url), { token: ADMIN, lastEventId: '999999' })
+    expect(ahead.status).toBe(200)
     const next = await submitFresh(second.url)
     await waitFor(() => eventsOf(live).some((e) => e.taskId === next), { what: 'live submit' })
+    await waitFor(() => eventsOf(ahead).some((e) => e.taskId === next), { what: 'after a far id' })
     expect(eventsOf(live).every((e) => e.id > (all.at(-1)?.id ?? 0))).toBe(true)
   })
 
