@@ -18,27 +18,13 @@ import {
   encodePayload,
   parsePayload,
   topicsFor,
-  type TaskMessage,
 } from '../../protocol/index.js'
 import { log, startTestGpu } from '../helpers/relay.js'
+import { offer } from '../helpers/offers.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
 
 const topics = topicsFor()
-const file = (c: string) => ({ hash: c.repeat(32), ext: '.wav', size: 1 })
-
-function offer(order: number): TaskMessage {
-  return {
-    v: 1,
-    taskId: randomUUID(),
-    attempt: 1,
-    order,
-    type: 'heygem',
-    input: { audio: file('a'), video: file('b') },
-    options: {},
-    expiresAt: '2099-01-01T00:00:00.000Z',
-  }
-}
 
 async function relayParts(gpuId: string) {
   const dir = await tempDir('bridge-offers')

@@ -4,7 +4,6 @@
  * is a stand-in that keeps every job running until the test ends: what is checked here is what
  * the runner claims and starts, not the jobs (the end-to-end tests run those).
  */
-import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import type { GpuAdapter } from '../../gpu-bridge/adapters/types.js'
@@ -13,23 +12,9 @@ import { Inbox } from '../../gpu-bridge/inbox.js'
 import { Runner } from '../../gpu-bridge/runner.js'
 import { silentLogger } from '../../lib/logger.js'
 import type { BridgeEvent, ClaimRefusal, TaskMessage } from '../../protocol/index.js'
+import { offer } from '../helpers/offers.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
-
-const file = (c: string) => ({ hash: c.repeat(32), ext: '.wav', size: 1 })
-
-function offer(order: number): TaskMessage {
-  return {
-    v: 1,
-    taskId: randomUUID(),
-    attempt: 1,
-    order,
-    type: 'heygem',
-    input: { audio: file('a'), video: file('b') },
-    options: {},
-    expiresAt: '2099-01-01T00:00:00.000Z',
-  }
-}
 
 /**
  * A GPU service whose jobs start and then run until the test ends. A submit answers when
