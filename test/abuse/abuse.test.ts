@@ -22,7 +22,7 @@ import { httpAttacks } from './http-attacks.js'
 import { inputAttacks } from './input-attacks.js'
 import { loginAttacks } from './login-attacks.js'
 import { mqttAttacks } from './mqtt-attacks.js'
-import { Metrics } from './metrics.js'
+import { MAX_RSS_GROWTH_MB, Metrics } from './metrics.js'
 import { startAbuseRelay, type AbuseRelay } from './relay-procs.js'
 import { slowReaderAttack } from './slow-reader.js'
 
@@ -274,7 +274,7 @@ describe('the abuse suite: hostile clients, full disks, slow readers and clock s
       duplicateRuns: runs.duplicates,
       honestUnanswered: pc.failures.length,
     }).toEqual({ crashes: 0, lost: 0, duplicateRuns: 0, honestUnanswered: 0 })
-    expect(metrics.maxRssGrowthMb).toBeLessThanOrEqual(50)
+    expect(metrics.maxRssGrowthMb).toBeLessThanOrEqual(MAX_RSS_GROWTH_MB)
     expect(ledger.describe('secrets')).toBe('')
   }, 90_000)
 })
