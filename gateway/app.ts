@@ -10,9 +10,7 @@ import {
   closeUnreadOnError,
   closeUnreadOnNotFound,
   isJsonBody,
-  jsonLimitOf,
   parseByteSize,
-  SMALL_JSON_ROUTES,
 } from './body-gate.js'
 import { errorHandler, notFoundHandler } from './http-envelope.js'
 import { assetApi } from './routes/assets.js'
@@ -23,7 +21,6 @@ import { relayApi } from './routes/relay-api.js'
 import { relayEvents } from './routes/relay-events.js'
 import { taskApi } from './routes/task-api.js'
 import { uploadApi } from './routes/upload.js'
-import { TASK_PATHS } from '../protocol/index.js'
 
 export interface AppDeps extends RouteDeps {
   /** JSON_BODY_LIMIT as written (`1mb`). */
@@ -88,11 +85,6 @@ export function createApp(deps: AppDeps): Express {
   // run_server reads a JSON route's body as JSON whatever its Content-Type (a browser's
   // text/plain included); uploads and a bridge's result stream are left to their routes. Only
   // under /api/, where the guard has let the caller in: no other path reads a body.
-  // A chunked body (no Content-Length for the gate to judge) meets the same smaller limit.
-  app.use(
-    [...SMALL_JSON_ROUTES],
-    express.json({ limit: jsonLimitOf(TASK_PATHS.submit, jsonLimitBytes), type: isJsonBody }),
-  )
   app.use('/api', express.json({ limit: jsonLimitBytes, type: isJsonBody }))
   app.use(taskApi(deps))
   app.use(uploadApi(deps))

@@ -23,28 +23,6 @@ const JSON_ROUTES: ReadonlySet<string> = new Set([
   TASK_PATHS.retry,
 ])
 
-/**
- * The JSON routes whose bodies are a few hundred bytes by their schema (hashes, extensions, a
- * license key of at most 200 characters, a task id): 16 kB is far more than any honest caller
- * sends, and a hostile body is refused before it is read instead of being parsed and dropped.
- */
-export const SMALL_JSON_ROUTES: readonly string[] = [
-  HEYGEM_PATHS.submit,
-  ASSET_PATHS.delete,
-  TASK_PATHS.submit,
-  TASK_PATHS.cancel,
-  TASK_PATHS.retry,
-]
-const SMALL_JSON_SET: ReadonlySet<string> = new Set(SMALL_JSON_ROUTES)
-export const SMALL_JSON_LIMIT_BYTES = 16 * 1024
-
-/** The JSON limit of a route: JSON_BODY_LIMIT, or less for the routes with small bodies. */
-export function jsonLimitOf(path: string, jsonLimitBytes: number): number {
-  return SMALL_JSON_SET.has(path)
-    ? Math.min(jsonLimitBytes, SMALL_JSON_LIMIT_BYTES)
-    : jsonLimitBytes
-}
-
 /** Multipart routes and how many files of up to the upload limit each takes. */
 const UPLOAD_ROUTES: ReadonlyMap<string, number> = new Map([
   [HEYGEM_PATHS.uploadFile, 1],
@@ -107,9 +85,7 @@ export function bodyGate(o: BodyGateOptions): RequestHandler {
     if (declared !== undefined && !RESULT_ROUTE.test(path)) {
       const files = req.method === 'POST' && !isJsonBody(req) ? UPLOAD_ROUTES.get(path) : undefined
       const limit =
-        files === undefined
-          ? jsonLimitOf(path, o.jsonLimitBytes)
-          : files * o.uploadMaxBytes + MULTIPART_OVERHEAD_BYTES
+        files === undefined ? o.jsonLimitBytes : files * o.uploadMaxBytes + MULTIPART_OVERHEAD_BYTES
       if (Number(declared) > limit) {
         closeAfterReply(req, res)
         next(files === undefined ? appError('BODY_TOO_LARGE') : tooLarge(o.uploadMaxBytes))

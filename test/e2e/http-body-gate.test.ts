@@ -58,46 +58,6 @@ describe('the body gate', () => {
     )
   })
 
-  it('holds the small-bodied routes (the submits, cancel, retry, asset delete) to 16 kB, declared or chunked; check_files keeps JSON_BODY_LIMIT', async () => {
-    const gw = await gateway('gate-small')
-    const submit = {
-      audio_hash: 'a'.repeat(32),
-      video_hash: 'b'.repeat(32),
-      license_key: 'k'.repeat(20 * 1024),
-    }
-    for (const path of [
-      '/api/heygem/task/submit',
-      '/api/heygem/submit',
-      '/api/heygem/task/cancel',
-    ]) {
-      const declared = await hostile(
-        gw.url,
-        '127.0.0.1',
-        post(path, `${AUTH}Content-Type: application/json\r\n`, 20 * 1024 + 100),
-      )
-      expect(await declared.closed).toMatch(/^HTTP\/1\.1 413 [^]*"BODY_TOO_LARGE"/i)
-    }
-    // Without a Content-Length (chunked), the parser applies the same limit.
-    const body = JSON.stringify(submit)
-    const chunked = await hostile(
-      gw.url,
-      '127.0.0.1',
-      `POST /api/heygem/task/submit HTTP/1.1\r\nHost: relay\r\n${AUTH}Connection: close\r\n` +
-        `Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n` +
-        `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`,
-    )
-    expect(await chunked.closed).toMatch(/^HTTP\/1\.1 413 [^]*"BODY_TOO_LARGE"/i)
-    // check_files (up to 100 files) keeps JSON_BODY_LIMIT: 20 kB (with whitespace) is read.
-    const padded = `{"files": [{"hash": "${'c'.repeat(32)}", "ext": ".wav"}]${' '.repeat(20 * 1024)}}`
-    const checked = await fetch(`${gw.url}/api/heygem/check_files`, {
-      method: 'POST',
-      headers: { ...PC, 'content-type': 'application/json' },
-      body: padded,
-    })
-    expect(checked.status).toBe(200)
-    expect(await checked.json()).toMatchObject({ code: 0, data: { ['c'.repeat(32)]: false } })
-  })
-
   it('says 100 Continue only to an authenticated caller, and refuses the others unread', async () => {
     const gw = await gateway('gate-continue')
     const body = JSON.stringify({ files: [{ hash: 'a'.repeat(32), ext: '.wav' }] })
