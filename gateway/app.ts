@@ -21,6 +21,7 @@ import { relayApi } from './routes/relay-api.js'
 import { relayEvents } from './routes/relay-events.js'
 import { taskApi } from './routes/task-api.js'
 import { uploadApi } from './routes/upload.js'
+import { powerApi } from './power/power-routes.js'
 
 export interface AppDeps extends RouteDeps {
   /** JSON_BODY_LIMIT as written (`1mb`). */
@@ -91,6 +92,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(heygemApi(deps))
   app.use(assetApi(deps))
   app.use(relayApi(deps))
+  if (deps.power) app.use(powerApi({ power: deps.power, auth: deps.auth }))
   app.use(closeUnreadOnNotFound)
   app.use(notFoundHandler())
   app.use(closeUnreadOnError)

@@ -90,7 +90,56 @@ export const GatewayEnv = z.object({
    * caller, and their own connections are not capped per address. Empty: none trusted.
    */
   HTTP_TRUSTED_PROXIES: env.list('').pipe(z.array(z.ipv4().or(z.ipv6()))),
+  /**
+   * Power on demand (README "GPU power on demand"): `auto` decides by itself when a command or
+   * URL below is set; `on` also with none (the MQTT message alone, for an external agent).
+   */
+  POWER_CONTROL: z.enum(['auto', 'on', 'off']).default('auto'),
+  /** Run with `sh -c` to switch a GPU on / off (RELAY_GPU_ID, RELAY_POWER_* in its environment). */
+  POWER_ON_COMMAND: z.string().min(1).optional(),
+  POWER_OFF_COMMAND: z.string().min(1).optional(),
+  /** POSTed a JSON `{gpu_id, action, reason, request_id, at}` to switch a GPU on / off. */
+  POWER_ON_URL: z.url({ protocol: /^https?$/ }).optional(),
+  POWER_OFF_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /** The GPUs the relay may power; empty: the GPU ids in the credentials (else GPU_IDS). */
+  POWER_GPU_IDS: env.list('').pipe(z.array(GpuId)),
+  /** Power-off is asked for after the queue has been empty and every GPU idle this long. */
+  POWER_IDLE_MINUTES: env.int(30, 1),
+  /** Overrides POWER_IDLE_MINUTES in ms (tests). */
+  POWER_IDLE_MS: z.coerce.number().int().min(1).optional(),
+  /** A GPU asked to start that is not ready within this is asked again (then 2×, 4×, up to 8×). */
+  POWER_BOOT_DEADLINE_MS: env.ms(600_000),
+  /** A power command still running after this is killed (its process group) and recorded so. */
+  POWER_COMMAND_TIMEOUT_MS: env.ms(60_000),
   LOG_LEVEL: env.logLevel(),
+})
+
+/** Power on demand (gateway/power/). */
+export interface PowerSettings {
+  /** The gateway asks for power by itself; false: only an admin's requests. */
+  readonly auto: boolean
+  readonly onCommand: string | null
+  readonly offCommand: string | null
+  readonly onUrl: string | null
+  readonly offUrl: string | null
+  /** The GPUs the relay may power; null: the credentials' GPU ids, else `gpuIds`. */
+  readonly gpuIds: readonly string[] | null
+  readonly idleMs: number
+  readonly bootDeadlineMs: number
+  readonly commandTimeoutMs: number
+}
+
+/** Power off unless configured: nothing is asked by itself. */
+export const POWER_DEFAULTS: PowerSettings = Object.freeze({
+  auto: false,
+  onCommand: null,
+  offCommand: null,
+  onUrl: null,
+  offUrl: null,
+  gpuIds: null,
+  idleMs: 30 * 60_000,
+  bootDeadlineMs: 600_000,
+  commandTimeoutMs: 60_000,
 })
 
 /** What the embedded broker is started with (broker/'s BrokerConfig, structurally). */
@@ -167,6 +216,8 @@ export interface GatewayConfig {
   readonly resultMaxBytes: number
   /** Uploads and submits are refused with DISK_FULL while the data disk has less free space. */
   readonly diskMinFreeBytes: number
+  /** Power on demand (gateway/power/). */
+  readonly power: PowerSettings
 }
 
 export function gatewayConfigFromEnv(
@@ -229,7 +280,25 @@ export function gatewayConfigFromEnv(
     uploadMaxBytes: e.UPLOAD_MAX_BYTES,
     resultMaxBytes: e.RESULT_MAX_BYTES ?? e.UPLOAD_MAX_BYTES,
     diskMinFreeBytes: e.DISK_MIN_FREE_BYTES,
+    power: powerSettings(e),
     logLevel: e.LOG_LEVEL,
+  })
+}
+
+function powerSettings(e: z.infer<typeof GatewayEnv>): PowerSettings {
+  const channels = [e.POWER_ON_COMMAND, e.POWER_OFF_COMMAND, e.POWER_ON_URL, e.POWER_OFF_URL]
+  return Object.freeze({
+    auto:
+      e.POWER_CONTROL === 'on' ||
+      (e.POWER_CONTROL === 'auto' && channels.some((c) => c !== undefined)),
+    onCommand: e.POWER_ON_COMMAND ?? null,
+    offCommand: e.POWER_OFF_COMMAND ?? null,
+    onUrl: e.POWER_ON_URL ?? null,
+    offUrl: e.POWER_OFF_URL ?? null,
+    gpuIds: e.POWER_GPU_IDS.length > 0 ? Object.freeze([...e.POWER_GPU_IDS]) : null,
+    idleMs: e.POWER_IDLE_MS ?? e.POWER_IDLE_MINUTES * 60_000,
+    bootDeadlineMs: e.POWER_BOOT_DEADLINE_MS,
+    commandTimeoutMs: e.POWER_COMMAND_TIMEOUT_MS,
   })
 }
 
@@ -282,6 +351,7 @@ export function gatewayTestConfig(
     resultMaxBytes: overrides.uploadMaxBytes ?? 2 * 1024 * 1024 * 1024,
     // Test folders live on whatever disk the machine has: only full-disk tests set a minimum.
     diskMinFreeBytes: 0,
+    power: POWER_DEFAULTS,
     ...overrides,
   })
 }

@@ -187,6 +187,26 @@ export const MIGRATIONS: readonly string[] = [
   DROP TABLE task_transitions;
   CREATE INDEX tasks_queued_by_type ON tasks (state, type, seq);
   `,
+  // issue-10 power: each power request (gateway/power/power-store.ts), its channels and outcome;
+  // a start request also when its GPU became ready (rc_ready_at), so boot times can be learned.
+  `
+  CREATE TABLE power_requests (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    gpu_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT,
+    at INTEGER NOT NULL,
+    rc_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    ready_at INTEGER,
+    boot_ms INTEGER
+  );
+  CREATE INDEX power_requests_boots ON power_requests (action, boot_ms);
+  `,
 ]
 
 export function openDb(path: string): Db {

@@ -24,6 +24,7 @@ import { createRelayCore } from './relay-core.js'
 import type { TaskOutbox } from './task-outbox.js'
 import type { TaskStore } from './task-store.js'
 import { attachProgressSockets, type ProgressSocketOptions } from './ws-progress.js'
+import { createPower, type PowerControl } from './power/power.js'
 import { GATEWAY_USERNAME, topicsFor } from '../protocol/index.js'
 import { Closer } from '../lib/lifecycle.js'
 import { endClient, watchMqttLink } from '../lib/mqtt.js'
@@ -54,6 +55,8 @@ export interface GatewayHandle {
   readonly store: TaskStore
   /** The task event stream (task-outbox.ts). */
   readonly outbox: TaskOutbox
+  /** Power on demand (gateway/power/): `view()`, `recentBootMs()`, `onRequest(listener)`. */
+  readonly power: PowerControl
   close(): Promise<void>
 }
 
@@ -127,7 +130,24 @@ export async function startGateway(
     await connectAndSubscribe(client, [topics.allGpus('state'), topics.allGpus('events')], log)
     core.dispatcher.repairUnpublished()
 
-    const tick = setInterval(() => core.tick(), TICK_MS)
+    const power = createPower(config, {
+      db,
+      client,
+      topics,
+      log,
+      now,
+      relay: core.relay,
+      registry: core.registry,
+      store: core.store,
+      outbox: core.outbox,
+    })
+    closer.add(() => {
+      power.close()
+    })
+    const tick = setInterval(() => {
+      core.tick()
+      power.tick()
+    }, TICK_MS)
     closer.add(() => {
       clearInterval(tick)
     })
@@ -168,6 +188,7 @@ export async function startGateway(
       handOvers: core.handOvers,
       waitingStatus: config.waitingStatus,
       mqttLink: () => link.current(),
+      power,
     })
     const server = createServer(
       {
@@ -237,6 +258,7 @@ export async function startGateway(
       mqttTlsUrl,
       store: core.store,
       outbox: core.outbox,
+      power,
       close: () => closer.close(),
     }
   } catch (err) {

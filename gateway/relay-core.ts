@@ -36,6 +36,8 @@ export interface RelayCore {
   readonly registry: GpuRegistry
   /** Result hand-overs under way (the result route marks them, the clocks hold for them). */
   readonly handOvers: HandOvers
+  /** The relay clock's reading (relay-clock.ts), ms: what durations are measured on. */
+  readonly relay: () => number
   /** An MQTT message on a subscribed topic; never throws. */
   onMessage(topic: string, payload: Buffer, retained: boolean): void
   /** Once a second: heartbeats and clocks. */
@@ -156,6 +158,7 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
     actions,
     dispatcher,
     registry,
+    relay,
     onMessage(topic, payload, retained) {
       const parsed = topics.parseGpuTopic(topic)
       if (!parsed) return

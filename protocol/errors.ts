@@ -111,6 +111,7 @@ const catalog = {
   RANGE_NOT_SATISFIABLE: { status: 416, text: '请求的字节范围无效' },
   TASK_NOT_CANCELLABLE: { status: 409, text: '任务已{state}，无法取消' },
   TASK_NOT_RETRYABLE: { status: 409, text: '只有失败的任务可以重试（当前：{state}）' },
+  GPU_NOT_FOUND: { status: 404, text: 'GPU {id} 不存在或不由网关控制电源' },
   IDEMPOTENCY_CONFLICT: { status: 409, text: '这个请求编号已用于另一组文件，请换一个编号' },
 
   // ---- a bridge's result hand-over ----

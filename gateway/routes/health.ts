@@ -4,8 +4,8 @@ import type { RouteDeps } from './deps.js'
 import type { QueueView } from '../task-service.js'
 import { HEYGEM_PATHS } from '../../protocol/index.js'
 
-export function healthApi(deps: Pick<RouteDeps, 'views' | 'mqttLink'>): Router {
-  const { views, mqttLink } = deps
+export function healthApi(deps: Pick<RouteDeps, 'views' | 'mqttLink' | 'power'>): Router {
+  const { views, mqttLink, power } = deps
   const router = Router({ caseSensitive: true })
   router.get(HEYGEM_PATHS.health, (_req, res) => {
     const q = views.queue()
@@ -21,7 +21,11 @@ export function healthApi(deps: Pick<RouteDeps, 'views' | 'mqttLink'>): Router {
         ready: q.gpusReady > 0,
         gpus_online: q.gpusOnline,
         gpus_ready: q.gpusReady,
-        gpus: views.gpus(),
+        // Each GPU's power state (off, booting, online, idle, shutting-down) and since when.
+        gpus: views.gpus().map((g) => {
+          const p = power?.stateOf(g.id)
+          return p ? { ...g, power: p.state, power_since: new Date(p.since).toISOString() } : g
+        }),
       },
       relay: true,
       // The gateway's own MQTT link: a refused login or a broker away shows here, not only in logs.

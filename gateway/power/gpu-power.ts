@@ -1,0 +1,134 @@
+/**
+ * One GPU's power as the gateway sees it, from what was asked (start, stop) and what its presence
+ * says. Phases: `off`, `booting` (a start was asked for, or it is online with its service still
+ * loading), `up` (online and ready: shown `online`, or `idle` while there is nothing to do),
+ * `shutting-down` (a stop was asked for; `off` once it goes offline). Durations are relay-clock
+ * ms; `since` and `idleSince` are also kept in wall-clock ms for display.
+ */
+import type { PowerState } from '../../protocol/index.js'
+
+export type PowerPhase = 'off' | 'booting' | 'up' | 'shutting-down'
+
+/** The start request a boot is waiting on. */
+export interface PendingBoot {
+  readonly requestId: string
+  /** Relay ms it was asked at. */
+  readonly rcAt: number
+  /** Starts asked for during this boot (1 at first). */
+  readonly attempts: number
+  /** Relay ms after `rcAt` it is asked again (the deadline with backoff and jitter). */
+  readonly waitMs: number
+}
+
+export interface Presence {
+  readonly online: boolean
+  readonly ready: boolean
+}
+
+/** A clock reading in both clocks: relay ms for durations, wall ms for display. */
+export interface Stamp {
+  readonly rc: number
+  readonly wall: number
+}
+
+export class GpuPower {
+  readonly id: string
+  #phase: PowerPhase = 'off'
+  #since: Stamp
+  #idleSince: Stamp | null = null
+  #boot: PendingBoot | null = null
+  /** Seen offline since the boot was asked for: a GPU that stayed on did not boot. */
+  #cold = false
+  lastRequestId: string | null = null
+
+  constructor(id: string, at: Stamp) {
+    this.id = id
+    this.#since = at
+  }
+
+  get phase(): PowerPhase {
+    return this.#phase
+  }
+
+  get boot(): PendingBoot | null {
+    return this.#boot
+  }
+
+  get idleSince(): Stamp | null {
+    return this.#idleSince
+  }
+
+  get since(): Stamp {
+    return this.#since
+  }
+
+  /** What the view shows. */
+  get state(): PowerState {
+    if (this.#phase === 'up') return this.#idleSince ? 'idle' : 'online'
+    return this.#phase
+  }
+
+  /**
+   * Follow its presence. Returns the boot that ended when it became ready (to learn its
+   * duration), else null: also for a GPU that never went off (a start during a shutdown).
+   */
+  observe(p: Presence, at: Stamp): PendingBoot | null {
+    if (p.online && p.ready) {
+      if (this.#phase === 'shutting-down' || this.#phase === 'up') return null
+      const ended = this.#cold ? this.#boot : null
+      this.#boot = null
+      this.#to('up', at)
+      return ended
+    }
+    if (p.online) {
+      // Online, its service still loading: booting (asked for or not).
+      if (this.#phase === 'off') this.#to('booting', at)
+      return null
+    }
+    // Offline. A boot asked for goes on (a GPU restarting after a stop is offline for a while).
+    if (this.#phase === 'booting') this.#cold = true
+    if (this.#phase === 'up' || this.#phase === 'shutting-down') this.#to('off', at)
+    else if (this.#phase === 'booting' && this.#boot === null) this.#to('off', at)
+    return null
+  }
+
+  /** While up: idle from now on when nothing is to do, else busy. */
+  setIdle(idle: boolean, at: Stamp): void {
+    if (this.#phase !== 'up' || !idle) this.#idleSince = null
+    else this.#idleSince ??= at
+  }
+
+  started(boot: PendingBoot, at: Stamp): void {
+    this.lastRequestId = boot.requestId
+    // A retry of the same boot keeps its since.
+    if (this.#phase !== 'booting') {
+      this.#cold = this.#phase === 'off'
+      this.#to('booting', at)
+    }
+    this.#boot = boot
+  }
+
+  stopping(requestId: string, at: Stamp): void {
+    this.lastRequestId = requestId
+    this.#boot = null
+    this.#to('shutting-down', at)
+  }
+
+  /** A stop that failed: up again (if it still is), its idle window starting afresh. */
+  stopFailed(at: Stamp): void {
+    if (this.#phase !== 'shutting-down') return
+    this.#to('up', at)
+  }
+
+  /** A boot nobody needs any more (the queue emptied) and that never came: off. */
+  giveUp(at: Stamp): void {
+    this.#boot = null
+    this.#to('off', at)
+  }
+
+  #to(phase: PowerPhase, at: Stamp): void {
+    this.#phase = phase
+    this.#since = at
+    this.#idleSince = null
+  }
+}
