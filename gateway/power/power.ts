@@ -87,8 +87,10 @@ export function createPower(config: GatewayConfig, deps: PowerDeps): PowerContro
   const offRequests = requester.onRequest((r) => {
     if (r.action === 'stop' && r.outcome !== 'ok') manager.stopFailed(r.gpuId, r.id)
   })
+  // A task's change is looked at now, not at the next tick (progress events aside: many).
   const offEvents = deps.outbox.subscribe((event) => {
     if (WAKING_EVENTS.has(event.kind)) manager.submitted()
+    else if (event.kind !== 'progress') manager.tick()
   })
   log.info({ auto: settings.auto, gpus: managed }, 'power on demand')
 
