@@ -98,11 +98,12 @@ export class GpuPower {
     else this.#idleSince ??= at
   }
 
-  started(boot: PendingBoot, at: Stamp): void {
+  /** `carried`: a boot from before a restart (it is learned only if seen offline from now on). */
+  started(boot: PendingBoot, at: Stamp, carried = false): void {
     this.lastRequestId = boot.requestId
     // A retry of the same boot keeps its since.
     if (this.#phase !== 'booting') {
-      this.#cold = this.#phase === 'off'
+      this.#cold = this.#phase === 'off' && !carried
       this.#to('booting', at)
     }
     this.#boot = boot

@@ -12,6 +12,7 @@
  */
 import type { PowerAction, PowerReason } from '../../protocol/index.js'
 import { GpuPower, type Presence, type Stamp } from './gpu-power.js'
+import type { LastRequest } from './power-store.js'
 
 /** What the manager reads of the relay (the registry and the task store, in the gateway). */
 export interface PowerInputs {
@@ -36,6 +37,11 @@ export interface PowerManagerDeps {
   readonly now: () => number
   /** 0 ≤ x < 1, for the jitter of retries (default Math.random). */
   readonly random?: () => number
+  /**
+   * After a restart: each managed GPU's newest request, so a boot or shutdown under way goes on
+   * (no second start for the same boot; its deadline still counts from its request).
+   */
+  readonly lastRequestOf?: (gpuId: string) => LastRequest | undefined
 }
 
 /** A submit this recent holds off a stop. */
@@ -50,7 +56,17 @@ export class PowerManager {
   constructor(deps: PowerManagerDeps) {
     this.#d = deps
     const at = this.#stamp()
-    for (const id of deps.managed) this.#gpus.set(id, new GpuPower(id, at))
+    for (const id of deps.managed) {
+      const gpu = new GpuPower(id, at)
+      this.#gpus.set(id, gpu)
+      const last = deps.lastRequestOf?.(id)
+      if (last?.action === 'start' && !last.ready) {
+        const boot = { requestId: last.requestId, rcAt: last.rcAt, attempts: 1 }
+        gpu.started({ ...boot, waitMs: deps.bootDeadlineMs }, at, true)
+      } else if (last?.action === 'stop') {
+        gpu.stopping(last.requestId, at) // off at the first look if it has gone
+      }
+    }
   }
 
   /** Every GPU's power, managed ones first. */

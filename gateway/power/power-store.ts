@@ -27,6 +27,16 @@ export interface PowerRequest {
   readonly boot_ms: number | null
 }
 
+/** A GPU's newest request, for the manager after a restart. */
+export interface LastRequest {
+  readonly requestId: string
+  readonly action: PowerAction
+  /** Relay ms it was made at. */
+  readonly rcAt: number
+  /** A start whose GPU became ready. */
+  readonly ready: boolean
+}
+
 interface Row extends PowerRequest {
   readonly rc_at: number
 }
@@ -105,6 +115,14 @@ export class PowerStore {
   latestOf(gpuId: string): PowerRequest | undefined {
     const row = this.#latestOf.get(gpuId)
     return row ? strip(row) : undefined
+  }
+
+  /** What a restart carries on from: the newest request for one GPU, on the relay clock. */
+  lastOf(gpuId: string): LastRequest | undefined {
+    const row = this.#latestOf.get(gpuId)
+    return row
+      ? { requestId: row.id, action: row.action, rcAt: row.rc_at, ready: row.ready_at !== null }
+      : undefined
   }
 
   /** Newest first. */

@@ -83,6 +83,7 @@ export function createPower(config: GatewayConfig, deps: PowerDeps): PowerContro
     },
     relay: deps.relay,
     now: deps.now,
+    lastRequestOf: (gpuId) => store.lastOf(gpuId),
   })
   const offRequests = requester.onRequest((r) => {
     if (r.action === 'stop' && r.outcome !== 'ok') manager.stopFailed(r.gpuId, r.id)

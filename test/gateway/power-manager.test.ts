@@ -152,3 +152,42 @@ describe('the power manager', () => {
     expect(f.state()).toBe('booting')
   })
 })
+
+describe('the power manager after a restart', () => {
+  it('carries on a boot under way (no second start) and a shutdown asked for', () => {
+    const asked: string[] = []
+    let rc = 6_000
+    const started = new PowerManager({
+      inputs: {
+        gpus: () => [
+          { id: 'gpu-1', online: false, ready: false },
+          { id: 'gpu-2', online: false, ready: false },
+        ],
+        counts: () => ({ queued: 1, processing: 0 }),
+      },
+      managed: ['gpu-1', 'gpu-2'],
+      auto: true,
+      idleMs: IDLE,
+      bootDeadlineMs: DEADLINE,
+      request: (r) => {
+        asked.push(`${r.action}:${r.reason}@${r.gpuId}`)
+        return 'new'
+      },
+      onReady: () => undefined,
+      relay: () => rc,
+      now: () => rc,
+      random: () => 0,
+      lastRequestOf: (gpuId) =>
+        gpuId === 'gpu-1'
+          ? { requestId: 'old', action: 'start', rcAt: 5_000, ready: false }
+          : { requestId: 'stop', action: 'stop', rcAt: 4_000, ready: false },
+    })
+    started.tick()
+    expect(asked).toEqual([])
+    expect(started.get('gpu-1')?.state).toBe('booting')
+    expect(started.get('gpu-2')?.state).toBe('off') // it went while the gateway was away
+    rc = 5_000 + DEADLINE
+    started.tick()
+    expect(asked).toEqual(['start:boot-deadline@gpu-1'])
+  })
+})
