@@ -81,6 +81,8 @@ export interface BrokerHandle {
   /** `ws://` or `wss://host:port`, or null when WebSocket is off. */
   readonly wsUrl: string | null
   readonly aedes: Aedes
+  /** Clients connected now (aedes' count: logged-in clients, over every listener). */
+  clientsConnected(): number
   close(): Promise<void>
 }
 
@@ -211,7 +213,14 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
       },
       'broker listening',
     )
-    return { url, tlsUrl, wsUrl, aedes, close: () => closer.close() }
+    return {
+      url,
+      tlsUrl,
+      wsUrl,
+      aedes,
+      clientsConnected: () => aedes.connectedClients,
+      close: () => closer.close(),
+    }
   } catch (err) {
     await closer.close()
     throw err

@@ -38,6 +38,8 @@ export const GatewayEnv = z.object({
   API_SECRET: z.string().min(8).optional(),
   /** An admin's bearer token: sees every owner's tasks. */
   ADMIN_TOKEN: z.string().min(16).optional(),
+  /** A Prometheus server's bearer token: reads `/metrics` and nothing else. */
+  METRICS_TOKEN: z.string().min(16).optional(),
   RATE_LIMIT_SUBMITS_PER_MIN: env.int(30, 1),
   RATE_LIMIT_UPLOADS_PER_MIN: env.int(120, 1),
   /** GPUs known before any has connected; the first receives work queued before any birth. */
@@ -136,6 +138,8 @@ export interface GatewayConfig {
   /** Required as the PC's bearer token when set; null: the user API is open (development). */
   readonly apiSecret: string | null
   readonly adminToken: string | null
+  /** Opens `GET /metrics` only (the admin token opens it too); null: none. */
+  readonly metricsToken: string | null
   readonly rateLimits: { readonly submitsPerMinute: number; readonly uploadsPerMinute: number }
   readonly gpuIds: readonly string[]
   readonly bootEstimateS: number
@@ -201,6 +205,7 @@ export function gatewayConfigFromEnv(
     mqttMaxPayloadBytes: e.MQTT_MAX_PAYLOAD_BYTES,
     apiSecret: e.API_SECRET ?? null,
     adminToken: e.ADMIN_TOKEN ?? null,
+    metricsToken: e.METRICS_TOKEN ?? null,
     rateLimits: Object.freeze({
       submitsPerMinute: e.RATE_LIMIT_SUBMITS_PER_MIN,
       uploadsPerMinute: e.RATE_LIMIT_UPLOADS_PER_MIN,
@@ -260,6 +265,7 @@ export function gatewayTestConfig(
     mqttMaxPayloadBytes: 256 * 1024,
     apiSecret: null,
     adminToken: null,
+    metricsToken: null,
     rateLimits: { submitsPerMinute: 10_000, uploadsPerMinute: 10_000 },
     gpuIds: ['gpu-1'],
     bootEstimateS: 120,

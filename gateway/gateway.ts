@@ -18,6 +18,7 @@ import { openDb } from './db.js'
 import { FilePool } from './file-pool.js'
 import { httpAuth } from './http-auth.js'
 import { LoginBackoff } from './login-backoff.js'
+import { createGatewayMetrics, type GatewayMetrics } from './metrics/gateway-metrics.js'
 import { progressData } from './progress-data.js'
 import { RateLimiter } from './rate-limit.js'
 import { createRelayCore } from './relay-core.js'
@@ -32,7 +33,14 @@ import { endClient, watchMqttLink } from '../lib/mqtt.js'
 export type EmbeddedBrokerFactory = (
   config: EmbeddedBrokerSettings,
   deps: { log: Logger },
-) => Promise<{ url: string; tlsUrl: string | null; wsUrl: string | null; close(): Promise<void> }>
+) => Promise<{
+  url: string
+  tlsUrl: string | null
+  wsUrl: string | null
+  /** Clients connected now (metrics); absent: not shown. */
+  clientsConnected?: () => number
+  close(): Promise<void>
+}>
 
 export interface GatewayDeps {
   readonly log: Logger
@@ -54,6 +62,8 @@ export interface GatewayHandle {
   readonly store: TaskStore
   /** The task event stream (task-outbox.ts). */
   readonly outbox: TaskOutbox
+  /** Prometheus metrics (`GET /metrics`); the power and webhook parts feed its counters. */
+  readonly metrics: GatewayMetrics
   close(): Promise<void>
 }
 
@@ -81,6 +91,7 @@ export async function startGateway(
     let mqttUrl = config.mqttUrl
     let mqttWsUrl: string | null = null
     let mqttTlsUrl: string | null = null
+    let mqttClients: (() => number) | undefined
     // The gateway's own MQTT password: configured, or (embedded broker) made up for this run.
     let gatewaySecret = config.credentials.gateway
     if (mqttUrl === null) {
@@ -103,6 +114,7 @@ export async function startGateway(
       mqttUrl = broker.url
       mqttWsUrl = broker.wsUrl
       mqttTlsUrl = broker.tlsUrl
+      mqttClients = broker.clientsConnected
     }
 
     const topics = topicsFor(config.topicRoot)
@@ -138,6 +150,15 @@ export async function startGateway(
       threshold: config.loginFailuresBeforeWait,
     })
     const callers = callerAddresses(config.trustedProxies)
+    const metrics = createGatewayMetrics({
+      db,
+      outbox: core.outbox,
+      gpus: () => core.registry.all(),
+      mqttLink: () => link.current(),
+      ...(mqttClients ? { mqttClients } : {}),
+      now,
+    })
+    closer.add(() => metrics.close())
     const app = createApp({
       views: core.views,
       actions: core.actions,
@@ -149,6 +170,7 @@ export async function startGateway(
         {
           apiSecret: config.apiSecret,
           adminToken: config.adminToken,
+          metricsToken: config.metricsToken,
           credentials: config.credentials,
           logins,
           callers,
@@ -168,6 +190,7 @@ export async function startGateway(
       handOvers: core.handOvers,
       waitingStatus: config.waitingStatus,
       mqttLink: () => link.current(),
+      metrics,
     })
     const server = createServer(
       {
@@ -237,6 +260,7 @@ export async function startGateway(
       mqttTlsUrl,
       store: core.store,
       outbox: core.outbox,
+      metrics,
       close: () => closer.close(),
     }
   } catch (err) {
