@@ -106,8 +106,10 @@ export function createGatewayMetrics(sources: MetricsSources): GatewayMetrics {
   gpuGauge('relay_gpu_online', 'The GPU bridge is connected (1) or not (0).', (g) =>
     g.online ? 1 : 0,
   )
-  gpuGauge('relay_gpu_ready', 'The GPU is online and its service takes work (1) or not (0).', (g) =>
-    g.online && g.ready ? 1 : 0,
+  gpuGauge(
+    'relay_gpu_ready',
+    'The GPU is online and its service takes work (1) or not (0).',
+    (g) => (g.online && g.ready ? 1 : 0),
   )
   gpuGauge('relay_gpu_capacity', 'Tasks the GPU runs at once, as its bridge declared.', (g) =>
     g.online ? g.capacity : 0,
