@@ -34,6 +34,8 @@ export const GatewayEnv = z.object({
   MQTT_CONNECT_TIMEOUT_MS: env.ms(5_000),
   /** Embedded broker: a client with more unwritten outgoing bytes is disconnected (session kept). */
   MQTT_MAX_OUTGOING_BYTES: env.int(1024 * 1024, 64 * 1024),
+  /** Embedded broker: how often it publishes its `$SYS/broker/…` figures (MQTT Explorer). */
+  BROKER_SYS_INTERVAL_MS: env.ms(10_000),
   /** The PC app's HEYGEM_API_SECRET: required as `Authorization: Bearer` when set. */
   API_SECRET: z.string().min(8).optional(),
   /** An admin's bearer token: sees every owner's tasks. */
@@ -120,6 +122,8 @@ export interface EmbeddedBrokerSettings {
     readonly connectTimeoutMs: number
     readonly maxOutgoingBytes: number
   }
+  /** How often `$SYS/broker/…` is published; absent: broker/'s default (10 s). */
+  readonly sysIntervalMs?: number
 }
 
 export interface GatewayConfig {
@@ -199,6 +203,7 @@ export function gatewayConfigFromEnv(
         connectTimeoutMs: e.MQTT_CONNECT_TIMEOUT_MS,
         maxOutgoingBytes: e.MQTT_MAX_OUTGOING_BYTES,
       }),
+      sysIntervalMs: e.BROKER_SYS_INTERVAL_MS,
     }),
     credentials: loadCredentials(source),
     mqttAllowAnonymous: e.MQTT_ALLOW_ANONYMOUS,
