@@ -64,7 +64,7 @@ describe('GET /metrics', () => {
       }),
     ).toBe(2)
     expect(valueOf(samples, 'relay_http_request_duration_seconds_count', submits)).toBe(1)
-    // Scrapes are requests too; the first was refused nothing.
+    // Scrapes are requests too: the first is counted (this one ends after it is rendered).
     expect(
       valueOf(samples, 'relay_http_requests_total', {
         method: 'GET',
