@@ -3,8 +3,8 @@
  * - the gateway (`gateway`, its own client id): everything under the topic root;
  * - a GPU (`{gpuId}`, client id `gpu-relay-bridge-{gpuId}`): subscribe to its own tasks, control
  *   and state (to put its state back after a stale will), publish its own state and events;
- * - the admin (`admin`, for MQTT Explorer, clean sessions only): subscribe to the root and `$SYS`,
- *   publish nothing;
+ * - the admin (`admin`, for MQTT Explorer, clean sessions only): subscribe to `#`, the root and
+ *   `$SYS`, receive only the root's topics and `$SYS` (broker/admin-view.ts), publish nothing;
  * - anonymous: refused, unless the development flag allows it (then unrestricted).
  * Client ids of the gateway and of bridges belong to those logins alone, so no one can take over
  * their persistent sessions. A will is checked at CONNECT, like a publish. Secrets are compared in
@@ -15,6 +15,7 @@
 import type { AedesOptions, AuthenticateError, Client, PublishPacket, Subscription } from 'aedes'
 import type { Logger } from 'pino'
 import { secretMatches, type Credentials } from '../lib/credentials.js'
+import { adminView } from './admin-view.js'
 import type { LoginBackoff } from './login-backoff.js'
 import { ADMIN_USERNAME, GATEWAY_USERNAME, bridgeClientId, topicsFor } from '../protocol/index.js'
 
@@ -36,7 +37,10 @@ type Role =
   | { readonly kind: 'anonymous' }
 
 type Hooks = Required<
-  Pick<AedesOptions, 'preConnect' | 'authenticate' | 'authorizePublish' | 'authorizeSubscribe'>
+  Pick<
+    AedesOptions,
+    'preConnect' | 'authenticate' | 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'
+  >
 >
 
 const BRIDGE_PREFIX = bridgeClientId('')
@@ -73,6 +77,7 @@ export function brokerAuth(config: BrokerAuthConfig, log: Logger, deps: BrokerAu
   const topics = topicsFor(config.topicRoot)
   const root = `${config.topicRoot}/`
   const { credentials } = config
+  const admin = adminView(config.topicRoot)
 
   /** A GPU's secret; own properties only (a user name like `__proto__` is just unknown). */
   const gpuSecret = (gpuId: string): string | null =>
@@ -133,7 +138,7 @@ export function brokerAuth(config: BrokerAuthConfig, log: Logger, deps: BrokerAu
       case 'gateway':
         return filter.startsWith(root)
       case 'admin':
-        return filter.startsWith(root) || filter.startsWith('$SYS/')
+        return admin.maySubscribe(filter)
       case 'gpu':
         // Its own channels, and the offers of any one task type (no wildcards).
         return (
@@ -260,6 +265,12 @@ export function brokerAuth(config: BrokerAuthConfig, log: Logger, deps: BrokerAu
         return
       }
       done(null, sub)
+    },
+
+    // Every delivery to a client, live or retained: the admin's `#` reaches only what it may see.
+    authorizeForward(client, packet) {
+      const role = roles.get(client)
+      return role?.kind === 'admin' && !admin.mayReceive(packet.topic) ? null : packet
     },
   }
 }

@@ -14,6 +14,7 @@ import { DEFAULT_LOGIN_BACKOFF, LoginBackoff } from './login-backoff.js'
 import { guardPacketSize } from './packet-guard.js'
 import { capOutgoingBytes, detachLiveDeliveries } from './slow-clients.js'
 import { SqlitePersistence } from './sqlite-persistence.js'
+import { publishSysTopics } from './sys-topics.js'
 import { Closer } from '../lib/lifecycle.js'
 
 export interface BrokerTlsConfig {
@@ -65,6 +66,8 @@ export interface BrokerConfig {
   readonly tls: BrokerTlsConfig | null
   /** Absent: DEFAULT_BROKER_LIMITS. */
   readonly limits?: BrokerLimits
+  /** How often the `$SYS/broker/…` figures are published (broker/sys-topics.ts); default 10 s. */
+  readonly sysIntervalMs?: number
 }
 
 export interface BrokerDeps {
@@ -81,6 +84,8 @@ export interface BrokerHandle {
   /** `ws://` or `wss://host:port`, or null when WebSocket is off. */
   readonly wsUrl: string | null
   readonly aedes: Aedes
+  /** Clients connected now (aedes' count: logged-in clients, over every listener). */
+  clientsConnected(): number
   close(): Promise<void>
 }
 
@@ -122,6 +127,7 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
     // The deadline ends with the CONNACK, not when a long queued backlog has been sent after it.
     aedes.on('connackSent', (_packet, client) => tickets.get(client)?.established())
     closer.add(() => new Promise<void>((resolve) => aedes.close(() => resolve())))
+    closer.add(publishSysTopics(aedes, { intervalMs: config.sysIntervalMs ?? 10_000, log }))
     aedes.on('client', (client) =>
       log.debug({ clientId: clippedForLog(client.id) }, 'client connected'),
     )
@@ -211,7 +217,14 @@ export async function startBroker(config: BrokerConfig, deps: BrokerDeps): Promi
       },
       'broker listening',
     )
-    return { url, tlsUrl, wsUrl, aedes, close: () => closer.close() }
+    return {
+      url,
+      tlsUrl,
+      wsUrl,
+      aedes,
+      clientsConnected: () => aedes.connectedClients,
+      close: () => closer.close(),
+    }
   } catch (err) {
     await closer.close()
     throw err

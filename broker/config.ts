@@ -14,6 +14,8 @@ export const BrokerEnv = z.object({
   BROKER_PERSISTENCE: z.enum(['sqlite', 'memory']).default('sqlite'),
   BROKER_DATA_DIR: env.str('./data/broker'),
   BROKER_HEARTBEAT_MS: env.ms(60_000),
+  /** How often the `$SYS/broker/…` figures are published (MQTT Explorer). */
+  BROKER_SYS_INTERVAL_MS: env.ms(10_000),
   BROKER_TLS_CERT: z.string().min(1).optional(),
   BROKER_TLS_KEY: z.string().min(1).optional(),
   BROKER_TLS_PORT: env.port(8883),
@@ -42,6 +44,7 @@ export function brokerConfigFromEnv(
     persistencePath:
       e.BROKER_PERSISTENCE === 'memory' ? null : join(e.BROKER_DATA_DIR, 'broker.sqlite'),
     heartbeatMs: e.BROKER_HEARTBEAT_MS,
+    sysIntervalMs: e.BROKER_SYS_INTERVAL_MS,
     tls:
       e.BROKER_TLS_CERT !== undefined && e.BROKER_TLS_KEY !== undefined
         ? { certPath: e.BROKER_TLS_CERT, keyPath: e.BROKER_TLS_KEY, port: e.BROKER_TLS_PORT }

@@ -90,7 +90,13 @@ export class SqlitePersistence extends OutgoingQueue {
     for (const pattern of patterns) {
       const matcher = new qlobber.QlobberTrue(QLOBBER)
       matcher.add(pattern)
-      for (const row of rows) if (matcher.test(row.topic)) matched.push(decodePacket(row.packet))
+      // [MQTT-4.7.2-1] a filter starting with a wildcard never matches a `$` topic (`#` is not
+      // `$SYS/…`, whose figures are retained: broker/sys-topics.ts).
+      const dollar = !pattern.startsWith('#') && !pattern.startsWith('+')
+      for (const row of rows) {
+        if ((dollar || !row.topic.startsWith('$')) && matcher.test(row.topic))
+          matched.push(decodePacket(row.packet))
+      }
     }
     return Readable.from(matched)
   }

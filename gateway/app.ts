@@ -15,8 +15,10 @@ import {
 import { errorHandler, notFoundHandler } from './http-envelope.js'
 import { assetApi } from './routes/assets.js'
 import type { RouteDeps } from './routes/deps.js'
+import type { GatewayMetrics } from './metrics/gateway-metrics.js'
 import { healthApi } from './routes/health.js'
 import { heygemApi } from './routes/heygem-api.js'
+import { metricsApi } from './routes/metrics.js'
 import { relayApi } from './routes/relay-api.js'
 import { relayEvents } from './routes/relay-events.js'
 import { taskApi } from './routes/task-api.js'
@@ -28,6 +30,8 @@ export interface AppDeps extends RouteDeps {
   readonly jsonBodyLimit: string
   /** HTTP_IDLE_TIMEOUT_MS: an event-stream client that takes nothing this long is closed. */
   readonly idleTimeoutMs: number
+  /** Prometheus metrics: every request is counted, and `GET /metrics` serves them. */
+  readonly metrics?: GatewayMetrics
 }
 
 /**
@@ -66,6 +70,7 @@ export function createApp(deps: AppDeps): Express {
   // Paths are matched exactly as written: /API/heygem/… is not /api/heygem/… (nor does it slip
   // past the guard below, which also compares in lower case).
   app.set('case sensitive routing', true)
+  if (deps.metrics) app.use(deps.metrics.http) // first: every request counted, refusals too
   app.use(closeBodiesNobodyReads)
   app.use(cors)
   app.use(healthApi(deps)) // open: no credentials, before anything can refuse
@@ -81,6 +86,8 @@ export function createApp(deps: AppDeps): Express {
   // Admins only (it decides itself); a GET with no body, open for as long as the admin listens:
   // before the guard, the body gate and the parsers.
   app.use(relayEvents({ outbox: deps.outbox, auth: deps.auth, stuckMs: deps.idleTimeoutMs }))
+  // An admin or the metrics token (it decides itself); a GET with no body, like the stream above.
+  if (deps.metrics) app.use(metricsApi({ metrics: deps.metrics, auth: deps.auth }))
   app.use(guard)
   app.use(bodyGate({ jsonLimitBytes, uploadMaxBytes: deps.uploadMaxBytes }))
   // run_server reads a JSON route's body as JSON whatever its Content-Type (a browser's

@@ -34,10 +34,14 @@ export const GatewayEnv = z.object({
   MQTT_CONNECT_TIMEOUT_MS: env.ms(5_000),
   /** Embedded broker: a client with more unwritten outgoing bytes is disconnected (session kept). */
   MQTT_MAX_OUTGOING_BYTES: env.int(1024 * 1024, 64 * 1024),
+  /** Embedded broker: how often it publishes its `$SYS/broker/…` figures (MQTT Explorer). */
+  BROKER_SYS_INTERVAL_MS: env.ms(10_000),
   /** The PC app's HEYGEM_API_SECRET: required as `Authorization: Bearer` when set. */
   API_SECRET: z.string().min(8).optional(),
   /** An admin's bearer token: sees every owner's tasks. */
   ADMIN_TOKEN: z.string().min(16).optional(),
+  /** A Prometheus server's bearer token: reads `/metrics` and nothing else. */
+  METRICS_TOKEN: z.string().min(16).optional(),
   RATE_LIMIT_SUBMITS_PER_MIN: env.int(30, 1),
   RATE_LIMIT_UPLOADS_PER_MIN: env.int(120, 1),
   /** GPUs known before any has connected; the first receives work queued before any birth. */
@@ -167,6 +171,8 @@ export interface EmbeddedBrokerSettings {
     readonly connectTimeoutMs: number
     readonly maxOutgoingBytes: number
   }
+  /** How often `$SYS/broker/…` is published; absent: broker/'s default (10 s). */
+  readonly sysIntervalMs?: number
 }
 
 export interface GatewayConfig {
@@ -185,6 +191,8 @@ export interface GatewayConfig {
   /** Required as the PC's bearer token when set; null: the user API is open (development). */
   readonly apiSecret: string | null
   readonly adminToken: string | null
+  /** Opens `GET /metrics` only (the admin token opens it too); null: none. */
+  readonly metricsToken: string | null
   readonly rateLimits: { readonly submitsPerMinute: number; readonly uploadsPerMinute: number }
   readonly gpuIds: readonly string[]
   readonly bootEstimateS: number
@@ -246,12 +254,14 @@ export function gatewayConfigFromEnv(
         connectTimeoutMs: e.MQTT_CONNECT_TIMEOUT_MS,
         maxOutgoingBytes: e.MQTT_MAX_OUTGOING_BYTES,
       }),
+      sysIntervalMs: e.BROKER_SYS_INTERVAL_MS,
     }),
     credentials: loadCredentials(source),
     mqttAllowAnonymous: e.MQTT_ALLOW_ANONYMOUS,
     mqttMaxPayloadBytes: e.MQTT_MAX_PAYLOAD_BYTES,
     apiSecret: e.API_SECRET ?? null,
     adminToken: e.ADMIN_TOKEN ?? null,
+    metricsToken: e.METRICS_TOKEN ?? null,
     rateLimits: Object.freeze({
       submitsPerMinute: e.RATE_LIMIT_SUBMITS_PER_MIN,
       uploadsPerMinute: e.RATE_LIMIT_UPLOADS_PER_MIN,
@@ -329,6 +339,7 @@ export function gatewayTestConfig(
     mqttMaxPayloadBytes: 256 * 1024,
     apiSecret: null,
     adminToken: null,
+    metricsToken: null,
     rateLimits: { submitsPerMinute: 10_000, uploadsPerMinute: 10_000 },
     gpuIds: ['gpu-1'],
     bootEstimateS: 120,

@@ -18,6 +18,7 @@ import { openDb } from './db.js'
 import { FilePool } from './file-pool.js'
 import { httpAuth } from './http-auth.js'
 import { LoginBackoff } from './login-backoff.js'
+import { createGatewayMetrics, type GatewayMetrics } from './metrics/gateway-metrics.js'
 import { progressData } from './progress-data.js'
 import { RateLimiter } from './rate-limit.js'
 import { createRelayCore } from './relay-core.js'
@@ -33,7 +34,14 @@ import { endClient, watchMqttLink } from '../lib/mqtt.js'
 export type EmbeddedBrokerFactory = (
   config: EmbeddedBrokerSettings,
   deps: { log: Logger },
-) => Promise<{ url: string; tlsUrl: string | null; wsUrl: string | null; close(): Promise<void> }>
+) => Promise<{
+  url: string
+  tlsUrl: string | null
+  wsUrl: string | null
+  /** Clients connected now (metrics); absent: not shown. */
+  clientsConnected?: () => number
+  close(): Promise<void>
+}>
 
 export interface GatewayDeps {
   readonly log: Logger
@@ -57,6 +65,8 @@ export interface GatewayHandle {
   readonly outbox: TaskOutbox
   /** Power on demand (gateway/power/): `view()`, `recentBootMs()`, `onRequest(listener)`. */
   readonly power: PowerControl
+  /** Prometheus metrics (`GET /metrics`); the power and webhook parts feed its counters. */
+  readonly metrics: GatewayMetrics
   close(): Promise<void>
 }
 
@@ -84,6 +94,7 @@ export async function startGateway(
     let mqttUrl = config.mqttUrl
     let mqttWsUrl: string | null = null
     let mqttTlsUrl: string | null = null
+    let mqttClients: (() => number) | undefined
     // The gateway's own MQTT password: configured, or (embedded broker) made up for this run.
     let gatewaySecret = config.credentials.gateway
     if (mqttUrl === null) {
@@ -106,6 +117,7 @@ export async function startGateway(
       mqttUrl = broker.url
       mqttWsUrl = broker.wsUrl
       mqttTlsUrl = broker.tlsUrl
+      mqttClients = broker.clientsConnected
     }
 
     const topics = topicsFor(config.topicRoot)
@@ -158,6 +170,17 @@ export async function startGateway(
       threshold: config.loginFailuresBeforeWait,
     })
     const callers = callerAddresses(config.trustedProxies)
+    const metrics = createGatewayMetrics({
+      db,
+      outbox: core.outbox,
+      gpus: () => core.registry.all(),
+      mqttLink: () => link.current(),
+      ...(mqttClients ? { mqttClients } : {}),
+      power,
+      now,
+    })
+    closer.add(() => metrics.close())
+    closer.add(power.onRequest((r) => metrics.powerRequest(r.action, r.outcome)))
     const app = createApp({
       views: core.views,
       actions: core.actions,
@@ -169,6 +192,7 @@ export async function startGateway(
         {
           apiSecret: config.apiSecret,
           adminToken: config.adminToken,
+          metricsToken: config.metricsToken,
           credentials: config.credentials,
           logins,
           callers,
@@ -189,6 +213,7 @@ export async function startGateway(
       waitingStatus: config.waitingStatus,
       mqttLink: () => link.current(),
       power,
+      metrics,
     })
     const server = createServer(
       {
@@ -259,6 +284,7 @@ export async function startGateway(
       store: core.store,
       outbox: core.outbox,
       power,
+      metrics,
       close: () => closer.close(),
     }
   } catch (err) {

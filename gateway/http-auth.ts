@@ -2,6 +2,7 @@
  * Who is calling the HTTP API (docs/design.md §7, issue "only the right party in"):
  * - a PC: `Authorization: Bearer <API_SECRET>` (required when API_SECRET is set);
  * - an admin: `Bearer <ADMIN_TOKEN>`, sees every owner's tasks;
+ * - a metrics scraper: `Bearer <METRICS_TOKEN>`, reads `/metrics` and nothing else;
  * - a GPU bridge: `Bearer gpu.{gpuId}.{secret}`, only for the file endpoints it needs.
  * `license_key` names the owner; a request carrying one sees only that owner's tasks, and another
  * owner's task answers 404 (so task ids cannot be probed). Without one, the task id (122 random
@@ -30,12 +31,15 @@ import { HEYGEM_PATHS, LICENSE_HEADER, parseGpuBearer } from '../protocol/index.
 export type Principal =
   | { readonly kind: 'pc' }
   | { readonly kind: 'admin' }
+  | { readonly kind: 'metrics' }
   | { readonly kind: 'gpu'; readonly gpuId: string }
   | { readonly kind: 'anonymous' }
 
 export interface HttpAuthConfig {
   readonly apiSecret: string | null
   readonly adminToken: string | null
+  /** METRICS_TOKEN: opens `/metrics` only (routes/metrics.ts); absent or null: none. */
+  readonly metricsToken?: string | null
   readonly credentials: Credentials
   /** Refused credentials per client address. */
   readonly logins: LoginBackoff
@@ -141,6 +145,7 @@ export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
 
   const resolve = (token: string): Principal | null => {
     if (secretMatches(token, config.adminToken)) return { kind: 'admin' }
+    if (secretMatches(token, config.metricsToken ?? null)) return { kind: 'metrics' }
     const gpu = parseGpuBearer(token)
     if (gpu) {
       const gpus = config.credentials.gpus
@@ -154,6 +159,8 @@ export function httpAuth(config: HttpAuthConfig, log: Logger): HttpAuth {
     const who = principal(req)
     if (who.kind === 'gpu') {
       next(appError('FORBIDDEN'))
+    } else if (who.kind === 'metrics') {
+      next(appError('FORBIDDEN', { variant: 'metricsOnly' }))
     } else if (who.kind === 'anonymous' && config.apiSecret !== null) {
       next(appError('UNAUTHORIZED'))
     } else {

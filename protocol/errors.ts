@@ -130,6 +130,7 @@ const catalog = {
     variants: {
       gpuOnly: '此接口仅供 GPU 网桥使用',
       adminOnly: '此接口仅供管理员使用，请使用管理员令牌',
+      metricsOnly: '监控令牌只能用于读取 /metrics',
     },
   },
   TOO_MANY_FAILED_LOGINS: { status: 429, text: '鉴权失败次数过多，请 {wait} 秒后再试' },

@@ -217,14 +217,14 @@ describe('MQTT topic rights', () => {
     expect(seen).toEqual(['relay/gpus/gpu-1/events'])
   })
 
-  it('gives the admin read-only access to relay/# and $SYS/#', async () => {
+  it('gives the admin read-only access to relay/#, $SYS/# and # (MQTT Explorer), not other/#', async () => {
     const b = await broker()
     const admin = await login(b.url, {
       username: 'admin',
       password: SECRETS.admin,
       clientId: 'explorer',
     })
-    expect(await granted(admin, ['relay/#', '$SYS/#', 'other/#'])).toEqual([1, 1, 128])
+    expect(await granted(admin, ['relay/#', '$SYS/#', 'other/#', '#'])).toEqual([1, 1, 128, 1])
     const closed = new Promise<void>((resolve) => admin.once('close', () => resolve()))
     admin.publish('relay/queue', '{}', { qos: 1 })
     await closed
