@@ -16,6 +16,7 @@ import { errorHandler, notFoundHandler } from './http-envelope.js'
 import { assetApi } from './routes/assets.js'
 import type { RouteDeps } from './routes/deps.js'
 import { healthApi } from './routes/health.js'
+import { estimatesApi } from './routes/estimates-api.js'
 import { heygemApi } from './routes/heygem-api.js'
 import { relayApi } from './routes/relay-api.js'
 import { relayEvents } from './routes/relay-events.js'
@@ -91,6 +92,8 @@ export function createApp(deps: AppDeps): Express {
   app.use(heygemApi(deps))
   app.use(assetApi(deps))
   app.use(relayApi(deps))
+  if (deps.estimateAccuracy)
+    app.use(estimatesApi({ auth: deps.auth, accuracy: deps.estimateAccuracy }))
   app.use(closeUnreadOnNotFound)
   app.use(notFoundHandler())
   app.use(closeUnreadOnError)

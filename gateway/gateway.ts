@@ -11,6 +11,7 @@ import mqtt, { type MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { createApp } from './app.js'
 import { AssetStore } from './assets-store.js'
+import type { BootHistory } from './boot-history.js'
 import { callerAddresses } from './caller-address.js'
 import { capConnectionsPerAddress } from './connection-cap.js'
 import type { EmbeddedBrokerSettings, GatewayConfig } from './config.js'
@@ -41,6 +42,8 @@ export interface GatewayDeps {
   readonly startBroker?: EmbeddedBrokerFactory
   /** Bounds and timers of `/ws/progress/{task_id}` (tests shorten the 1 s check). */
   readonly progressSockets?: ProgressSocketOptions
+  /** Boot times the power controller measured (power-on → ready), for estimates. */
+  readonly bootHistory?: BootHistory
 }
 
 export interface GatewayHandle {
@@ -118,7 +121,15 @@ export async function startGateway(
     // A refused login (wrong secret) is retried with backoff; health shows the link's state.
     const link = watchMqttLink({ client, log, name: 'gateway' })
 
-    const core = createRelayCore(config, { db, pool, client, topics, log, now })
+    const core = createRelayCore(config, {
+      db,
+      pool,
+      client,
+      topics,
+      log,
+      now,
+      ...(deps.bootHistory ? { bootHistory: deps.bootHistory } : {}),
+    })
     closer.add(() => core.close())
     let stopping = false
     client.on('message', (topic, payload, packet) => {
@@ -168,6 +179,7 @@ export async function startGateway(
       handOvers: core.handOvers,
       waitingStatus: config.waitingStatus,
       mqttLink: () => link.current(),
+      estimateAccuracy: core.estimateAccuracy,
     })
     const server = createServer(
       {

@@ -3,6 +3,7 @@ import type { Request } from 'express'
 import type { Logger } from 'pino'
 import type { MqttLink } from '../../lib/mqtt.js'
 import type { AssetStore } from '../assets-store.js'
+import type { EstimateAccuracy } from '../estimate-accuracy.js'
 import type { FilePool } from '../file-pool.js'
 import type { HandOvers } from '../hand-overs.js'
 import type { HttpAuth } from '../http-auth.js'
@@ -37,6 +38,8 @@ export interface RouteDeps {
   readonly now: () => number
   /** The gateway's MQTT link (health); absent: not shown. */
   readonly mqttLink?: () => MqttLink
+  /** How good past start estimates were (`GET /api/relay/admin/estimates`); absent: no route. */
+  readonly estimateAccuracy?: EstimateAccuracy
 }
 
 /**
