@@ -81,6 +81,9 @@ export function createApp(deps: AppDeps): Express {
   // Admins only (it decides itself); a GET with no body, open for as long as the admin listens:
   // before the guard, the body gate and the parsers.
   app.use(relayEvents({ outbox: deps.outbox, auth: deps.auth, stuckMs: deps.idleTimeoutMs }))
+  if (deps.estimateAccuracy) {
+    app.use(estimatesApi({ auth: deps.auth, accuracy: deps.estimateAccuracy })) // admins only
+  }
   app.use(guard)
   app.use(bodyGate({ jsonLimitBytes, uploadMaxBytes: deps.uploadMaxBytes }))
   // run_server reads a JSON route's body as JSON whatever its Content-Type (a browser's
@@ -92,8 +95,6 @@ export function createApp(deps: AppDeps): Express {
   app.use(heygemApi(deps))
   app.use(assetApi(deps))
   app.use(relayApi(deps))
-  if (deps.estimateAccuracy)
-    app.use(estimatesApi({ auth: deps.auth, accuracy: deps.estimateAccuracy }))
   app.use(closeUnreadOnNotFound)
   app.use(notFoundHandler())
   app.use(closeUnreadOnError)

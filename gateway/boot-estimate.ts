@@ -27,8 +27,8 @@ export function bootRemainingS(o: {
 }): number {
   const elapsed = Math.max(0, o.elapsedS)
   const floor = MIN_BOOT_REMAINING_S
-  const left = o.bootS - elapsed
-  if (left >= floor) return Math.round(left)
+  // Counting down, to the floor while the expected boot time has not quite passed.
+  if (elapsed < o.bootS) return Math.round(Math.max(floor, o.bootS - elapsed))
   // Overdue: boots as slow as this one has been took this long (their median), if any did.
   const slower = (o.historyS ?? []).filter((s) => s - elapsed >= floor)
   const fromSlower = median(slower)

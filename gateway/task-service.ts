@@ -134,7 +134,8 @@ export class TaskService {
     const { registry } = this.#d
     const online = registry.online()
     const ready = registry.ready()
-    const reason: WaitReason = ready.length > 0 ? 'queued' : online.length > 0 ? 'starting' : 'offline'
+    const reason: WaitReason =
+      ready.length > 0 ? 'queued' : online.length > 0 ? 'starting' : 'offline'
     // While none is ready: those online are expected to be, else every known one.
     const coming = online.length > 0 ? online : registry.all()
     return {

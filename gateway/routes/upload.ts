@@ -154,7 +154,7 @@ export async function storeMedia(
 
 /** How long an uploaded WAV plays, read from its header in the pool (estimates); else null. */
 async function audioMsOf(file: ReceivedFile, pool: RouteDeps['pool']): Promise<number | null> {
-  if (file.sniffed.kind !== 'media' || file.sniffed.ext !== 'wav') return null
+  if (file.sniffed.kind !== 'media' || file.sniffed.ext !== '.wav') return null
   // An unreadable header costs the estimate its length, never the upload.
   return probeWavMs(pool.pathOf(file.hash)).catch(() => null)
 }

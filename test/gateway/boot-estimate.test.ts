@@ -1,9 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import {
-  MIN_BOOT_REMAINING_S,
-  bootEstimateS,
-  bootRemainingS,
-} from '../../gateway/boot-estimate.js'
+import { MIN_BOOT_REMAINING_S, bootEstimateS, bootRemainingS } from '../../gateway/boot-estimate.js'
 
 describe('the boot estimate', () => {
   it('is the median of recent boots, the configured time until there is any', () => {

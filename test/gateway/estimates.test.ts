@@ -30,7 +30,14 @@ describe('estimates', () => {
     expect(startEtaS({ ...ready, capacity: 3, runningS: [], ahead: 4, aheadWorkS: 120 })).toBe(30)
     // While none is ready, every slot of the GPUs expected opens when the boot is over.
     expect(
-      startEtaS({ ready: false, bootS: 100, capacity: 2, runningS: [500], ahead: 3, aheadWorkS: 90 }),
+      startEtaS({
+        ready: false,
+        bootS: 100,
+        capacity: 2,
+        runningS: [500],
+        ahead: 3,
+        aheadWorkS: 90,
+      }),
     ).toBe(130)
   })
 

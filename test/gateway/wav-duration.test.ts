@@ -60,7 +60,10 @@ describe('the length of a WAV, from its header', () => {
   it('is unknown for other containers and for a header without a byte rate', () => {
     expect(wavDurationMs(mp3Bytes(), 4_110)).toBeNull()
     expect(wavDurationMs(mp4Bytes(), 4_110)).toBeNull()
-    const noRate = wave(fmt({ format: 1, sampleRate: 0, byteRate: 0 }), chunk('data', Buffer.alloc(8)))
+    const noRate = wave(
+      fmt({ format: 1, sampleRate: 0, byteRate: 0 }),
+      chunk('data', Buffer.alloc(8)),
+    )
     expect(wavDurationMs(noRate, noRate.length)).toBeNull()
     expect(wavDurationMs(Buffer.from('RIFF'), 4)).toBeNull()
   })
