@@ -17,6 +17,7 @@ import { assetApi } from './routes/assets.js'
 import type { RouteDeps } from './routes/deps.js'
 import type { GatewayMetrics } from './metrics/gateway-metrics.js'
 import { healthApi } from './routes/health.js'
+import { estimatesApi } from './routes/estimates-api.js'
 import { heygemApi } from './routes/heygem-api.js'
 import { metricsApi } from './routes/metrics.js'
 import { relayApi } from './routes/relay-api.js'
@@ -88,6 +89,9 @@ export function createApp(deps: AppDeps): Express {
   app.use(relayEvents({ outbox: deps.outbox, auth: deps.auth, stuckMs: deps.idleTimeoutMs }))
   // An admin or the metrics token (it decides itself); a GET with no body, like the stream above.
   if (deps.metrics) app.use(metricsApi({ metrics: deps.metrics, auth: deps.auth }))
+  if (deps.estimateAccuracy) {
+    app.use(estimatesApi({ auth: deps.auth, accuracy: deps.estimateAccuracy })) // admins only
+  }
   app.use(guard)
   app.use(bodyGate({ jsonLimitBytes, uploadMaxBytes: deps.uploadMaxBytes }))
   // run_server reads a JSON route's body as JSON whatever its Content-Type (a browser's

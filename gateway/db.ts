@@ -207,6 +207,16 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX power_requests_boots ON power_requests (action, boot_ms);
   `,
+  // issue-10 estimates: an input's length where its header tells (WAV), the start estimated at
+  // submit and the first claim (relay ms), so run times per audio second and how good the
+  // estimates were can be read; the accuracy view reads the newest measured starts by index.
+  `
+  ALTER TABLE files ADD COLUMN audio_ms INTEGER;
+  ALTER TABLE tasks ADD COLUMN est_start_s INTEGER;
+  ALTER TABLE tasks ADD COLUMN rc_started_at INTEGER;
+  CREATE INDEX tasks_by_measured_start ON tasks (rc_started_at)
+    WHERE rc_started_at IS NOT NULL AND est_start_s IS NOT NULL;
+  `,
 ]
 
 export function openDb(path: string): Db {

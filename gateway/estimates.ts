@@ -1,43 +1,45 @@
 /**
- * Time estimates and the words users read about them (docs/design.md §9). Until enough history
- * exists, the boot time is the configured one; run time is the mean of recent successful runs,
- * else the configured one. While no GPU is ready the boot estimate counts down from when the wait
- * began, so the words a user reads move with time.
+ * Time estimates and the words users read about them (docs/design.md §9). A task's start is
+ * worked out slot by slot: the ready GPUs' slots (their capacities) are free when what runs on
+ * them is expected to end, and each task ahead takes the next free slot for its expected run
+ * (run-estimate.ts: per second of audio, else the median). While no GPU is ready every slot
+ * opens when the boot is expected to be over (boot-estimate.ts), which counts down as the wait
+ * goes on and is made again once over, so the words a user reads move with time.
  */
 import { humanDuration } from '../lib/words.js'
 
 export { humanDuration }
+export { MIN_BOOT_REMAINING_S, bootRemainingS } from './boot-estimate.js'
 
-export interface EstimateInput {
-  /** 1-based place among queued tasks. */
-  readonly position: number
-  readonly processing: number
-  /** GPUs online and ready (their service can take work). */
-  readonly gpusOnline: number
-  /** Sum of the ready GPUs' capacities. */
-  readonly onlineCapacity: number
+export interface StartInput {
+  /** Queued tasks ahead of this one. */
+  readonly ahead: number
+  /** Their expected runs, added up (s). */
+  readonly aheadWorkS: number
+  /** What is left of each running task (s); counted only while a GPU is ready. */
+  readonly runningS: readonly number[]
+  /** A GPU is online and ready. */
+  readonly ready: boolean
+  /** Tasks run at once: the ready GPUs' capacities (while none is ready, those expected). */
+  readonly capacity: number
   /** Seconds until a GPU is expected to be ready, when none is. */
   readonly bootS: number
-  readonly runS: number
 }
 
 /** Seconds until this task is expected to start. */
-export function etaSeconds(input: EstimateInput): number {
-  const ahead = Math.max(0, input.position - 1)
-  if (input.gpusOnline === 0) {
-    return Math.round(input.bootS + ahead * input.runS)
+export function startEtaS(input: StartInput): number {
+  const slots = new Array<number>(Math.max(1, Math.floor(input.capacity))).fill(
+    input.ready ? 0 : Math.max(0, input.bootS),
+  )
+  const take = (runS: number): void => {
+    let first = 0
+    for (let i = 1; i < slots.length; i++) if ((slots[i] ?? 0) < (slots[first] ?? 0)) first = i
+    slots[first] = (slots[first] ?? 0) + Math.max(0, runS)
   }
-  const capacity = Math.max(1, input.onlineCapacity)
-  const slotsBusy = input.processing + ahead
-  return Math.round(Math.floor(slotsBusy / capacity) * input.runS)
-}
-
-/** The shortest boot estimate shown once the expected boot time has passed. */
-export const MIN_BOOT_REMAINING_S = 30
-
-/** What is left of the boot estimate `elapsedS` seconds into the wait, never below the floor. */
-export function bootRemainingS(bootS: number, elapsedS: number): number {
-  return Math.max(MIN_BOOT_REMAINING_S, Math.round(bootS - Math.max(0, elapsedS)))
+  if (input.ready) for (const left of [...input.runningS].sort((a, b) => a - b)) take(left)
+  const each = input.ahead > 0 ? input.aheadWorkS / input.ahead : 0
+  for (let i = 0; i < input.ahead; i++) take(each)
+  return Math.round(Math.min(...slots))
 }
 
 /**

@@ -38,7 +38,7 @@ const UNUSED = `COALESCE(last_used_at, created_at) <= @cutoff
 
 export class FilePool {
   readonly #get: Statement<[string], FileRef>
-  readonly #record: Statement<[string, string, number, number, number]>
+  readonly #record: Statement<[string, string, number, number, number, number | null]>
   readonly #touch: Statement<[number, string]>
   readonly #stale: Statement<[{ cutoff: number }], { hash: string }>
   readonly #removeUnused: Statement<[{ hash: string; cutoff: number }]>
@@ -50,8 +50,10 @@ export class FilePool {
   private constructor(db: Db, root: string, opts: FilePoolOptions) {
     this.#get = db.prepare('SELECT hash, ext, size FROM files WHERE hash = ?')
     this.#record = db.prepare(
-      `INSERT INTO files (hash, ext, size, created_at, last_used_at) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (hash) DO UPDATE SET size = excluded.size, last_used_at = excluded.last_used_at`,
+      `INSERT INTO files (hash, ext, size, created_at, last_used_at, audio_ms)
+       VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (hash) DO UPDATE SET size = excluded.size, last_used_at = excluded.last_used_at,
+         audio_ms = COALESCE(excluded.audio_ms, audio_ms)`,
     )
     this.#touch = db.prepare('UPDATE files SET last_used_at = ? WHERE hash = ?')
     this.#stale = db.prepare(`SELECT hash FROM files WHERE ${UNUSED} LIMIT 1000`)
@@ -137,8 +139,9 @@ export class FilePool {
     }
   }
 
-  record(file: FileRef, now: number): void {
-    this.#record.run(file.hash, file.ext, file.size, now, now)
+  /** `audioMs`: how long it plays, where its header tells (wav-duration.ts); null: unknown. */
+  record(file: FileRef, now: number, audioMs: number | null = null): void {
+    this.#record.run(file.hash, file.ext, file.size, now, now, audioMs)
   }
 
   /** Asked for (check_files, submit): kept for another retention period. */
@@ -179,9 +182,9 @@ export class FilePool {
    * `record` for a file just committed: when the row cannot be written (a full disk), a file no
    * row names is removed again, so the pool keeps no bytes its retention cannot see.
    */
-  async recordCommitted(file: FileRef, now: number): Promise<void> {
+  async recordCommitted(file: FileRef, now: number, audioMs: number | null = null): Promise<void> {
     try {
-      this.record(file, now)
+      this.record(file, now, audioMs)
     } catch (err) {
       if (!this.get(file.hash)) await rm(this.pathOf(file.hash), { force: true })
       if (this.space.noteWriteError(err)) throw diskFull(err)

@@ -11,6 +11,7 @@ import mqtt, { type MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { createApp } from './app.js'
 import { AssetStore } from './assets-store.js'
+import type { BootHistory } from './boot-history.js'
 import { callerAddresses } from './caller-address.js'
 import { capConnectionsPerAddress } from './connection-cap.js'
 import type { EmbeddedBrokerSettings, GatewayConfig } from './config.js'
@@ -50,6 +51,8 @@ export interface GatewayDeps {
   readonly startBroker?: EmbeddedBrokerFactory
   /** Bounds and timers of `/ws/progress/{task_id}` (tests shorten the 1 s check). */
   readonly progressSockets?: ProgressSocketOptions
+  /** Boot times the power controller measured (power-on → ready), for estimates. */
+  readonly bootHistory?: BootHistory
 }
 
 export interface GatewayHandle {
@@ -133,7 +136,17 @@ export async function startGateway(
     // A refused login (wrong secret) is retried with backoff; health shows the link's state.
     const link = watchMqttLink({ client, log, name: 'gateway' })
 
-    const core = createRelayCore(config, { db, pool, client, topics, log, now })
+    let power: PowerControl | undefined
+    const core = createRelayCore(config, {
+      db,
+      pool,
+      client,
+      topics,
+      log,
+      now,
+      // Boot times measured by power on demand (created below, it needs the core's clock).
+      bootHistory: deps.bootHistory ?? { recentBootMs: () => power?.recentBootMs() ?? [] },
+    })
     closer.add(() => core.close())
     let stopping = false
     client.on('message', (topic, payload, packet) => {
@@ -142,7 +155,7 @@ export async function startGateway(
     await connectAndSubscribe(client, [topics.allGpus('state'), topics.allGpus('events')], log)
     core.dispatcher.repairUnpublished()
 
-    const power = createPower(config, {
+    power = createPower(config, {
       db,
       client,
       topics,
@@ -214,6 +227,7 @@ export async function startGateway(
       mqttLink: () => link.current(),
       power,
       metrics,
+      estimateAccuracy: core.estimateAccuracy,
     })
     const server = createServer(
       {

@@ -59,6 +59,8 @@ export interface RegistryEvents {
    * the wall clock marks no GPU offline; unset: the `now` given to apply and sweep.
    */
   readonly elapsed?: () => number
+  /** After every change of a GPU's presence: online, and whether it can take work (boot-history.ts). */
+  onReadiness?(gpuId: string, seen: { readonly online: boolean; readonly ready: boolean }): void
 }
 
 export type StateVerdict = 'birth' | 'presumed' | 'heartbeat' | 'offline' | 'stale'
@@ -287,5 +289,6 @@ export class GpuRegistry {
     }
     this.#gpus.set(gpuId, next)
     this.#save.run(gpuId, next.epoch, next.online ? 1 : 0, next.since, next.lastSeen, next.capacity)
+    this.#events.onReadiness?.(gpuId, { online: next.online, ready: next.ready })
   }
 }

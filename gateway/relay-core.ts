@@ -6,11 +6,14 @@
 import type { MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { AdminTopics } from './admin-topics.js'
+import { LearnedBoots, bootsFrom, type BootHistory } from './boot-history.js'
 import { BridgeEvents } from './bridge-events.js'
 import { Clocks } from './clocks.js'
 import type { GatewayConfig } from './config.js'
 import type { Db } from './db.js'
 import { Dispatcher } from './dispatcher.js'
+import { EstimateAccuracy } from './estimate-accuracy.js'
+import { EstimateReads } from './estimate-store.js'
 import type { FilePool } from './file-pool.js'
 import { GpuRegistry } from './gpu-registry.js'
 import { reconcileBirth } from './reconcile.js'
@@ -38,6 +41,8 @@ export interface RelayCore {
   readonly handOvers: HandOvers
   /** The relay clock's reading (relay-clock.ts), ms: what durations are measured on. */
   readonly relay: () => number
+  /** How good past start estimates were (the admin's estimates route). */
+  readonly estimateAccuracy: EstimateAccuracy
   /** An MQTT message on a subscribed topic; never throws. */
   onMessage(topic: string, payload: Buffer, retained: boolean): void
   /** Once a second: heartbeats and clocks. */
@@ -55,6 +60,8 @@ export interface RelayCoreDeps {
   readonly now: () => number
   /** The monotonic clock the relay clock advances by (default `performance.now`). */
   readonly monotonic?: () => number
+  /** Boot times measured by the power controller; else learned from presence (boot-history.ts). */
+  readonly bootHistory?: BootHistory
 }
 
 export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): RelayCore {
@@ -72,6 +79,7 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
     typesOf: (gpuId) => late.registry?.typesOf(gpuId) ?? [],
   })
   const lifecycle = new TaskLifecycle({ db, outbox, now, relay })
+  const learnedBoots = new LearnedBoots(relay)
   const admin = new AdminTopics({
     client,
     topics,
@@ -99,6 +107,9 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
         admin.queueChanged()
       },
       elapsed: relay,
+      onReadiness: (gpuId, seen) => {
+        learnedBoots.note(gpuId, seen)
+      },
     },
   })
   late.registry = registry
@@ -119,6 +130,8 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
     runEstimateS: config.runEstimateS,
     waitingTexts: config.waitingTexts,
     now,
+    estimates: new EstimateReads(db),
+    boots: bootsFrom(deps.bootHistory, learnedBoots),
   })
   late.views = views
   late.dispatcher = dispatcher
@@ -154,6 +167,7 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
     lifecycle,
     outbox,
     handOvers,
+    estimateAccuracy: new EstimateAccuracy(db),
     views,
     actions,
     dispatcher,

@@ -76,6 +76,8 @@ export class TaskActions {
       options: {},
       expiresAt: at + this.#d.queueTtlMs,
       requestKey: input.requestKey,
+      // A new task is last in the queue: its estimate is the queue's (kept for estimate quality).
+      ...(hit ? {} : { estimatedStartS: views.queue().etaSeconds }),
     }
     if (hit) {
       const row = lifecycle.cacheHit(task, hit)

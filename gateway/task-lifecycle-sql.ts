@@ -23,10 +23,10 @@ export interface LifecycleStatements {
 
 const INSERT_COLUMNS = `id, owner, source, type, state, attempt, gpu_id, audio_hash, audio_ext,
   audio_size, video_hash, video_ext, video_size, options, created_at, updated_at, expires_at,
-  request_key, rc_created_at, rc_expires_at`
+  request_key, rc_created_at, rc_expires_at, est_start_s`
 
 export function lifecycleStatements(db: Db): LifecycleStatements {
-  const values = 'VALUES (?, ?, ?, ?, ?, 1, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
+  const values = 'VALUES (?, ?, ?, ?, ?, 1, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
   const g = (name: TransitionName): string => stateGuard(name)
   return {
     get: db.prepare('SELECT * FROM tasks WHERE id = ?'),
@@ -41,7 +41,8 @@ export function lifecycleStatements(db: Db): LifecycleStatements {
       claim: db.prepare(
         `UPDATE tasks SET state = 'processing', gpu_id = ?, claimed_at = ?, updated_at = ?,
            last_seq = ?, claim_epoch = ?, progress_at = ?, progress = 0, stage = 'preparing',
-           stage_message = NULL, rc_claimed_at = ?, rc_progress_at = ?
+           stage_message = NULL, rc_claimed_at = ?, rc_progress_at = ?,
+           rc_started_at = COALESCE(rc_started_at, ?)
          WHERE id = ? AND attempt = ? AND rc_expires_at > ? AND ${g('claim')}`,
       ),
       requeue: db.prepare(

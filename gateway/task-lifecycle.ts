@@ -26,6 +26,8 @@ export interface NewTask {
   readonly expiresAt: number
   /** Idempotency-Key / request_id: a repeated submit with the same key returns the same task. */
   readonly requestKey: string | null
+  /** Seconds to its start as estimated at submit (kept to tell how good estimates are). */
+  readonly estimatedStartS?: number
 }
 
 /** One progress event of the current attempt. */
@@ -134,6 +136,7 @@ export class TaskLifecycle {
           o.seq,
           o.epoch,
           now,
+          relay,
           relay,
           relay,
           o.id,
@@ -383,6 +386,9 @@ export class TaskLifecycle {
       relay,
       // The TTL the caller asked for, on the relay clock.
       relay + (task.expiresAt - now),
+      state === 'queued' && task.estimatedStartS !== undefined
+        ? Math.round(task.estimatedStartS)
+        : null,
     ]
   }
 

@@ -2,14 +2,11 @@
  * What the HTTP routes read: a task as its owner sees it (position, estimate, the words to show),
  * the queue, the GPUs. Computed from SQLite; nothing here changes a row (see task-actions.ts).
  */
-import {
-  bootRemainingS,
-  etaSeconds,
-  waitingText,
-  type WaitReason,
-  type WaitingTexts,
-} from './estimates.js'
+import { bootEstimateS, bootRemainingS } from './boot-estimate.js'
+import type { EstimateReads, QueueAhead } from './estimate-store.js'
+import { startEtaS, waitingText, type WaitReason, type WaitingTexts } from './estimates.js'
 import type { GpuRegistry } from './gpu-registry.js'
+import { remainingRunMs, runModel, runMsFor, workAheadMs } from './run-estimate.js'
 import type { TaskRow, TaskStore } from './task-store.js'
 import { appError } from '../lib/errors.js'
 import { runServerStatus, stageText } from './run-server-status.js'
@@ -23,6 +20,10 @@ export interface TaskServiceDeps {
   readonly waitingTexts: WaitingTexts
   /** Wall-clock ms (estimates only: no clock here decides anything). */
   readonly now: () => number
+  /** The estimates' reads (recent runs, the queue ahead, what runs now). */
+  readonly estimates: EstimateReads
+  /** Recent boot durations in ms, newest first (boot-history.ts). */
+  readonly boots: () => readonly number[]
 }
 
 export interface TaskView {
@@ -66,21 +67,11 @@ export class TaskService {
   }
 
   view(row: TaskRow): TaskView {
-    const { store } = this.#d
     const gpus = this.#gpuCounts()
-    const position = store.queuePosition(row)
-    const waiting = row.state === 'queued' ? gpus.reason : null
-    const eta =
-      row.state === 'queued'
-        ? etaSeconds({
-            position,
-            processing: store.counts().processing,
-            gpusOnline: gpus.ready,
-            onlineCapacity: gpus.capacity,
-            bootS: this.#bootS(row.created_at),
-            runS: this.#runS(),
-          })
-        : 0
+    const ahead = row.state === 'queued' ? this.#d.estimates.queueAhead(row.seq) : null
+    const position = ahead ? ahead.count + 1 : 0
+    const waiting = ahead ? gpus.reason : null
+    const eta = ahead ? this.#startEta(ahead, gpus, row.created_at) : 0
     const message =
       waiting === null
         ? describe(row)
@@ -99,14 +90,8 @@ export class TaskService {
   queue(): QueueView {
     const counts = this.#d.store.counts()
     const gpus = this.#gpuCounts()
-    const eta = etaSeconds({
-      position: counts.queued + 1,
-      processing: counts.processing,
-      gpusOnline: gpus.ready,
-      onlineCapacity: gpus.capacity,
-      bootS: this.#bootS(this.#d.now()),
-      runS: this.#runS(),
-    })
+    const ahead = this.#d.estimates.queueAhead(Number.MAX_SAFE_INTEGER)
+    const eta = this.#startEta(ahead, gpus, this.#d.now())
     return {
       queued: counts.queued,
       processing: counts.processing,
@@ -145,37 +130,84 @@ export class TaskService {
     return runServerStatus(row)
   }
 
-  #gpuCounts(): { online: number; ready: number; capacity: number; reason: WaitReason } {
+  #gpuCounts(): GpuCounts {
     const { registry } = this.#d
-    const online = registry.online().length
+    const online = registry.online()
     const ready = registry.ready()
-    const reason: WaitReason = ready.length > 0 ? 'queued' : online > 0 ? 'starting' : 'offline'
+    const reason: WaitReason =
+      ready.length > 0 ? 'queued' : online.length > 0 ? 'starting' : 'offline'
+    // While none is ready: those online are expected to be, else every known one.
+    const coming = online.length > 0 ? online : registry.all()
     return {
-      online,
+      online: online.length,
       ready: ready.length,
-      capacity: ready.reduce((sum, g) => sum + g.capacity, 0),
+      capacity: capacityOf(ready),
+      comingCapacity: capacityOf(coming),
       reason,
     }
   }
 
   /**
+   * When a task with `ahead` queued before it should start: after what runs on the ready GPUs
+   * and the runs ahead, slot by slot (estimates.ts); while none is ready, from the boot's end.
+   */
+  #startEta(ahead: QueueAhead, gpus: GpuCounts, since: number): number {
+    const { estimates, runEstimateS, now } = this.#d
+    const model = runModel(estimates.recentRuns(), runEstimateS * 1000)
+    const ready = gpus.ready > 0
+    const at = now()
+    const runningS = ready
+      ? estimates.running().map(
+          (t) =>
+            remainingRunMs({
+              estimateMs: runMsFor(model, t.audioMs),
+              elapsedMs: at - t.claimedAt,
+              progress: t.progress,
+            }) / 1000,
+        )
+      : []
+    return startEtaS({
+      ahead: ahead.count,
+      aheadWorkS: workAheadMs(model, ahead) / 1000,
+      runningS,
+      ready,
+      capacity: ready ? gpus.capacity : gpus.comingCapacity,
+      bootS: ready ? 0 : this.#bootS(since),
+    })
+  }
+
+  /**
    * The boot estimate for a wait that began at the later of `since` and the moment the last GPU
-   * went offline: it counts down as the wait goes on (to a floor, once overdue). A GPU coming
-   * online whose service still loads does not restart it: that is the same boot going on. Words
-   * only, on the wall clock like the presence times it compares with: a step shows the full
-   * estimate (back) or the floor (forward), and decides nothing.
+   * went offline: it counts down as the wait goes on and is made again once over
+   * (boot-estimate.ts). A GPU coming online whose service still loads does not restart it: that
+   * is the same boot going on. Words only, on the wall clock like the presence times it compares
+   * with: a step shows the full estimate (back) or a later one (forward), and decides nothing.
    */
   #bootS(since: number): number {
     const offline = this.#d.registry.all().filter((g) => !g.online)
     const wentOffline = Math.max(0, ...offline.map((g) => g.since))
     const elapsedS = (this.#d.now() - Math.max(since, wentOffline)) / 1000
-    return bootRemainingS(this.#d.bootEstimateS, elapsedS)
+    const boots = this.#d.boots()
+    return bootRemainingS({
+      bootS: bootEstimateS(boots, this.#d.bootEstimateS),
+      elapsedS,
+      historyS: boots.map((ms) => ms / 1000),
+    })
   }
+}
 
-  #runS(): number {
-    const ms = this.#d.store.recentRunMs()
-    return ms === null ? this.#d.runEstimateS : Math.max(1, Math.round(ms / 1000))
-  }
+interface GpuCounts {
+  readonly online: number
+  readonly ready: number
+  /** The ready GPUs' capacities, added up. */
+  readonly capacity: number
+  /** What is expected to be ready next: the online GPUs' capacities, else every known one's. */
+  readonly comingCapacity: number
+  readonly reason: WaitReason
+}
+
+function capacityOf(gpus: readonly { readonly capacity: number }[]): number {
+  return gpus.reduce((sum, g) => sum + g.capacity, 0)
 }
 
 /** Where a done task's result is downloaded (the compatible download path). */

@@ -56,6 +56,9 @@ export interface TaskRow {
   readonly stored_result_type: string | null
   /** The content type the result is served with (null for results from before it was kept). */
   readonly result_type: string | null
+  /** Seconds to its start as estimated at submit; its first claim (relay ms). */
+  readonly est_start_s: number | null
+  readonly rc_started_at: number | null
 }
 
 /** A result a GPU handed over, as the pool stored it, and the content type to serve it with. */
@@ -90,7 +93,6 @@ export class TaskStore {
   readonly #dueToExpire: Statement<[number], { id: string }>
   readonly #counts: Statement<[], { state: string; n: number }>
   readonly #position: Count<[number]>
-  readonly #recentRun: Statement<[number], { avg: number | null }>
   readonly #byRequestKey: Rows<[string | null, string]>
   readonly #doneWithInputs: Rows<[string, string, string]>
   readonly #overrunning: Rows<[number]>
@@ -127,12 +129,6 @@ export class TaskStore {
     )
     this.#position = db.prepare(
       `SELECT COUNT(*) AS n FROM tasks WHERE state = 'queued' AND seq < ?`,
-    )
-    this.#recentRun = db.prepare(
-      `SELECT AVG(rc_finished_at - rc_claimed_at) AS avg FROM (
-         SELECT rc_finished_at, rc_claimed_at FROM tasks WHERE state = 'done'
-           AND rc_claimed_at IS NOT NULL AND rc_finished_at IS NOT NULL
-         ORDER BY finished_at DESC LIMIT ?)`,
     )
     this.#byRequestKey = db.prepare(
       `SELECT * FROM tasks WHERE COALESCE(owner, '') = COALESCE(?, '') AND request_key = ?`,
@@ -219,11 +215,6 @@ export class TaskStore {
   queuePosition(task: TaskRow): number {
     if (task.state !== 'queued') return 0
     return (this.#position.get(task.seq)?.n ?? 0) + 1
-  }
-
-  /** Mean run time (claim → done) of the last `n` successful tasks, in ms; null with no history. */
-  recentRunMs(n = 20): number | null {
-    return this.#recentRun.get(n)?.avg ?? null
   }
 
   /** The task an owner already submitted under this request key. */

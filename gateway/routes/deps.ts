@@ -3,6 +3,7 @@ import type { Request } from 'express'
 import type { Logger } from 'pino'
 import type { MqttLink } from '../../lib/mqtt.js'
 import type { AssetStore } from '../assets-store.js'
+import type { EstimateAccuracy } from '../estimate-accuracy.js'
 import type { FilePool } from '../file-pool.js'
 import type { HandOvers } from '../hand-overs.js'
 import type { HttpAuth } from '../http-auth.js'
@@ -40,6 +41,8 @@ export interface RouteDeps {
   readonly mqttLink?: () => MqttLink
   /** Power on demand (gateway/power/): health's per-GPU view, `/api/relay/power`; absent: none. */
   readonly power?: PowerControl
+  /** How good past start estimates were (`GET /api/relay/admin/estimates`); absent: no route. */
+  readonly estimateAccuracy?: EstimateAccuracy
 }
 
 /**

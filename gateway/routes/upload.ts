@@ -13,6 +13,7 @@ import { ok } from '../http-envelope.js'
 import { assertComplete, receiveFile, receiveMultipart, type ReceivedFile } from '../multipart.js'
 import { limitKey, type RouteDeps } from './deps.js'
 import { submitData, submitMessage } from './submit-shared.js'
+import { probeWavMs } from '../wav-duration.js'
 import { appError } from '../../lib/errors.js'
 import { Ext, HEYGEM_PATHS, type FileRef, type UploadFileData } from '../../protocol/index.js'
 
@@ -147,6 +148,13 @@ export async function storeMedia(
   assertMedia(file)
   await file.commit()
   const stored: FileRef = { hash: file.hash, ext, size: file.size }
-  await deps.pool.recordCommitted(stored, deps.now())
+  await deps.pool.recordCommitted(stored, deps.now(), await audioMsOf(file, deps.pool))
   return stored
+}
+
+/** How long an uploaded WAV plays, read from its header in the pool (estimates); else null. */
+async function audioMsOf(file: ReceivedFile, pool: RouteDeps['pool']): Promise<number | null> {
+  if (file.sniffed.kind !== 'media' || file.sniffed.ext !== '.wav') return null
+  // An unreadable header costs the estimate its length, never the upload.
+  return probeWavMs(pool.pathOf(file.hash)).catch(() => null)
 }

@@ -1,28 +1,44 @@
 import { describe, expect, it } from 'vitest'
 import {
   DEFAULT_WAITING_TEXTS,
-  bootRemainingS,
-  etaSeconds,
+  startEtaS,
   humanDuration,
   waitingText,
 } from '../../gateway/estimates.js'
 
 describe('estimates', () => {
   it('adds the boot time when no GPU is ready, and the runs ahead', () => {
-    const base = { processing: 0, gpusOnline: 0, onlineCapacity: 0, bootS: 120, runS: 60 }
-    expect(etaSeconds({ ...base, position: 1 })).toBe(120)
-    expect(etaSeconds({ ...base, position: 3 })).toBe(240)
-    expect(etaSeconds({ ...base, position: 1, gpusOnline: 1, onlineCapacity: 1 })).toBe(0)
-    expect(
-      etaSeconds({ ...base, position: 2, processing: 1, gpusOnline: 1, onlineCapacity: 1 }),
-    ).toBe(120)
+    const base = { runningS: [], ready: false, capacity: 1, bootS: 120 }
+    expect(startEtaS({ ...base, ahead: 0, aheadWorkS: 0 })).toBe(120)
+    expect(startEtaS({ ...base, ahead: 2, aheadWorkS: 120 })).toBe(240)
+    expect(startEtaS({ ...base, ready: true, ahead: 0, aheadWorkS: 0 })).toBe(0)
+    expect(startEtaS({ ...base, ready: true, runningS: [60], ahead: 1, aheadWorkS: 60 })).toBe(120)
   })
 
-  it('counts the boot estimate down as the wait goes on, to a floor once overdue', () => {
-    expect(bootRemainingS(120, 0)).toBe(120)
-    expect(bootRemainingS(120, 50)).toBe(70)
-    expect(bootRemainingS(120, 119)).toBe(30)
-    expect(bootRemainingS(120, 3600)).toBe(30)
+  it('spreads the work ahead over the ready capacity, slot by slot', () => {
+    const ready = { ready: true, bootS: 0 }
+    // Two slots, one busy for 50 s more: the first queued task starts at once.
+    expect(startEtaS({ ...ready, capacity: 2, runningS: [50], ahead: 0, aheadWorkS: 0 })).toBe(0)
+    // Both busy (50 s and 10 s left), one 60 s task ahead: it takes the slot free at 10 s, and
+    // this one the slot free at 50 s.
+    expect(startEtaS({ ...ready, capacity: 2, runningS: [50, 10], ahead: 1, aheadWorkS: 60 })).toBe(
+      50,
+    )
+    // One slot: the same work runs one after another.
+    expect(startEtaS({ ...ready, capacity: 1, runningS: [50], ahead: 1, aheadWorkS: 60 })).toBe(110)
+    // Four tasks of 30 s ahead on three idle slots: the fourth slot frees at 30 s.
+    expect(startEtaS({ ...ready, capacity: 3, runningS: [], ahead: 4, aheadWorkS: 120 })).toBe(30)
+    // While none is ready, every slot of the GPUs expected opens when the boot is over.
+    expect(
+      startEtaS({
+        ready: false,
+        bootS: 100,
+        capacity: 2,
+        runningS: [500],
+        ahead: 3,
+        aheadWorkS: 90,
+      }),
+    ).toBe(130)
   })
 
   it('tells the user in Chinese that the task waits for the GPU, its place and when it should start', () => {

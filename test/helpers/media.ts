@@ -45,6 +45,14 @@ export function wavBytes(label = 'wav', size = 4096): Buffer {
   return riff('WAVE', Buffer.concat([Buffer.from('fmt '), u32le(16), fmt]), { label, size })
 }
 
+/** WAV_BYTES_PER_S: what `wavBytes` plays per second (mono, 16 kHz, 16 bit). */
+export const WAV_BYTES_PER_S = 32_000
+
+/** A PCM WAVE that plays `seconds` (its own md5, like every file here). */
+export function wavOfSeconds(seconds: number, label = 'wav'): Buffer {
+  return wavBytes(label, Math.round(seconds * WAV_BYTES_PER_S) - Buffer.byteLength(label))
+}
+
 /** RIFF/AVI with an `hdrl` LIST first. */
 export function aviBytes(label = 'avi', size = 4096): Buffer {
   const hdrl = Buffer.concat([Buffer.from('hdrl'), Buffer.alloc(8)])
