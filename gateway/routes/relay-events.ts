@@ -85,5 +85,5 @@ function startStream(deps: RelayEventsDeps, res: Response, from: number): void {
 
 /** One SSE message: the outbox id as `id`, the event as one line of JSON. */
 function frame(event: TaskEvent): string {
-  return sseFrame({ id: event.id, data: event })
+  return sseFrame({ id: event.id, json: JSON.stringify(event) })
 }

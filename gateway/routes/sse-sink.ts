@@ -45,15 +45,15 @@ export function openEventStream(req: Request, res: Response): void {
   res.flushHeaders()
 }
 
-/** One SSE message; `id` null: a message that moves no client's resume point. */
+/** One SSE message, its data one line of JSON; `id` null: it moves no client's resume point. */
 export function sseFrame(frame: {
   readonly id: number | null
   readonly event?: string
-  readonly data: unknown
+  readonly json: string
 }): string {
   const id = frame.id === null ? '' : `id: ${String(frame.id)}\n`
   const event = frame.event === undefined ? '' : `event: ${frame.event}\n`
-  return `${id}${event}data: ${JSON.stringify(frame.data)}\n\n`
+  return `${id}${event}data: ${frame.json}\n\n`
 }
 
 export interface SseSinkOptions {
