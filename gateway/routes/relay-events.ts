@@ -55,7 +55,7 @@ function startStream(deps: RelayEventsDeps, res: Response, from: number): void {
   let cursor = from
   let scheduled = false
   const pump = (): void => {
-    while (!sink.closed && !sink.blocked) {
+    while (sink.writable()) {
       const page = deps.outbox.after(cursor, PAGE)
       const last = page.at(-1)
       if (!last) return

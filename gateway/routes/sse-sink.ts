@@ -103,6 +103,11 @@ export class SseSink {
     return this.#closed
   }
 
+  /** Open and not waiting for the socket to drain. */
+  writable(): boolean {
+    return !this.#closed && !this.#blocked
+  }
+
   /** Write; once the socket's buffer is full, wait for `drain` (and cut a client that never drains). */
   write(text: string): void {
     if (this.#closed || this.#res.write(text)) return

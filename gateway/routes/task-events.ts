@@ -70,7 +70,13 @@ export function taskEvents(deps: TaskEventsDeps): Router {
     }
     res.once('close', release)
     openEventStream(req, res)
-    startTaskStream({ deps, res, taskId: row.id, cursor: resume ?? latest, resumed: resume !== null })
+    startTaskStream({
+      deps,
+      res,
+      taskId: row.id,
+      cursor: resume ?? latest,
+      resumed: resume !== null,
+    })
   })
   return router
 }
@@ -109,7 +115,7 @@ function startTaskStream(s: {
   /** Send the task's events after the cursor, each with the task as it is now; true if any. */
   const pump = (): boolean => {
     let sent = false
-    while (!sink.closed && !sink.blocked) {
+    while (sink.writable()) {
       const page = deps.outbox.ofTaskAfter(taskId, cursor, PAGE)
       const last = page.at(-1)
       if (!last) break
@@ -136,9 +142,9 @@ function startTaskStream(s: {
     return message(null, json)
   }
   const wake = (): void => {
-    if (sink.closed || sink.blocked) return
+    if (!sink.writable()) return
     pump()
-    if (sink.blocked || finishIfOver() || lastState !== 'queued') return
+    if (finishIfOver() || !sink.writable() || lastState !== 'queued') return
     const text = refresh()
     if (text !== null) sink.write(text)
     finishIfOver()
