@@ -91,9 +91,15 @@ describe('gpu-relay submit follows the task', () => {
     expect(count(TASK_PATHS.status)).toBe(0)
     const text = io.out()
     // The bar is redrawn in place: state, bar, percent, estimate.
-    expect(text).toMatch(/\r\x1b\[K⏳ 排队中 \[░{20}\]\s+0% · 第 1 位 · /)
-    expect(text).toMatch(/\r\x1b\[K⚙️ 处理中 \[█+░+\]\s+\d+% · 预计还需约 \d+ 秒 · /)
-    expect(text).toMatch(/\r\x1b\[K✅ 已完成 \[█{20}\] 100%/)
+    const redraws = text.split('\r\x1b[K').slice(1)
+    expect(redraws.length).toBeGreaterThan(3)
+    expect(redraws.some((r) => /^⏳ 排队中 \[░{20}\]\s+0% · 第 1 位 · /.test(r))).toBe(true)
+    expect(redraws.some((r) => /^⚙️ 处理中 \[█+░+\]\s+\d+% · 预计还需约 \d+ 秒 · /.test(r))).toBe(
+      true,
+    )
+    expect(redraws.some((r) => r.startsWith('✅ 已完成 [████████████████████] 100%'))).toBe(true)
+    // Redrawn in place: no line ends between two states of the bar.
+    expect(redraws.filter((r) => /^(⏳|⚙️)/.test(r)).every((r) => !r.includes('\n'))).toBe(true)
     expect(text).toContain('💾 结果已保存到')
     expect(text).not.toContain('进度推送不可用')
   })
