@@ -42,8 +42,11 @@ export const GatewayEnv = z.object({
   RATE_LIMIT_UPLOADS_PER_MIN: env.int(120, 1),
   /** Task event streams (`GET /api/heygem/task/events`) one caller may have open at once. */
   TASK_EVENTS_MAX_PER_CALLER: env.int(8, 1),
-  /** A task event stream's heartbeat; a queued task's estimate is refreshed as often. */
-  TASK_EVENTS_HEARTBEAT_MS: env.ms(5_000),
+  /**
+   * A task event stream's heartbeat; a queued task's estimate is refreshed as often. At most 25 s:
+   * the PC command line takes a stream silent for 30 s as cut.
+   */
+  TASK_EVENTS_HEARTBEAT_MS: env.ms(5_000).pipe(z.number().max(25_000)),
   /** GPUs known before any has connected; the first receives work queued before any birth. */
   GPU_IDS: env.list('gpu-1').pipe(z.array(GpuId).min(1)),
   GPU_BOOT_ESTIMATE_S: env.int(120),
