@@ -125,6 +125,11 @@ export class TaskOutbox {
     return () => this.#listeners.delete(listener)
   }
 
+  /** Subscribers now (tests: a closed stream leaves none behind). */
+  get subscribers(): number {
+    return this.#listeners.size
+  }
+
   /** Up to `limit` events with an id above `id`, oldest first. */
   after(id: number, limit: number): TaskEvent[] {
     return this.#after.all(id, limit).map(toEvent)

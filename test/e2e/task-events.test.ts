@@ -163,6 +163,22 @@ describe('the task event stream (GET /api/heygem/task/events)', () => {
     expect(again.status).toBe(200)
   })
 
+  it('leaves nothing behind once its streams close: slots and subscriptions are freed', async () => {
+    const dir = await tempDir('task-events-leaks')
+    const gateway = await startTestGateway(dir, {
+      taskEvents: { maxPerCaller: 3, heartbeatMs: 5_000 },
+    })
+    const taskId = await submitFresh(gateway.url)
+    const before = gateway.outbox.subscribers
+    for (let round = 0; round < 5; round++) {
+      const open = await Promise.all([1, 2, 3].map(() => openSse(eventsUrl(gateway.url, taskId))))
+      expect(open.map((r) => r.status)).toEqual([200, 200, 200])
+      expect(gateway.outbox.subscribers).toBe(before + 3)
+      for (const r of open) r.close()
+      await waitFor(() => gateway.outbox.subscribers === before, { what: 'subscriptions dropped' })
+    }
+  })
+
   it('counts a queued task’s estimate down between events, on the heartbeat', async () => {
     const dir = await tempDir('task-events-countdown')
     let clock = Date.now()
