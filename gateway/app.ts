@@ -23,6 +23,7 @@ import { metricsApi } from './routes/metrics.js'
 import { relayApi } from './routes/relay-api.js'
 import { relayEvents } from './routes/relay-events.js'
 import { taskApi } from './routes/task-api.js'
+import { taskEvents } from './routes/task-events.js'
 import { uploadApi } from './routes/upload.js'
 import { powerApi } from './power/power-routes.js'
 
@@ -99,6 +100,16 @@ export function createApp(deps: AppDeps): Express {
   // under /api/, where the guard has let the caller in: no other path reads a body.
   app.use('/api', express.json({ limit: jsonLimitBytes, type: isJsonBody }))
   app.use(taskApi(deps))
+  app.use(
+    taskEvents({
+      views: deps.views,
+      outbox: deps.outbox,
+      auth: deps.auth,
+      maxPerCaller: deps.taskEvents?.maxPerCaller ?? 8,
+      heartbeatMs: deps.taskEvents?.heartbeatMs ?? 5_000,
+      stuckMs: deps.idleTimeoutMs,
+    }),
+  )
   app.use(uploadApi(deps))
   app.use(heygemApi(deps))
   app.use(assetApi(deps))

@@ -44,6 +44,13 @@ export const GatewayEnv = z.object({
   METRICS_TOKEN: z.string().min(16).optional(),
   RATE_LIMIT_SUBMITS_PER_MIN: env.int(30, 1),
   RATE_LIMIT_UPLOADS_PER_MIN: env.int(120, 1),
+  /** Task event streams (`GET /api/heygem/task/events`) one caller may have open at once. */
+  TASK_EVENTS_MAX_PER_CALLER: env.int(8, 1),
+  /**
+   * A task event stream's heartbeat; a queued task's estimate is refreshed as often. At most 25 s:
+   * the PC command line takes a stream silent for 30 s as cut.
+   */
+  TASK_EVENTS_HEARTBEAT_MS: env.ms(5_000).pipe(z.number().max(25_000)),
   /** GPUs known before any has connected; the first receives work queued before any birth. */
   GPU_IDS: env.list('gpu-1').pipe(z.array(GpuId).min(1)),
   GPU_BOOT_ESTIMATE_S: env.int(120),
@@ -194,6 +201,8 @@ export interface GatewayConfig {
   /** Opens `GET /metrics` only (the admin token opens it too); null: none. */
   readonly metricsToken: string | null
   readonly rateLimits: { readonly submitsPerMinute: number; readonly uploadsPerMinute: number }
+  /** The task event stream: open streams per caller, heartbeat (and estimate refresh) period. */
+  readonly taskEvents: { readonly maxPerCaller: number; readonly heartbeatMs: number }
   readonly gpuIds: readonly string[]
   readonly bootEstimateS: number
   readonly runEstimateS: number
@@ -265,6 +274,10 @@ export function gatewayConfigFromEnv(
     rateLimits: Object.freeze({
       submitsPerMinute: e.RATE_LIMIT_SUBMITS_PER_MIN,
       uploadsPerMinute: e.RATE_LIMIT_UPLOADS_PER_MIN,
+    }),
+    taskEvents: Object.freeze({
+      maxPerCaller: e.TASK_EVENTS_MAX_PER_CALLER,
+      heartbeatMs: e.TASK_EVENTS_HEARTBEAT_MS,
     }),
     gpuIds: Object.freeze([...e.GPU_IDS]),
     bootEstimateS: e.GPU_BOOT_ESTIMATE_S,
@@ -341,6 +354,7 @@ export function gatewayTestConfig(
     adminToken: null,
     metricsToken: null,
     rateLimits: { submitsPerMinute: 10_000, uploadsPerMinute: 10_000 },
+    taskEvents: { maxPerCaller: 8, heartbeatMs: 5_000 },
     gpuIds: ['gpu-1'],
     bootEstimateS: 120,
     runEstimateS: 120,

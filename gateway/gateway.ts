@@ -201,6 +201,7 @@ export async function startGateway(
       lifecycle: core.lifecycle,
       outbox: core.outbox,
       idleTimeoutMs: config.idleTimeoutMs,
+      taskEvents: config.taskEvents,
       auth: httpAuth(
         {
           apiSecret: config.apiSecret,

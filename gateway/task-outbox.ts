@@ -52,6 +52,7 @@ export class TaskOutbox {
   >
   readonly #after: Statement<[number, number], EventRow>
   readonly #ofTask: Statement<[string], EventRow>
+  readonly #ofTaskAfter: Statement<[string, number, number], EventRow>
   readonly #latest: Statement<[], { id: number | null }>
   readonly #purge: Statement<[string]>
   readonly #forgetPurged: Statement<[number]>
@@ -67,6 +68,9 @@ export class TaskOutbox {
     )
     this.#after = db.prepare('SELECT * FROM task_events WHERE id > ? ORDER BY id LIMIT ?')
     this.#ofTask = db.prepare('SELECT * FROM task_events WHERE task_id = ? ORDER BY id')
+    this.#ofTaskAfter = db.prepare(
+      'SELECT * FROM task_events WHERE task_id = ? AND id > ? ORDER BY id LIMIT ?',
+    )
     this.#latest = db.prepare('SELECT MAX(id) AS id FROM task_events')
     this.#purge = db.prepare('DELETE FROM task_events WHERE task_id = ?')
     this.#forgetPurged = db.prepare("DELETE FROM task_events WHERE kind = 'purged' AND rc_at <= ?")
@@ -121,6 +125,11 @@ export class TaskOutbox {
     return () => this.#listeners.delete(listener)
   }
 
+  /** Subscribers now (tests: a closed stream leaves none behind). */
+  get subscribers(): number {
+    return this.#listeners.size
+  }
+
   /** Up to `limit` events with an id above `id`, oldest first. */
   after(id: number, limit: number): TaskEvent[] {
     return this.#after.all(id, limit).map(toEvent)
@@ -129,6 +138,11 @@ export class TaskOutbox {
   /** One task's timeline, oldest first. */
   ofTask(taskId: string): TaskEvent[] {
     return this.#ofTask.all(taskId).map(toEvent)
+  }
+
+  /** Up to `limit` of one task's events with an id above `id`, oldest first. */
+  ofTaskAfter(taskId: string, id: number, limit: number): TaskEvent[] {
+    return this.#ofTaskAfter.all(taskId, id, limit).map(toEvent)
   }
 
   /** The newest event's id (0 when there is none). */

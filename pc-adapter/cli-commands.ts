@@ -9,6 +9,7 @@ import { RelayClient } from './client.js'
 import { HttpError } from '../lib/http-client.js'
 import { STATE_NAMES, humanBytes, humanDuration, requestErrorText } from './status-text.js'
 import { InputFileError, TaskFailedError, renderVideo } from './submit-flow.js'
+import { ProgressBar } from './progress-bar.js'
 
 export interface CliIo {
   readonly stdout: (s: string) => void
@@ -16,6 +17,10 @@ export interface CliIo {
   readonly env: Readonly<Record<string, string | undefined>>
   /** Aborted on Ctrl-C: stop waiting (the task stays on the server). */
   readonly signal?: AbortSignal
+  /** stdout is a terminal: the progress bar is redrawn in place. */
+  readonly isTTY?: boolean
+  /** The terminal's width (columns). */
+  readonly columns?: number
 }
 
 export const DEFAULT_SERVER_URL = 'http://127.0.0.1:8383'
@@ -24,8 +29,8 @@ export const USAGE = `gpu-relay — 通过 gpu-relay 网关提交 HeyGem 数字�
 
 用法：
   gpu-relay submit --audio <音频.wav> --video <视频.mp4> --license <授权码> [--out <结果.mp4>]
-                   [--server <地址>] [--secret <密钥>] [--poll-ms <毫秒>]
-      计算校验值、只上传服务器上没有的文件、提交任务、显示进度，完成后下载结果
+                   [--server <地址>] [--secret <密钥>] [--poll-ms <毫秒>] [--poll]
+      计算校验值、只上传服务器上没有的文件、提交任务、显示进度条，完成后下载结果
   gpu-relay status <任务编号> [--license <授权码>] [--server <地址>] [--secret <密钥>]
       查看任务状态（状态、进度、排队位置、预计时间、结果或错误）
   gpu-relay --help
@@ -36,7 +41,8 @@ export const USAGE = `gpu-relay — 通过 gpu-relay 网关提交 HeyGem 数字�
   --secret   访问密钥（Authorization: Bearer）；默认取环境变量 HEYGEM_API_SECRET
   --license  授权码；查看状态时带上，只能看到自己的任务
   --out      结果视频保存路径；默认为当前目录下的 <任务编号>.mp4
-  --poll-ms  查询进度的间隔，默认 1000 毫秒
+  --poll-ms  定时查询进度的间隔，默认 1000 毫秒
+  --poll     不用进度推送，只定时查询（默认先用网关的进度推送，不可用时自动改为定时查询）
 
 退出码：0 成功；1 任务失败或服务器报错；2 参数错误；130 已中断
 `
@@ -54,6 +60,7 @@ const SUBMIT_OPTIONS = {
   video: { type: 'string' },
   out: { type: 'string' },
   'poll-ms': { type: 'string' },
+  poll: { type: 'boolean' },
 } as const
 
 class UsageError extends Error {
@@ -93,6 +100,11 @@ async function submitCommand(args: string[], io: CliIo): Promise<number> {
   }
   const client = makeClient(values, io)
   const submitted: { taskId?: string } = {}
+  const bar = new ProgressBar({
+    write: io.stdout,
+    tty: io.isTTY === true,
+    columns: io.columns,
+  })
   try {
     const result = await renderVideo({
       client,
@@ -102,14 +114,22 @@ async function submitCommand(args: string[], io: CliIo): Promise<number> {
       pollMs,
       outPath: values.out === undefined ? (id) => resolve(`${id}.mp4`) : resolve(values.out),
       ...(io.signal === undefined ? {} : { signal: io.signal }),
-      onUpdate: (line) => io.stdout(`${line}\n`),
+      push: values.poll !== true,
+      onUpdate: (line) => {
+        bar.print(line)
+      },
+      onStatus: (status) => {
+        bar.update(status)
+      },
       onSubmitted: (submit) => {
         submitted.taskId = submit.task_id
       },
     })
+    bar.end()
     io.stdout(`💾 结果已保存到：${result.outPath ?? ''}（${humanBytes(result.bytes ?? 0)}）\n`)
     return 0
   } catch (err) {
+    bar.end()
     const { taskId } = submitted
     if (taskId !== undefined && io.signal?.aborted === true) {
       io.stderr(`已停止等待。任务 ${taskId} 仍在服务器上，可稍后查看：gpu-relay status ${taskId}\n`)

@@ -13,4 +13,6 @@ process.exitCode = await runCli(process.argv.slice(2), {
   stderr: (s) => process.stderr.write(s),
   env: process.env,
   signal: stop.signal,
+  isTTY: process.stdout.isTTY,
+  columns: process.stdout.columns,
 })

@@ -180,6 +180,15 @@ export class RelayClient {
     }
   }
 
+  /** A GET of a gateway path with this client's credentials, the reply as fetch gives it. */
+  get(
+    path: string,
+    init: { readonly headers?: Record<string, string>; readonly signal: AbortSignal },
+  ): Promise<Response> {
+    const headers = { ...this.#headers, ...init.headers }
+    return this.#call(() => fetch(this.url(path), { headers, signal: init.signal }))
+  }
+
   /** Absolute URL of a gateway path (or of a relative `result_url`). */
   url(path: string): string {
     return `${this.baseUrl}${path}`

@@ -7,6 +7,7 @@ import { humanDuration } from '../lib/words.js'
 import {
   catalogMessage,
   errorCodeOf,
+  isTerminal,
   statusMessage,
   type TaskState,
   type TaskStatusData,
@@ -93,4 +94,37 @@ function msgOf(body: unknown): string | null {
   if (typeof body !== 'object' || body === null) return null
   const msg = (body as { msg?: unknown }).msg
   return typeof msg === 'string' && msg.trim() !== '' ? msg : null
+}
+
+const BAR_CELLS = 20
+const STATE_ICONS: Readonly<Record<TaskState, string>> = {
+  queued: '⏳',
+  processing: '⚙️',
+  done: '✅',
+  error: '❌',
+  cancelled: '⛔',
+  expired: '⌛',
+}
+
+/**
+ * One progress-bar line: state, bar, percent, the estimate, the server's words.
+ * `remainingS`: the run's remaining time as measured by the follower (null: not known yet).
+ * `⏳ 排队中 [░░░░░░░░░░░░░░░░░░░░]   0% · 第 1 位 · 预计约 2 分钟后开始 · GPU 服务器正在开机…`
+ */
+export function progressLine(s: TaskStatusData, remainingS: number | null): string {
+  const percent = Math.max(0, Math.min(100, Math.round(s.progress)))
+  const filled = Math.round((percent / 100) * BAR_CELLS)
+  const bar = `[${'█'.repeat(filled)}${'░'.repeat(BAR_CELLS - filled)}]`
+  const parts = [
+    `${STATE_ICONS[s.status]} ${STATE_NAMES[s.status]} ${bar} ${String(percent).padStart(3)}%`,
+  ]
+  if (s.status === 'queued') {
+    if (s.queue_position > 0) parts.push(`第 ${s.queue_position} 位`)
+    parts.push(s.eta_seconds > 0 ? `预计${humanDuration(s.eta_seconds)}后开始` : '即将开始')
+  } else if (s.status === 'processing' && remainingS !== null) {
+    parts.push(`预计还需${humanDuration(remainingS)}`)
+  }
+  const msg = s.msg.trim()
+  if (msg !== '' && !isTerminal(s.status)) parts.push(msg)
+  return parts.join(' · ')
 }

@@ -9,6 +9,7 @@ import { md5File } from '../lib/hash.js'
 import { HttpError } from '../lib/http-client.js'
 import { Ext, isTerminal, type TaskStatusData, type TaskSubmitData } from '../protocol/index.js'
 import type { RelayClient } from './client.js'
+import { followByPush } from './follow-push.js'
 import { failureReason, humanBytes, requestErrorText, statusLine } from './status-text.js'
 
 export type OnUpdate = (line: string, status: TaskStatusData | null) => void
@@ -47,6 +48,10 @@ export interface RenderOptions extends PrepareOptions {
   readonly maxPollFailures?: number
   /** Called once the task exists, before following it. */
   readonly onSubmitted?: (submit: TaskSubmitData) => void
+  /** Follow by the gateway's event stream (falling back to polling); default true. */
+  readonly push?: boolean
+  /** Every status seen while following; when given, changes are not also lines to `onUpdate`. */
+  readonly onStatus?: (status: TaskStatusData) => void
 }
 
 export interface RenderResult {
@@ -86,6 +91,8 @@ export async function renderVideo(opts: RenderOptions): Promise<RenderResult> {
     pollMs: opts.pollMs ?? 1000,
     maxPollFailures: opts.maxPollFailures ?? 30,
     onUpdate: opts.onUpdate,
+    onStatus: opts.onStatus,
+    push: opts.push,
     signal,
   })
   const result = { taskId, status, uploaded: prepared.uploaded }
@@ -143,20 +150,52 @@ export interface FollowOptions {
   readonly pollMs: number
   readonly maxPollFailures?: number
   readonly onUpdate?: OnUpdate | undefined
+  /** Every status seen; when given, status changes are not also lines to `onUpdate`. */
+  readonly onStatus?: ((status: TaskStatusData) => void) | undefined
+  /** Push first (follow-push.ts), polling when it is unavailable; default true. */
+  readonly push?: boolean | undefined
   readonly signal?: AbortSignal | undefined
 }
 
 /**
- * Poll the task until it is terminal; a line each time its status, progress or message changes.
- * Resolves with the `done` status; throws TaskFailedError for `error`, `cancelled`, `expired`.
+ * Follow the task until it is terminal, by push where the gateway offers it, else by polling; a
+ * line each time its status, progress or message changes. Resolves with the `done` status;
+ * throws TaskFailedError for `error`, `cancelled`, `expired`.
  */
 export async function followTask(
   client: RelayClient,
   taskId: string,
   opts: FollowOptions,
 ): Promise<TaskStatusData> {
-  const maxFailures = opts.maxPollFailures ?? 30
   let lastKey = ''
+  const seen = (status: TaskStatusData): void => {
+    opts.onStatus?.(status)
+    const key = `${status.status}|${Math.round(status.progress)}|${status.msg}`
+    if (key === lastKey) return
+    lastKey = key
+    if (opts.onStatus === undefined) opts.onUpdate?.(statusLine(status), status)
+  }
+  if (opts.push !== false) {
+    const { signal } = opts
+    const pushed = await followByPush(client, taskId, { onStatus: seen, signal })
+    if (pushed) return settled(pushed)
+    opts.onUpdate?.('ℹ️ 进度推送不可用，改为定时查询任务状态', null)
+  }
+  return pollTask(client, taskId, { ...opts, seen })
+}
+
+/** The `done` status, or TaskFailedError for the other terminal states. */
+function settled(status: TaskStatusData): TaskStatusData {
+  if (status.status === 'done') return status
+  throw new TaskFailedError(status)
+}
+
+async function pollTask(
+  client: RelayClient,
+  taskId: string,
+  opts: FollowOptions & { readonly seen: (status: TaskStatusData) => void },
+): Promise<TaskStatusData> {
+  const maxFailures = opts.maxPollFailures ?? 30
   let failures = 0
   for (;;) {
     opts.signal?.throwIfAborted()
@@ -173,13 +212,8 @@ export async function followTask(
         opts.onUpdate?.(`⚠️ 暂时无法获取任务状态（${requestErrorText(err)}），稍后重试…`, null)
     }
     if (status) {
-      const key = `${status.status}|${Math.round(status.progress)}|${status.msg}`
-      if (key !== lastKey) {
-        lastKey = key
-        opts.onUpdate?.(statusLine(status), status)
-      }
-      if (status.status === 'done') return status
-      if (isTerminal(status.status)) throw new TaskFailedError(status)
+      opts.seen(status)
+      if (isTerminal(status.status)) return settled(status)
     }
     await sleep(opts.pollMs, undefined, opts.signal ? { signal: opts.signal } : {})
   }

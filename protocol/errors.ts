@@ -134,7 +134,14 @@ const catalog = {
     },
   },
   TOO_MANY_FAILED_LOGINS: { status: 429, text: '鉴权失败次数过多，请 {wait} 秒后再试' },
-  RATE_LIMITED: { status: 429, text: '{what}过于频繁，请 {wait} 秒后再试' },
+  RATE_LIMITED: {
+    status: 429,
+    text: '{what}过于频繁，请 {wait} 秒后再试',
+    variants: {
+      /** Too many task event streams open from one caller at once. */
+      streams: '同时打开的任务进度推送过多（最多 {max} 个），请 {wait} 秒后再试',
+    },
+  },
 
   INTERNAL: { status: 500, text: '服务器内部错误，请稍后重试' },
 } as const satisfies Record<string, ErrorEntry>

@@ -43,7 +43,15 @@ export const TASK_PATHS = {
   retry: '/api/heygem/task/retry',
   /** `?license_key=&limit=&offset=`: the owner's tasks, newest first. */
   history: '/api/heygem/task/history',
+  /**
+   * `?task_id=`: server-sent events for one task (gateway/routes/task-events.ts), each an event
+   * `status` whose data is a TaskStatusData; resumable with `Last-Event-ID` (the outbox id).
+   */
+  events: '/api/heygem/task/events',
 } as const
+
+/** The SSE event name of the task event stream: its data is a TaskStatusData. */
+export const TASK_EVENT_STATUS = 'status'
 
 /** Header for idempotent submits (both submit endpoints); `request_id` in the body does the same. */
 export const IDEMPOTENCY_HEADER = 'idempotency-key'

@@ -37,6 +37,8 @@ export interface RouteDeps {
   readonly waitingStatus: 'processing' | 'queued'
   readonly log: Logger
   readonly now: () => number
+  /** The task event stream (task-events.ts): streams per caller, heartbeat; absent: defaults. */
+  readonly taskEvents?: { readonly maxPerCaller: number; readonly heartbeatMs: number }
   /** The gateway's MQTT link (health); absent: not shown. */
   readonly mqttLink?: () => MqttLink
   /** Power on demand (gateway/power/): health's per-GPU view, `/api/relay/power`; absent: none. */

@@ -191,6 +191,32 @@ export function classicCases(ctx: CaseContext): HttpCase[] {
       code: 'TASK_NOT_FOUND',
     },
     {
+      name: 'events of an unknown task',
+      path: `/api/heygem/task/events?task_id=${unknown}`,
+      status: 404,
+      code: 'TASK_NOT_FOUND',
+    },
+    {
+      name: 'events with a malformed id',
+      path: '/api/heygem/task/events?task_id=../../etc/passwd',
+      status: 400,
+      code: 'VALIDATION_FAILED',
+    },
+    {
+      name: 'events of another owner',
+      path: `/api/heygem/task/events?task_id=${taskId}`,
+      headers: { ...PC, 'x-license-key': 'SOMEONE-ELSE' },
+      status: 404,
+      code: 'TASK_NOT_FOUND',
+    },
+    {
+      name: 'events with a malformed Last-Event-ID',
+      path: `/api/heygem/task/events?task_id=${taskId}`,
+      headers: { ...PC, 'last-event-id': '-1' },
+      status: 400,
+      code: 'VALIDATION_FAILED',
+    },
+    {
       name: 'progress without an id',
       path: '/api/heygem/progress',
       status: 400,

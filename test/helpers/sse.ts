@@ -7,6 +7,8 @@ import { onTestFinished } from 'vitest'
 
 export interface SseMessage {
   readonly id: string | null
+  /** The `event:` name; null for an unnamed (`message`) event. */
+  readonly event: string | null
   readonly data: string
 }
 
@@ -51,12 +53,14 @@ export async function openSse(
       const block = pending.slice(start, end)
       start = end + 2
       let id: string | null = null
+      let event: string | null = null
       const data: string[] = []
       for (const line of block.split('\n')) {
         if (line.startsWith('id: ')) id = line.slice(4)
+        else if (line.startsWith('event: ')) event = line.slice(7)
         else if (line.startsWith('data: ')) data.push(line.slice(6))
       }
-      if (data.length > 0) messages.push({ id, data: data.join('\n') })
+      if (data.length > 0) messages.push({ id, event, data: data.join('\n') })
     }
     pending = pending.slice(start)
   })
