@@ -4,6 +4,7 @@ import { env, parseEnv } from '../lib/config.js'
 import { loadCredentials, type Credentials } from '../lib/credentials.js'
 import { parseByteSize } from './body-gate.js'
 import { DEFAULT_WAITING_TEXTS, type WaitingTexts } from './estimates.js'
+import { isWebhookSecret } from './webhooks/webhook-secret.js'
 import { DEFAULT_TOPIC_ROOT, GpuId } from '../protocol/index.js'
 
 /** Environment variables of the gateway (documented in .env.example and the README). */
@@ -90,7 +91,48 @@ export const GatewayEnv = z.object({
    * caller, and their own connections are not capped per address. Empty: none trusted.
    */
   HTTP_TRUSTED_PROXIES: env.list('').pipe(z.array(z.ipv4().or(z.ipv6()))),
+  /** Webhooks (README "Webhooks"): `whsec_` + base64; unset: DATA_DIR/webhook-secret, made once. */
+  WEBHOOK_SECRET: z
+    .string()
+    .refine(isWebhookSecret, { error: 'whsec_ followed by the base64 of 24 to 64 bytes' })
+    .optional(),
+  /** Webhook URLs on private, loopback and link-local addresses allowed (never the gateway's own). */
+  WEBHOOK_ALLOW_PRIVATE: env.bool(false),
+  WEBHOOK_MAX_ATTEMPTS: env.int(8, 1),
+  /** One attempt: connect, TLS and the answer's headers. */
+  WEBHOOK_TIMEOUT_MS: env.ms(10_000),
+  /** A message not delivered this long after its task ended is given up. */
+  WEBHOOK_MAX_AGE_MS: env.ms(24 * 60 * 60 * 1000),
+  /** Retry n waits between half and all of base·2^(n−1), at most the max. */
+  WEBHOOK_BACKOFF_BASE_MS: env.ms(5_000),
+  WEBHOOK_BACKOFF_MAX_MS: env.ms(60 * 60 * 1000),
+  /** Attempts under way at once (two per receiver at most). */
+  WEBHOOK_CONCURRENCY: env.int(8, 1),
   LOG_LEVEL: env.logLevel(),
+})
+
+/** Webhook delivery (gateway/webhooks/). */
+export interface WebhookConfig {
+  /** WEBHOOK_SECRET; null: the data folder's, made on first start. */
+  readonly secret: string | null
+  readonly allowPrivate: boolean
+  readonly maxAttempts: number
+  readonly timeoutMs: number
+  readonly maxAgeMs: number
+  readonly backoffBaseMs: number
+  readonly backoffMaxMs: number
+  readonly concurrency: number
+}
+
+export const DEFAULT_WEBHOOK_CONFIG: WebhookConfig = Object.freeze({
+  secret: null,
+  allowPrivate: false,
+  maxAttempts: 8,
+  timeoutMs: 10_000,
+  maxAgeMs: 24 * 60 * 60 * 1000,
+  backoffBaseMs: 5_000,
+  backoffMaxMs: 60 * 60 * 1000,
+  concurrency: 8,
 })
 
 /** What the embedded broker is started with (broker/'s BrokerConfig, structurally). */
@@ -167,6 +209,7 @@ export interface GatewayConfig {
   readonly resultMaxBytes: number
   /** Uploads and submits are refused with DISK_FULL while the data disk has less free space. */
   readonly diskMinFreeBytes: number
+  readonly webhooks: WebhookConfig
 }
 
 export function gatewayConfigFromEnv(
@@ -229,6 +272,16 @@ export function gatewayConfigFromEnv(
     uploadMaxBytes: e.UPLOAD_MAX_BYTES,
     resultMaxBytes: e.RESULT_MAX_BYTES ?? e.UPLOAD_MAX_BYTES,
     diskMinFreeBytes: e.DISK_MIN_FREE_BYTES,
+    webhooks: Object.freeze({
+      secret: e.WEBHOOK_SECRET ?? null,
+      allowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
+      maxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      maxAgeMs: e.WEBHOOK_MAX_AGE_MS,
+      backoffBaseMs: e.WEBHOOK_BACKOFF_BASE_MS,
+      backoffMaxMs: e.WEBHOOK_BACKOFF_MAX_MS,
+      concurrency: e.WEBHOOK_CONCURRENCY,
+    }),
     logLevel: e.LOG_LEVEL,
   })
 }
@@ -282,6 +335,7 @@ export function gatewayTestConfig(
     resultMaxBytes: overrides.uploadMaxBytes ?? 2 * 1024 * 1024 * 1024,
     // Test folders live on whatever disk the machine has: only full-disk tests set a minimum.
     diskMinFreeBytes: 0,
+    webhooks: DEFAULT_WEBHOOK_CONFIG,
     ...overrides,
   })
 }

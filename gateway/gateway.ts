@@ -23,6 +23,7 @@ import { RateLimiter } from './rate-limit.js'
 import { createRelayCore } from './relay-core.js'
 import type { TaskOutbox } from './task-outbox.js'
 import type { TaskStore } from './task-store.js'
+import { startWebhooks, type Webhooks } from './webhooks/webhooks.js'
 import { attachProgressSockets, type ProgressSocketOptions } from './ws-progress.js'
 import { GATEWAY_USERNAME, topicsFor } from '../protocol/index.js'
 import { Closer } from '../lib/lifecycle.js'
@@ -54,6 +55,8 @@ export interface GatewayHandle {
   readonly store: TaskStore
   /** The task event stream (task-outbox.ts). */
   readonly outbox: TaskOutbox
+  /** Webhook deliveries (gateway/webhooks/): `deliveriesOf(taskId)`, `onDelivery(listener)`. */
+  readonly webhooks: Pick<Webhooks, 'deliveriesOf' | 'onDelivery'>
   close(): Promise<void>
 }
 
@@ -120,6 +123,19 @@ export async function startGateway(
 
     const core = createRelayCore(config, { db, pool, client, topics, log, now })
     closer.add(() => core.close())
+    // The configured port at once (a restart resumes deliveries before it listens).
+    let listenPort: number | null = config.port === 0 ? null : config.port
+    const webhooks = await startWebhooks(config.webhooks, {
+      db,
+      dataDir: config.dataDir,
+      outbox: core.outbox,
+      store: core.store,
+      views: core.views,
+      log,
+      now,
+      ownPort: () => listenPort,
+    })
+    closer.add(() => webhooks.close())
     let stopping = false
     client.on('message', (topic, payload, packet) => {
       if (!stopping) core.onMessage(topic, payload, packet.retain)
@@ -168,6 +184,7 @@ export async function startGateway(
       handOvers: core.handOvers,
       waitingStatus: config.waitingStatus,
       mqttLink: () => link.current(),
+      webhooks,
     })
     const server = createServer(
       {
@@ -224,6 +241,7 @@ export async function startGateway(
     )
     closer.add(() => progressSockets.close())
     const port = (server.address() as AddressInfo).port
+    listenPort = port
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host
     const url = `http://${host}:${port}`
     closer.add(() => {
@@ -237,6 +255,7 @@ export async function startGateway(
       mqttTlsUrl,
       store: core.store,
       outbox: core.outbox,
+      webhooks,
       close: () => closer.close(),
     }
   } catch (err) {

@@ -26,6 +26,8 @@ export interface NewTask {
   readonly expiresAt: number
   /** Idempotency-Key / request_id: a repeated submit with the same key returns the same task. */
   readonly requestKey: string | null
+  /** Told of the task's end (gateway/webhooks/); checked before it gets here. */
+  readonly webhookUrl?: string | null
 }
 
 /** One progress event of the current attempt. */
@@ -383,6 +385,7 @@ export class TaskLifecycle {
       relay,
       // The TTL the caller asked for, on the relay clock.
       relay + (task.expiresAt - now),
+      task.webhookUrl ?? null,
     ]
   }
 

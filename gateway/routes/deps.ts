@@ -12,6 +12,7 @@ import type { TaskLifecycle } from '../task-lifecycle.js'
 import type { TaskOutbox } from '../task-outbox.js'
 import type { TaskService } from '../task-service.js'
 import type { TaskStore } from '../task-store.js'
+import type { Webhooks } from '../webhooks/webhooks.js'
 
 export interface RouteDeps {
   readonly views: TaskService
@@ -37,6 +38,8 @@ export interface RouteDeps {
   readonly now: () => number
   /** The gateway's MQTT link (health); absent: not shown. */
   readonly mqttLink?: () => MqttLink
+  /** Webhooks: the submits check `webhook_url` with it; absent: a `webhook_url` is refused. */
+  readonly webhooks?: Pick<Webhooks, 'checkUrl' | 'deliveriesOf'>
 }
 
 /**
