@@ -23,6 +23,7 @@ import { RateLimiter } from './rate-limit.js'
 import { createRelayCore } from './relay-core.js'
 import type { TaskOutbox } from './task-outbox.js'
 import type { TaskStore } from './task-store.js'
+import type { Resolver } from './webhooks/url-guard.js'
 import { startWebhooks, type Webhooks } from './webhooks/webhooks.js'
 import { attachProgressSockets, type ProgressSocketOptions } from './ws-progress.js'
 import { GATEWAY_USERNAME, topicsFor } from '../protocol/index.js'
@@ -42,6 +43,8 @@ export interface GatewayDeps {
   readonly startBroker?: EmbeddedBrokerFactory
   /** Bounds and timers of `/ws/progress/{task_id}` (tests shorten the 1 s check). */
   readonly progressSockets?: ProgressSocketOptions
+  /** How webhook hosts are resolved (default: the system's; tests answer as DNS might). */
+  readonly webhookResolver?: Resolver
 }
 
 export interface GatewayHandle {
@@ -134,6 +137,7 @@ export async function startGateway(
       log,
       now,
       ownPort: () => listenPort,
+      ...(deps.webhookResolver ? { resolve: deps.webhookResolver } : {}),
     })
     closer.add(() => webhooks.close())
     let stopping = false

@@ -83,7 +83,12 @@ describe('webhooks', () => {
     expect(signatureValid(hook, `whsec_${Buffer.alloc(32, 8).toString('base64')}`)).toBe(false)
     expect(payloadOf(hook)).toMatchObject({
       type: 'task.done',
-      data: { task_id: id, status: 'done', progress: 100, result_url: expect.any(String) },
+      data: {
+        task_id: id,
+        status: 'done',
+        progress: 100,
+        result_url: `/api/heygem/download?task_id=${id}`,
+      },
     })
   })
 
