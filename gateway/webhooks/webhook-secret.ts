@@ -37,8 +37,8 @@ export async function loadWebhookKey(o: {
   const kept = await readFile(path, 'utf8').then(
     (text) => text.trim(),
     (err: unknown) => {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
-      throw err
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      return null
     },
   )
   if (kept !== null) {
