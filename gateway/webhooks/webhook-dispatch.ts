@@ -16,7 +16,8 @@ import { parseWebhookUrl, resolveTarget, type Resolver } from './url-guard.js'
 import { WEBHOOK_HEADERS } from '../../protocol/index.js'
 
 export interface DispatchSettings {
-  readonly key: Buffer
+  /** The signing key (webhook-secret.ts); a failure (a full disk on first start) is retried. */
+  readonly key: () => Promise<Buffer>
   readonly policy: AddressPolicy
   readonly maxAttempts: number
   readonly timeoutMs: number
@@ -157,8 +158,15 @@ export class WebhookDispatcher {
     if (typeof resolved === 'string') {
       return { httpStatus: null, error: `refused: ${resolved} address` }
     }
+    let key: Buffer
+    try {
+      key = await this.#s.key()
+    } catch (err) {
+      this.#d.log.error({ err }, 'webhook secret unavailable')
+      return { httpStatus: null, error: 'webhook secret unavailable' }
+    }
     const timestamp = Math.floor(this.#d.now() / 1000)
-    const signature = signWebhook(this.#s.key, { id: row.msg_id, timestamp, body: row.body })
+    const signature = signWebhook(key, { id: row.msg_id, timestamp, body: row.body })
     return sendWebhook({
       target: resolved,
       headers: {

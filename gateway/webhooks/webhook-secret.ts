@@ -41,13 +41,14 @@ export async function loadWebhookKey(o: {
       return null
     },
   )
-  if (kept !== null) {
+  // Empty: a write cut short by a full disk, before anything was signed with it.
+  if (kept !== null && kept !== '') {
     if (!isWebhookSecret(kept)) throw new Error(`${path} does not hold a webhook secret`)
     return secretKey(kept)
   }
   const made = PREFIX + randomBytes(32).toString('base64')
   // `wx`: two gateways starting on one folder cannot both write theirs.
-  await writeFile(path, `${made}\n`, { mode: 0o600, flag: 'wx' })
+  await writeFile(path, `${made}\n`, { mode: 0o600, flag: kept === '' ? 'w' : 'wx' })
   o.log.info({ path }, 'webhook secret generated')
   return secretKey(made)
 }

@@ -63,7 +63,20 @@ export interface WebhookDeps {
 
 export async function startWebhooks(config: WebhookConfig, deps: WebhookDeps): Promise<Webhooks> {
   const log = deps.log.child({ part: 'webhooks' })
-  const key = await loadWebhookKey({ configured: config.secret, dataDir: deps.dataDir, log })
+  // Loaded (or made) now; on a full disk the gateway still starts, and each attempt tries again.
+  let loaded: Promise<Buffer> | null = null
+  const key = (): Promise<Buffer> => {
+    loaded ??= loadWebhookKey({ configured: config.secret, dataDir: deps.dataDir, log }).catch(
+      (err: unknown) => {
+        loaded = null
+        throw err
+      },
+    )
+    return loaded
+  }
+  await key().catch((err: unknown) => {
+    log.error({ err }, 'webhook secret not loaded; trying again at the first delivery')
+  })
   const policy: AddressPolicy = { allowPrivate: config.allowPrivate, ownPort: deps.ownPort }
   const resolve = deps.resolve ?? systemResolver
   const store = new WebhookStore(deps.db)
