@@ -1,7 +1,10 @@
 import { createHmac } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { DEFAULT_WEBHOOK_CONFIG, type WebhookConfig } from '../../gateway/config.js'
 import type { GatewayHandle } from '../../gateway/gateway.js'
+import { SECRET_FILE } from '../../gateway/webhooks/webhook-secret.js'
 import { call, media, upload } from '../helpers/pc.js'
 import { startTestBridge, startTestGateway, startTestGpu } from '../helpers/relay.js'
 import { tempDir } from '../helpers/temp-dir.js'
@@ -19,15 +22,26 @@ const HOOKS: WebhookConfig = {
   backoffMaxMs: 200,
 }
 
-/** Upload fresh inputs and submit them with `webhookUrl`: the new task's id. */
+interface Inputs {
+  readonly audio: string
+  readonly video: string
+}
+
+/** A fresh audio and video uploaded: their hashes. */
+async function uploadInputs(gateway: GatewayHandle): Promise<Inputs> {
+  const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
+  const video = await upload(gateway.url, media('v', 'video'), '.mp4')
+  return { audio, video }
+}
+
+/** Submit (fresh inputs, on the task API unless told) with `webhookUrl`: the new task's id. */
 async function submitWithHook(
   gateway: GatewayHandle,
   webhookUrl: string,
-  path: string = TASK_PATHS.submit,
+  o: { readonly path?: string; readonly inputs?: Inputs } = {},
 ): Promise<string> {
-  const audio = await upload(gateway.url, media('a', 'audio'), '.wav')
-  const video = await upload(gateway.url, media('v', 'video'), '.mp4')
-  const { env } = await call(gateway.url, path, {
+  const { audio, video } = o.inputs ?? (await uploadInputs(gateway))
+  const { env } = await call(gateway.url, o.path ?? TASK_PATHS.submit, {
     audio_hash: audio,
     video_hash: video,
     license_key: 'K',
@@ -60,7 +74,8 @@ describe('webhooks', () => {
     const gateway = await startTestGateway(dir, { webhooks: HOOKS })
     const gpu = await startTestGpu(dir, 200)
     await startTestBridge(dir, { gateway, gpu })
-    const id = await submitWithHook(gateway, receiver.url)
+    const inputs = await uploadInputs(gateway)
+    const id = await submitWithHook(gateway, receiver.url, { inputs })
 
     const delivered = (): boolean =>
       gateway.webhooks.deliveriesOf(id).some((d) => d.status === 'delivered')
@@ -90,6 +105,19 @@ describe('webhooks', () => {
         result_url: `/api/heygem/download?task_id=${id}`,
       },
     })
+
+    // The same files again: done at once from the cache, and told so under a webhook-id of its own.
+    const cached = await submitWithHook(gateway, receiver.url, { inputs })
+    const [, again] = await waitFor(
+      () => (receiver.received.length === 2 ? receiver.received : null),
+      { what: 'the cache hit told' },
+    )
+    if (!again) throw new Error('no second webhook')
+    expect(payloadOf(again)).toMatchObject({
+      type: 'task.done',
+      data: { task_id: cached, status: 'done' },
+    })
+    expect(again.headers['webhook-id']).not.toBe(hook.headers['webhook-id'])
   })
 
   it('retries a failing receiver with the same webhook-id: failed twice, then delivered', async () => {
@@ -146,18 +174,31 @@ describe('webhooks', () => {
   it("posts a cancelled task's status, submitted on the GPU server's own API", async () => {
     const dir = await tempDir('webhook-cancelled')
     const receiver = await startWebhookReceiver()
-    const gateway = await startTestGateway(dir, { webhooks: HOOKS })
-    const id = await submitWithHook(gateway, receiver.url, HEYGEM_PATHS.submit)
+    // No WEBHOOK_SECRET: the gateway makes one in its data folder.
+    const gateway = await startTestGateway(dir, { webhooks: { ...HOOKS, secret: null } })
+    const made = (await readFile(join(dir, 'gateway', SECRET_FILE), 'utf8')).trim()
+    const id = await submitWithHook(gateway, receiver.url, { path: HEYGEM_PATHS.submit })
     await call(gateway.url, TASK_PATHS.cancel, { task_id: id })
 
     const [hook] = await waitFor(() => (receiver.received.length > 0 ? receiver.received : null), {
       what: 'the webhook',
     })
     if (!hook) throw new Error('no webhook')
-    expect(signatureValid(hook, SECRET)).toBe(true)
+    expect(signatureValid(hook, made)).toBe(true)
     expect(payloadOf(hook)).toMatchObject({
       type: 'task.cancelled',
       data: { task_id: id, status: 'cancelled', result_url: null },
     })
+  })
+
+  it("forgets a task's deliveries with the task at retention", async () => {
+    const dir = await tempDir('webhook-purge')
+    const receiver = await startWebhookReceiver()
+    const gateway = await startTestGateway(dir, { webhooks: HOOKS, retentionMs: 3_000 })
+    const id = await submitWithHook(gateway, receiver.url)
+    await call(gateway.url, TASK_PATHS.cancel, { task_id: id })
+    await waitFor(() => gateway.webhooks.deliveriesOf(id).length === 1, { what: 'delivered' })
+    await waitFor(() => gateway.store.get(id) === undefined, { what: 'the task purged' })
+    expect(gateway.webhooks.deliveriesOf(id)).toEqual([])
   })
 })
