@@ -4,6 +4,7 @@ import { env, parseEnv } from '../lib/config.js'
 import { loadCredentials, type Credentials } from '../lib/credentials.js'
 import { parseByteSize } from './body-gate.js'
 import { DEFAULT_WAITING_TEXTS, type WaitingTexts } from './estimates.js'
+import { isWebhookSecret } from './webhooks/webhook-secret.js'
 import { DEFAULT_TOPIC_ROOT, GpuId } from '../protocol/index.js'
 
 /** Environment variables of the gateway (documented in .env.example and the README). */
@@ -122,7 +123,48 @@ export const GatewayEnv = z.object({
   POWER_BOOT_DEADLINE_MS: env.ms(600_000),
   /** A power command still running after this is killed (its process group) and recorded so. */
   POWER_COMMAND_TIMEOUT_MS: env.ms(60_000),
+  /** Webhooks (README "Webhooks"): `whsec_` + base64; unset: DATA_DIR/webhook-secret, made once. */
+  WEBHOOK_SECRET: z
+    .string()
+    .refine(isWebhookSecret, { error: 'whsec_ followed by the base64 of 24 to 64 bytes' })
+    .optional(),
+  /** Webhook URLs on private, loopback and link-local addresses allowed (never the gateway's own). */
+  WEBHOOK_ALLOW_PRIVATE: env.bool(false),
+  WEBHOOK_MAX_ATTEMPTS: env.int(8, 1),
+  /** One attempt: connect, TLS and the answer's headers. */
+  WEBHOOK_TIMEOUT_MS: env.ms(10_000),
+  /** A message not delivered this long after its task ended is given up. */
+  WEBHOOK_MAX_AGE_MS: env.ms(24 * 60 * 60 * 1000),
+  /** Retry n waits between half and all of base·2^(n−1), at most the max. */
+  WEBHOOK_BACKOFF_BASE_MS: env.ms(5_000),
+  WEBHOOK_BACKOFF_MAX_MS: env.ms(60 * 60 * 1000),
+  /** Attempts under way at once (two per receiver at most). */
+  WEBHOOK_CONCURRENCY: env.int(8, 1),
   LOG_LEVEL: env.logLevel(),
+})
+
+/** Webhook delivery (gateway/webhooks/). */
+export interface WebhookConfig {
+  /** WEBHOOK_SECRET; null: the data folder's, made on first start. */
+  readonly secret: string | null
+  readonly allowPrivate: boolean
+  readonly maxAttempts: number
+  readonly timeoutMs: number
+  readonly maxAgeMs: number
+  readonly backoffBaseMs: number
+  readonly backoffMaxMs: number
+  readonly concurrency: number
+}
+
+export const DEFAULT_WEBHOOK_CONFIG: WebhookConfig = Object.freeze({
+  secret: null,
+  allowPrivate: false,
+  maxAttempts: 8,
+  timeoutMs: 10_000,
+  maxAgeMs: 24 * 60 * 60 * 1000,
+  backoffBaseMs: 5_000,
+  backoffMaxMs: 60 * 60 * 1000,
+  concurrency: 8,
 })
 
 /** Power on demand (gateway/power/). */
@@ -235,6 +277,7 @@ export interface GatewayConfig {
   readonly diskMinFreeBytes: number
   /** Power on demand (gateway/power/). */
   readonly power: PowerSettings
+  readonly webhooks: WebhookConfig
 }
 
 export function gatewayConfigFromEnv(
@@ -304,6 +347,16 @@ export function gatewayConfigFromEnv(
     resultMaxBytes: e.RESULT_MAX_BYTES ?? e.UPLOAD_MAX_BYTES,
     diskMinFreeBytes: e.DISK_MIN_FREE_BYTES,
     power: powerSettings(e),
+    webhooks: Object.freeze({
+      secret: e.WEBHOOK_SECRET ?? null,
+      allowPrivate: e.WEBHOOK_ALLOW_PRIVATE,
+      maxAttempts: e.WEBHOOK_MAX_ATTEMPTS,
+      timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      maxAgeMs: e.WEBHOOK_MAX_AGE_MS,
+      backoffBaseMs: e.WEBHOOK_BACKOFF_BASE_MS,
+      backoffMaxMs: e.WEBHOOK_BACKOFF_MAX_MS,
+      concurrency: e.WEBHOOK_CONCURRENCY,
+    }),
     logLevel: e.LOG_LEVEL,
   })
 }
@@ -377,6 +430,7 @@ export function gatewayTestConfig(
     // Test folders live on whatever disk the machine has: only full-disk tests set a minimum.
     diskMinFreeBytes: 0,
     power: POWER_DEFAULTS,
+    webhooks: DEFAULT_WEBHOOK_CONFIG,
     ...overrides,
   })
 }

@@ -217,6 +217,41 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX tasks_by_measured_start ON tasks (rc_started_at)
     WHERE rc_started_at IS NOT NULL AND est_start_s IS NOT NULL;
   `,
+  // issue-10 webhooks: the URL a submit asked to be told at when its task ends; one message per
+  // final event to deliver (gateway/webhooks/webhook-store.ts), one delivery row per attempt,
+  // and the outbox id up to which events were read (starting at the newest: older tasks have
+  // no webhook).
+  `
+  ALTER TABLE tasks ADD COLUMN webhook_url TEXT;
+  CREATE TABLE webhook_messages (
+    event_id INTEGER PRIMARY KEY,
+    msg_id TEXT NOT NULL UNIQUE,
+    task_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    body TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    next_at INTEGER
+  );
+  CREATE INDEX webhook_messages_due ON webhook_messages (state, next_at);
+  CREATE INDEX webhook_messages_by_task ON webhook_messages (task_id);
+  CREATE TABLE webhook_deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id INTEGER NOT NULL,
+    task_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    http_status INTEGER,
+    error TEXT,
+    at INTEGER NOT NULL,
+    next_at INTEGER
+  );
+  CREATE INDEX webhook_deliveries_by_task ON webhook_deliveries (task_id, id);
+  CREATE TABLE webhook_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), event_id INTEGER NOT NULL);
+  INSERT INTO webhook_cursor (id, event_id) SELECT 1, COALESCE(MAX(id), 0) FROM task_events;
+  `,
 ]
 
 export function openDb(path: string): Db {

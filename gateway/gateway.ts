@@ -25,6 +25,8 @@ import { RateLimiter } from './rate-limit.js'
 import { createRelayCore } from './relay-core.js'
 import type { TaskOutbox } from './task-outbox.js'
 import type { TaskStore } from './task-store.js'
+import type { Resolver } from './webhooks/url-guard.js'
+import { startWebhooks, type Webhooks } from './webhooks/webhooks.js'
 import { attachProgressSockets, type ProgressSocketOptions } from './ws-progress.js'
 import { createPower, type PowerControl } from './power/power.js'
 import { GATEWAY_USERNAME, topicsFor } from '../protocol/index.js'
@@ -53,6 +55,8 @@ export interface GatewayDeps {
   readonly progressSockets?: ProgressSocketOptions
   /** Boot times the power controller measured (power-on → ready), for estimates. */
   readonly bootHistory?: BootHistory
+  /** How webhook hosts are resolved (default: the system's; tests answer as DNS might). */
+  readonly webhookResolver?: Resolver
 }
 
 export interface GatewayHandle {
@@ -70,6 +74,8 @@ export interface GatewayHandle {
   readonly power: PowerControl
   /** Prometheus metrics (`GET /metrics`); the power and webhook parts feed its counters. */
   readonly metrics: GatewayMetrics
+  /** Webhook deliveries (gateway/webhooks/): `deliveriesOf(taskId)`, `onDelivery(listener)`. */
+  readonly webhooks: Pick<Webhooks, 'deliveriesOf' | 'onDelivery'>
   close(): Promise<void>
 }
 
@@ -148,6 +154,21 @@ export async function startGateway(
       bootHistory: deps.bootHistory ?? { recentBootMs: () => power?.recentBootMs() ?? [] },
     })
     closer.add(() => core.close())
+    // The configured port at once (a restart resumes deliveries before it listens).
+    let listenPort: number | null = config.port === 0 ? null : config.port
+    const webhooks = await startWebhooks(config.webhooks, {
+      db,
+      dataDir: config.dataDir,
+      outbox: core.outbox,
+      store: core.store,
+      views: core.views,
+      log,
+      now,
+      relay: core.relay,
+      ownPort: () => listenPort,
+      ...(deps.webhookResolver ? { resolve: deps.webhookResolver } : {}),
+    })
+    closer.add(() => webhooks.close())
     let stopping = false
     client.on('message', (topic, payload, packet) => {
       if (!stopping) core.onMessage(topic, payload, packet.retain)
@@ -194,6 +215,7 @@ export async function startGateway(
     })
     closer.add(() => metrics.close())
     closer.add(power.onRequest((r) => metrics.powerRequest(r.action, r.outcome)))
+    closer.add(webhooks.onDelivery((d) => metrics.webhookDelivery(d.status)))
     const app = createApp({
       views: core.views,
       actions: core.actions,
@@ -229,6 +251,7 @@ export async function startGateway(
       power,
       metrics,
       estimateAccuracy: core.estimateAccuracy,
+      webhooks,
     })
     const server = createServer(
       {
@@ -285,6 +308,7 @@ export async function startGateway(
     )
     closer.add(() => progressSockets.close())
     const port = (server.address() as AddressInfo).port
+    listenPort = port
     const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host
     const url = `http://${host}:${port}`
     closer.add(() => {
@@ -300,6 +324,7 @@ export async function startGateway(
       outbox: core.outbox,
       power,
       metrics,
+      webhooks,
       close: () => closer.close(),
     }
   } catch (err) {

@@ -30,6 +30,8 @@ export interface SubmitInput {
   readonly video: { readonly hash: string; readonly ext: string }
   /** `Idempotency-Key` header or `request_id` field: a repeat returns the same task. */
   readonly requestKey: string | null
+  /** A checked `webhook_url` (gateway/webhooks/url-guard.ts), told of the task's end. */
+  readonly webhookUrl?: string | null
 }
 
 export interface Submitted extends TaskView {
@@ -78,6 +80,7 @@ export class TaskActions {
       requestKey: input.requestKey,
       // A new task is last in the queue: its estimate is the queue's (kept for estimate quality).
       ...(hit ? {} : { estimatedStartS: views.queue().etaSeconds }),
+      webhookUrl: input.webhookUrl ?? null,
     }
     if (hit) {
       const row = lifecycle.cacheHit(task, hit)

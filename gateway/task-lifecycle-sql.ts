@@ -23,10 +23,10 @@ export interface LifecycleStatements {
 
 const INSERT_COLUMNS = `id, owner, source, type, state, attempt, gpu_id, audio_hash, audio_ext,
   audio_size, video_hash, video_ext, video_size, options, created_at, updated_at, expires_at,
-  request_key, rc_created_at, rc_expires_at, est_start_s`
+  request_key, rc_created_at, rc_expires_at, est_start_s, webhook_url`
 
 export function lifecycleStatements(db: Db): LifecycleStatements {
-  const values = 'VALUES (?, ?, ?, ?, ?, 1, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
+  const values = 'VALUES (?, ?, ?, ?, ?, 1, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'
   const g = (name: TransitionName): string => stateGuard(name)
   return {
     get: db.prepare('SELECT * FROM tasks WHERE id = ?'),

@@ -28,6 +28,8 @@ export interface NewTask {
   readonly requestKey: string | null
   /** Seconds to its start as estimated at submit (kept to tell how good estimates are). */
   readonly estimatedStartS?: number
+  /** Told of the task's end (gateway/webhooks/); checked before it gets here. */
+  readonly webhookUrl?: string | null
 }
 
 /** One progress event of the current attempt. */
@@ -389,6 +391,7 @@ export class TaskLifecycle {
       state === 'queued' && task.estimatedStartS !== undefined
         ? Math.round(task.estimatedStartS)
         : null,
+      task.webhookUrl ?? null,
     ]
   }
 

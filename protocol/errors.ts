@@ -113,6 +113,16 @@ const catalog = {
   TASK_NOT_RETRYABLE: { status: 409, text: '只有失败的任务可以重试（当前：{state}）' },
   GPU_NOT_FOUND: { status: 404, text: 'GPU {id} 不存在或不由网关控制电源' },
   IDEMPOTENCY_CONFLICT: { status: 409, text: '这个请求编号已用于另一组文件，请换一个编号' },
+  /** A submit's `webhook_url` the gateway will not call (gateway/webhooks/url-guard.ts). */
+  WEBHOOK_URL_REFUSED: {
+    status: 400,
+    text: '回调地址 webhook_url 无效：只能是不含用户名和密码的 http 或 https 地址',
+    variants: {
+      private: '回调地址 webhook_url 指向内网、本机或保留地址，不允许使用',
+      self: '回调地址 webhook_url 指向网关自身，不允许使用',
+      unresolvable: '回调地址 webhook_url 的域名无法解析',
+    },
+  },
 
   // ---- a bridge's result hand-over ----
   TASK_NOT_CURRENT: {

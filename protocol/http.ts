@@ -52,6 +52,8 @@ export const TASK_PATHS = {
 
 /** The SSE event name of the task event stream: its data is a TaskStatusData. */
 export const TASK_EVENT_STATUS = 'status'
+/** The longest `webhook_url` a submit may carry. */
+export const WEBHOOK_URL_MAX_LENGTH = 2048
 
 /** Header for idempotent submits (both submit endpoints); `request_id` in the body does the same. */
 export const IDEMPOTENCY_HEADER = 'idempotency-key'
@@ -132,6 +134,8 @@ export const GpuSubmitRequest = z.object({
   license_key: z.string().trim().max(200).optional(),
   /** Ours, not run_server's: a repeated submit with the same id returns the same task. */
   request_id: z.string().min(1).max(200).optional(),
+  /** Ours: POSTed the task's status when it ends (README "Webhooks"); `""` is none. */
+  webhook_url: z.string().max(WEBHOOK_URL_MAX_LENGTH).optional(),
 })
 export type GpuSubmitRequest = z.infer<typeof GpuSubmitRequest>
 
@@ -192,6 +196,8 @@ export const TaskSubmitRequest = z.object({
   license_key: z.string().trim().max(200).default(''),
   /** A repeated submit with the same id (per license key) returns the same task. */
   request_id: z.string().min(1).max(200).optional(),
+  /** POSTed the task's status when it ends (README "Webhooks"); `""` is none. */
+  webhook_url: z.string().max(WEBHOOK_URL_MAX_LENGTH).optional(),
 })
 
 export const TaskIdRequest = z.object({ task_id: TaskId })

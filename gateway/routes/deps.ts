@@ -14,6 +14,7 @@ import type { TaskOutbox } from '../task-outbox.js'
 import type { TaskService } from '../task-service.js'
 import type { TaskStore } from '../task-store.js'
 import type { PowerControl } from '../power/power.js'
+import type { Webhooks } from '../webhooks/webhooks.js'
 
 export interface RouteDeps {
   readonly views: TaskService
@@ -45,6 +46,8 @@ export interface RouteDeps {
   readonly power?: PowerControl
   /** How good past start estimates were (`GET /api/relay/admin/estimates`); absent: no route. */
   readonly estimateAccuracy?: EstimateAccuracy
+  /** Webhooks: the submits check `webhook_url` with it; absent: a `webhook_url` is refused. */
+  readonly webhooks?: Pick<Webhooks, 'checkUrl' | 'deliveriesOf'>
 }
 
 /**

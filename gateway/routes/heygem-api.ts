@@ -6,7 +6,13 @@ import { Router } from 'express'
 import { ok, validate } from '../http-envelope.js'
 import { queueInfo } from './health.js'
 import { limitKey, type RouteDeps } from './deps.js'
-import { assertInputs, submitData, submitMessage, submitOwner } from './submit-shared.js'
+import {
+  assertInputs,
+  submitData,
+  submitMessage,
+  submitOwner,
+  submitWebhookUrl,
+} from './submit-shared.js'
 import { progressData } from '../progress-data.js'
 import type { TaskRow } from '../task-store.js'
 import { requestKey } from './task-api.js'
@@ -63,6 +69,7 @@ export function heygemApi(deps: RouteDeps): Router {
       const body = validate(GpuSubmitRequest, req.body ?? {}, 'body')
       const audio = { hash: body.audio_hash, ext: body.audio_ext }
       const video = { hash: body.video_hash, ext: body.video_ext }
+      const webhookUrl = await submitWebhookUrl(deps, req, body.webhook_url)
       await assertInputs(pool, audio, video)
       const view = await actions.submit({
         // `license_key: ""` (a PC without a .license file): no owner, reachable by its id only.
@@ -71,6 +78,7 @@ export function heygemApi(deps: RouteDeps): Router {
         audio,
         video,
         requestKey: requestKey(req, body.request_id),
+        webhookUrl,
       })
       ok(res, submitData(view, deps), submitMessage(view))
     },

@@ -2,6 +2,7 @@
  * What the submits share (the GPU-API submit, the seed's task submit, the legacy upload):
  * run_server's checks of the two inputs, with its words, and the GPU-API reply.
  */
+import type { Request } from 'express'
 import type { RouteDeps } from './deps.js'
 import { queueInfo } from './health.js'
 import type { Submitted } from '../task-actions.js'
@@ -36,6 +37,20 @@ export async function assertInputs(
       })
     }
   }
+}
+
+/**
+ * A submit's `webhook_url` checked (gateway/webhooks/url-guard.ts): null when none (or `""`),
+ * else the URL to store, or WEBHOOK_URL_REFUSED.
+ */
+export async function submitWebhookUrl(
+  deps: Pick<RouteDeps, 'webhooks'>,
+  req: Request,
+  raw: string | undefined,
+): Promise<string | null> {
+  if (raw === undefined || raw === '') return null
+  if (!deps.webhooks) throw appError('WEBHOOK_URL_REFUSED')
+  return deps.webhooks.checkUrl(raw, req.get('host') ?? null)
 }
 
 /** The owner a submit names: its `license_key` when not empty, else the request's (header, query). */

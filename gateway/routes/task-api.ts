@@ -3,7 +3,7 @@ import { Router, type Request } from 'express'
 import { z } from 'zod'
 import { ok, validate } from '../http-envelope.js'
 import { limitKey, type RouteDeps } from './deps.js'
-import { assertInputs, submitOwner, submitStatus } from './submit-shared.js'
+import { assertInputs, submitOwner, submitStatus, submitWebhookUrl } from './submit-shared.js'
 import { failureText, resultUrl, type TaskView } from '../task-service.js'
 import { appError } from '../../lib/errors.js'
 import {
@@ -35,6 +35,7 @@ export function taskApi(deps: RouteDeps): Router {
       const body = validate(TaskSubmitRequest, req.body ?? {}, 'body')
       const audio = { hash: body.audio_hash, ext: body.audio_ext }
       const video = { hash: body.video_hash, ext: body.video_ext }
+      const webhookUrl = await submitWebhookUrl(deps, req, body.webhook_url)
       await assertInputs(deps.pool, audio, video)
       const view = await actions.submit({
         // `license_key: ""`: a task without an owner, reachable by its id only.
@@ -43,6 +44,7 @@ export function taskApi(deps: RouteDeps): Router {
         audio,
         video,
         requestKey: requestKey(req, body.request_id),
+        webhookUrl,
       })
       const data: TaskSubmitData = {
         task_id: view.row.id,
