@@ -13,7 +13,9 @@ import {
   parseByteSize,
 } from './body-gate.js'
 import { errorHandler, notFoundHandler } from './http-envelope.js'
+import { adminApi, adminGate } from './routes/admin-api.js'
 import { assetApi } from './routes/assets.js'
+import { dashboardFiles } from './routes/dashboard.js'
 import type { RouteDeps } from './routes/deps.js'
 import { healthApi } from './routes/health.js'
 import { heygemApi } from './routes/heygem-api.js'
@@ -68,6 +70,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(closeBodiesNobodyReads)
   app.use(cors)
   app.use(healthApi(deps)) // open: no credentials, before anything can refuse
+  app.use(dashboardFiles()) // issue-10 dashboard: static files, no secrets in them (open)
   // Who is calling, from the headers alone: refused credentials are answered before a byte of
   // the body is read (and the connection closed, body-gate.ts).
   app.use(deps.auth.identify)
@@ -80,6 +83,7 @@ export function createApp(deps: AppDeps): Express {
   // Admins only (it decides itself); a GET with no body, open for as long as the admin listens:
   // before the guard, the body gate and the parsers.
   app.use(relayEvents({ outbox: deps.outbox, auth: deps.auth, stuckMs: deps.idleTimeoutMs }))
+  app.use(adminGate(deps.auth)) // issue-10 dashboard: /api/relay/admin/* for admins only
   app.use(guard)
   app.use(bodyGate({ jsonLimitBytes, uploadMaxBytes: deps.uploadMaxBytes }))
   // run_server reads a JSON route's body as JSON whatever its Content-Type (a browser's
@@ -91,6 +95,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(heygemApi(deps))
   app.use(assetApi(deps))
   app.use(relayApi(deps))
+  if (deps.admin) app.use(adminApi(deps, deps.admin)) // issue-10 dashboard: admins only
   app.use(closeUnreadOnNotFound)
   app.use(notFoundHandler())
   app.use(closeUnreadOnError)

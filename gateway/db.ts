@@ -187,6 +187,12 @@ export const MIGRATIONS: readonly string[] = [
   DROP TABLE task_transitions;
   CREATE INDEX tasks_queued_by_type ON tasks (state, type, seq);
   `,
+  // issue-10 dashboard: the history is filtered by state and by submit time and read newest
+  // first, a page at a time (admin-reads.ts): indexes, so neither filter scans the table.
+  `
+  CREATE INDEX tasks_by_state_seq ON tasks (state, seq);
+  CREATE INDEX tasks_by_created ON tasks (created_at);
+  `,
 ]
 
 export function openDb(path: string): Db {

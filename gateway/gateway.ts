@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { createApp } from './app.js'
+import { AdminReads } from './admin-reads.js'
 import { AssetStore } from './assets-store.js'
 import { callerAddresses } from './caller-address.js'
 import { capConnectionsPerAddress } from './connection-cap.js'
@@ -168,6 +169,8 @@ export async function startGateway(
       handOvers: core.handOvers,
       waitingStatus: config.waitingStatus,
       mqttLink: () => link.current(),
+      // issue-10 dashboard: power (`power.view()`) and webhooks (`deliveriesOf`) join here when wired.
+      admin: { registry: core.registry, reads: new AdminReads(db) },
     })
     const server = createServer(
       {

@@ -2,6 +2,7 @@
 import type { Request } from 'express'
 import type { Logger } from 'pino'
 import type { MqttLink } from '../../lib/mqtt.js'
+import type { AdminSources } from '../admin-views.js'
 import type { AssetStore } from '../assets-store.js'
 import type { FilePool } from '../file-pool.js'
 import type { HandOvers } from '../hand-overs.js'
@@ -37,6 +38,8 @@ export interface RouteDeps {
   readonly now: () => number
   /** The gateway's MQTT link (health); absent: not shown. */
   readonly mqttLink?: () => MqttLink
+  /** issue-10 dashboard: what the admin API reads (routes/admin-api.ts); absent: not mounted. */
+  readonly admin?: AdminSources
 }
 
 /**
