@@ -1,0 +1,104 @@
+import { join } from 'node:path'
+import type { Page } from 'playwright-core'
+import { describe, expect, it } from 'vitest'
+import { submitFresh } from '../helpers/pc.js'
+import { browserUnavailable, launchBrowser, screenshotDir } from '../helpers/browser.js'
+import { startTestBridge, startTestGateway, startTestGpu } from '../helpers/relay.js'
+import { tempDir } from '../helpers/temp-dir.js'
+
+const ADMIN = 'test-admin-token-dashboard'
+const WAIT = { timeout: 20_000 }
+
+/** A task's line in a section of the page, in a state (`data-state`). */
+const row = (section: string, taskId: string, state: string): string =>
+  `#${section} [data-task-id="${taskId}"][data-state="${state}"]`
+
+async function signIn(page: Page, url: string): Promise<void> {
+  await page.goto(`${url}/dashboard`)
+  await page.locator('#token').fill(ADMIN)
+  await page.locator('#login-form button[type=submit]').click()
+  await page.locator('#live[data-status="live"]').waitFor(WAIT)
+}
+
+describe('the dashboard in a real browser (chromium)', () => {
+  it('shows a task queued while the GPU is off with its estimate, follows it to done without a reload, and cancels another from the page', async (ctx) => {
+    const reason = browserUnavailable()
+    if (reason !== null) {
+      console.warn(`dashboard: skipped, ${reason}`)
+      ctx.skip(reason)
+      return
+    }
+    const dir = await tempDir('dashboard')
+    const shots = await screenshotDir('dashboard')
+    const gateway = await startTestGateway(dir, { adminToken: ADMIN })
+    const browser = await launchBrowser()
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } })
+    const errors: string[] = []
+    page.on('pageerror', (err) => errors.push(err.message))
+    page.on('dialog', (dialog) => void dialog.accept())
+
+    await signIn(page, gateway.url)
+    // Set once: a reload of the page would lose it.
+    await page.evaluate(() => Object.assign(globalThis, { dashboardTestMark: 'same page' }))
+    await page.locator('[data-gpu-id="gpu-1"][data-presence="offline"]').waitFor(WAIT)
+
+    // Submitted while the GPU is off: the page learns of it from the event stream.
+    const first = await submitFresh(gateway.url, 'owner-a')
+    const queued = page.locator(row('queue', first, 'queued'))
+    await queued.waitFor(WAIT)
+    await expect.poll(() => queued.locator('.eta').textContent(), WAIT).toMatch(/^预计 .+后开始$/)
+    expect(await queued.locator('.pos').textContent()).toBe('第 1 位')
+    expect(await queued.locator('.owner').textContent()).toBe('owner-a')
+    await page.screenshot({ path: join(shots, '1-queued-gpu-off.png'), fullPage: true })
+
+    // The GPU comes up: the page moves the task to processing.
+    const gpu = await startTestGpu(dir, 4_000)
+    await startTestBridge(dir, { gateway, gpu })
+    await page.locator(row('queue', first, 'processing')).waitFor(WAIT)
+    await page.locator(row('history', first, 'processing')).waitFor(WAIT)
+    await page.locator('[data-gpu-id="gpu-1"][data-presence="ready"]').waitFor(WAIT)
+
+    // A second task waits behind it; cancelled from its detail on the page.
+    const second = await submitFresh(gateway.url, 'owner-b')
+    await page.locator(row('queue', second, 'queued')).click()
+    const cancel = page.locator('#detail [data-action="cancel"]')
+    await cancel.waitFor(WAIT)
+    await page.screenshot({ path: join(shots, '2-processing-and-detail.png'), fullPage: true })
+    await cancel.click()
+    await page.locator('#detail .message[data-state="cancelled"]').waitFor(WAIT)
+    await page.locator('#detail [data-kind="cancelled"]').waitFor(WAIT)
+    await page.locator('#detail-close').click()
+    await page.locator(row('history', second, 'cancelled')).waitFor(WAIT)
+    expect(gateway.store.get(second)?.state).toBe('cancelled')
+
+    // The first one finishes: done, counted for the GPU today, still the same page.
+    await page.locator(row('history', first, 'done')).waitFor(WAIT)
+    await expect
+      .poll(() => page.locator('[data-gpu-id="gpu-1"] .done-today').textContent(), WAIT)
+      .toBe('1')
+    expect(await page.locator('#queue [data-task-id]').count()).toBe(0)
+    expect(gpu.stats.submissions).toHaveLength(1)
+    expect(await page.evaluate(() => Reflect.get(globalThis, 'dashboardTestMark'))).toBe(
+      'same page',
+    )
+    await page.screenshot({ path: join(shots, '3-done.png'), fullPage: true })
+
+    // Its detail: the whole timeline with the GPU, and the result.
+    await page.locator(row('history', first, 'done')).click()
+    await page.locator('#detail [data-kind="done"]').waitFor(WAIT)
+    const kinds = await page
+      .locator('#detail [data-kind]')
+      .evaluateAll((items) => items.map((item) => item.getAttribute('data-kind')))
+    expect(kinds[0]).toBe('submitted')
+    expect(kinds).toContain('claimed')
+    expect(await page.locator('#detail [data-kind="claimed"]').textContent()).toContain('gpu-1')
+    expect(await page.locator('#detail').textContent()).toContain('下载结果')
+
+    // On a phone screen.
+    await page.setViewportSize({ width: 390, height: 844 })
+    await page.screenshot({ path: join(shots, '4-phone-detail.png'), fullPage: true })
+    await page.locator('#detail-close').click()
+    await page.screenshot({ path: join(shots, '5-phone.png'), fullPage: true })
+    expect(errors).toEqual([])
+  }, 90_000)
+})
