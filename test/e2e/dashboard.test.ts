@@ -15,6 +15,13 @@ const row = (section: string, taskId: string, state: string): string =>
 
 async function signIn(page: Page, url: string): Promise<void> {
   await page.goto(`${url}/dashboard`)
+  // A wrong token is refused and asked for again, in Chinese.
+  await page.locator('#token').fill('not-the-admin-token')
+  await page.locator('#login-form button[type=submit]').click()
+  await expect
+    .poll(() => page.locator('#login-reason').textContent(), WAIT)
+    .toMatch(/鉴权失败|令牌/)
+  await page.locator('#login').waitFor(WAIT)
   await page.locator('#token').fill(ADMIN)
   await page.locator('#login-form button[type=submit]').click()
   await page.locator('#live[data-status="live"]').waitFor(WAIT)
@@ -41,6 +48,9 @@ describe('the dashboard in a real browser (chromium)', () => {
     // Set once: a reload of the page would lose it.
     await page.evaluate(() => Object.assign(globalThis, { dashboardTestMark: 'same page' }))
     await page.locator('[data-gpu-id="gpu-1"][data-presence="offline"]').waitFor(WAIT)
+    // No power module and no estimate measurements on this gateway: their parts stay hidden.
+    expect(await page.locator('[data-power]').count()).toBe(0)
+    expect(await page.locator('#estimates').isHidden()).toBe(true)
 
     // Submitted while the GPU is off: the page learns of it from the event stream.
     const first = await submitFresh(gateway.url, 'owner-a')
