@@ -5,6 +5,7 @@
 import { ApiError, api, optional, saveToken, savedToken } from './api.js'
 import { createDetail } from './detail.js'
 import { byId, h, show } from './dom.js'
+import { logEvent } from './event-log.js'
 import { renderGpus } from './gpus.js'
 import { createHistory } from './history.js'
 import { followEvents } from './live.js'
@@ -133,6 +134,7 @@ async function start() {
   state.stop = followEvents({
     onEvent: (event) => {
       byId('last-event').textContent = `最新事件 #${event.id}`
+      logEvent(byId('events'), event, (id) => void detail.open(id))
       detail.refreshIf(event.taskId)
       refreshSoon(event.kind !== 'progress')
     },

@@ -1,10 +1,12 @@
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished } from 'vitest'
 import { submitFresh } from '../helpers/pc.js'
 import { browserUnavailable, launchBrowser, screenshotDir } from '../helpers/browser.js'
 import { startTestBridge, startTestGateway, startTestGpu } from '../helpers/relay.js'
+import { startTcpProxy } from '../helpers/tcp-proxy.js'
 import { tempDir } from '../helpers/temp-dir.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const ADMIN = 'test-admin-token-dashboard'
 const WAIT = { timeout: 20_000 }
@@ -88,17 +90,15 @@ describe('the dashboard in a real browser (chromium)', () => {
       .toBe('1')
     expect(await page.locator('#queue [data-task-id]').count()).toBe(0)
     expect(gpu.stats.submissions).toHaveLength(1)
-    expect(await page.evaluate(() => Reflect.get(globalThis, 'dashboardTestMark'))).toBe(
-      'same page',
-    )
+    const mark: unknown = await page.evaluate('globalThis.dashboardTestMark')
+    expect(mark).toBe('same page')
     await page.screenshot({ path: join(shots, '3-done.png'), fullPage: true })
 
     // Its detail: the whole timeline with the GPU, and the result.
     await page.locator(row('history', first, 'done')).click()
     await page.locator('#detail [data-kind="done"]').waitFor(WAIT)
-    const kinds = await page
-      .locator('#detail [data-kind]')
-      .evaluateAll((items) => items.map((item) => item.getAttribute('data-kind')))
+    const lines = await page.locator('#detail [data-kind]').all()
+    const kinds = await Promise.all(lines.map((line) => line.getAttribute('data-kind')))
     expect(kinds[0]).toBe('submitted')
     expect(kinds).toContain('claimed')
     expect(await page.locator('#detail [data-kind="claimed"]').textContent()).toContain('gpu-1')
@@ -110,5 +110,48 @@ describe('the dashboard in a real browser (chromium)', () => {
     await page.locator('#detail-close').click()
     await page.screenshot({ path: join(shots, '5-phone.png'), fullPage: true })
     expect(errors).toEqual([])
+  }, 90_000)
+
+  it('resumes its event stream after a cut with Last-Event-ID: every event once, none missed, without a reload', async (ctx) => {
+    const reason = browserUnavailable()
+    if (reason !== null) {
+      ctx.skip(reason)
+      return
+    }
+    const dir = await tempDir('dashboard-resume')
+    const gateway = await startTestGateway(dir, { adminToken: ADMIN })
+    // The page talks to the gateway through a proxy the test can cut.
+    const proxy = await startTcpProxy(Number(new URL(gateway.url).port))
+    onTestFinished(() => proxy.close())
+    const browser = await launchBrowser()
+    const page = await browser.newPage()
+    await signIn(page, proxy.url('http'))
+    const before = await submitFresh(gateway.url)
+    await page.locator(`#events [data-kind="submitted"]`).waitFor({ ...WAIT, state: 'attached' })
+
+    proxy.setRefusing(true)
+    proxy.cut()
+    await page.locator('#live[data-status="retrying"]').waitFor(WAIT)
+    // While the page is cut off: two more tasks, one of them cancelled.
+    const missed = [await submitFresh(gateway.url), await submitFresh(gateway.url)]
+    await fetch(`${gateway.url}/api/relay/admin/tasks/${missed[0] ?? ''}/cancel`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${ADMIN}` },
+    })
+    await waitFor(() => gateway.store.get(missed[0] ?? '')?.state === 'cancelled')
+    proxy.setRefusing(false)
+
+    await page.locator('#live[data-status="live"]').waitFor(WAIT)
+    await page.locator(row('history', missed[0] ?? '', 'cancelled')).waitFor(WAIT)
+    await page.locator(row('queue', missed[1] ?? '', 'queued')).waitFor(WAIT)
+    const all = gateway.outbox.after(0, 1_000).map((e) => String(e.id))
+    const shown = async (): Promise<(string | null)[]> => {
+      const items = await page.locator('#events [data-event-id]').all()
+      return (await Promise.all(items.map((i) => i.getAttribute('data-event-id')))).reverse()
+    }
+    // Newest on top: read back oldest first, it is the outbox from the first event on, each once.
+    await expect.poll(shown, WAIT).toEqual(all)
+    expect(all.length).toBeGreaterThanOrEqual(4)
+    expect(gateway.store.get(before)?.state).toBe('queued')
   }, 90_000)
 })
