@@ -7,8 +7,12 @@ import { api, downloadResult } from './api.js'
 import { h, show } from './dom.js'
 import { EVENT_WORDS, STAGE_WORDS, STATE_WORDS, bytes, clock, word } from './words.js'
 
+/** The open task is read again at most this often while its events arrive. */
+const RELOAD_MS = 500
+
 export function createDetail({ dialog, body, onError, onChanged }) {
   let openId = null
+  let reloading = null
 
   const act = async (taskId, action, question) => {
     if (!confirm(question)) return
@@ -106,7 +110,9 @@ export function createDetail({ dialog, body, onError, onChanged }) {
 
   const load = async (taskId) => {
     try {
-      render(await api(`/api/relay/admin/tasks/${taskId}`))
+      const data = await api(`/api/relay/admin/tasks/${taskId}`)
+      // Another task may have been opened meanwhile.
+      if (openId === taskId) render(data)
     } catch (err) {
       onError(err)
     }
@@ -123,9 +129,13 @@ export function createDetail({ dialog, body, onError, onChanged }) {
       if (!dialog.open) dialog.showModal()
       await load(taskId)
     },
-    /** The open task changed (an event): read it again. */
+    /** The open task changed (an event): read it again (once for a burst of events). */
     refreshIf(taskId) {
-      if (openId !== null && openId === taskId) void load(taskId)
+      if (openId === null || openId !== taskId || reloading !== null) return
+      reloading = setTimeout(() => {
+        reloading = null
+        if (openId !== null) void load(openId)
+      }, RELOAD_MS)
     },
   }
 }

@@ -35,3 +35,17 @@ export function byId(id) {
   if (!el) throw new Error(`missing #${id}`)
   return el
 }
+
+/** Attributes that make a line open something on click, Enter or Space (and reachable by Tab). */
+export function opens(action) {
+  return {
+    tabindex: 0,
+    role: 'button',
+    onclick: action,
+    onkeydown: (e) => {
+      if (e.key !== 'Enter' && e.key !== ' ') return
+      e.preventDefault()
+      action()
+    },
+  }
+}

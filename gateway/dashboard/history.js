@@ -3,7 +3,7 @@
  * ("加载更多"). `refresh()` reloads what is shown (as many rows as are loaded) in place.
  */
 import { api } from './api.js'
-import { h, show } from './dom.js'
+import { h, opens, show } from './dom.js'
 import { STATE_WORDS, clock, shortId, word } from './words.js'
 
 const PAGE = 50
@@ -91,7 +91,7 @@ function line(t, onOpen) {
       class: 'row',
       'data-task-id': t.task_id,
       'data-state': t.state,
-      onclick: () => onOpen(t.task_id),
+      ...opens(() => onOpen(t.task_id)),
     },
     h('span', { class: 'id' }, shortId(t.task_id)),
     h('span', { class: `state ${t.state}` }, word(STATE_WORDS, t.state)),

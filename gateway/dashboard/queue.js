@@ -1,5 +1,5 @@
 /** The queue section: what runs now, then each queued task with its place, age and start estimate. */
-import { h, show } from './dom.js'
+import { h, opens, show } from './dom.js'
 import { STAGE_WORDS, ago, clock, duration, shortId, word } from './words.js'
 
 export function renderQueue(el, data, onOpen) {
@@ -20,7 +20,7 @@ export function renderQueue(el, data, onOpen) {
               class: 'row',
               'data-task-id': t.task_id,
               'data-state': t.state,
-              onclick: () => onOpen(t.task_id),
+              ...opens(() => onOpen(t.task_id)),
             },
             h('span', { class: 'id' }, shortId(t.task_id)),
             h('span', { class: 'state processing' }, '处理中'),
@@ -43,7 +43,7 @@ export function renderQueue(el, data, onOpen) {
               class: 'row',
               'data-task-id': t.task_id,
               'data-state': t.state,
-              onclick: () => onOpen(t.task_id),
+              ...opens(() => onOpen(t.task_id)),
             },
             h('span', { class: 'pos' }, `第 ${t.position} 位`),
             h('span', { class: 'id' }, shortId(t.task_id)),

@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
 import { describe, expect, it, onTestFinished } from 'vitest'
@@ -102,7 +103,13 @@ describe('the dashboard in a real browser (chromium)', () => {
     expect(kinds[0]).toBe('submitted')
     expect(kinds).toContain('claimed')
     expect(await page.locator('#detail [data-kind="claimed"]').textContent()).toContain('gpu-1')
-    expect(await page.locator('#detail').textContent()).toContain('下载结果')
+    // The result, fetched with the token in a header, saved as a file.
+    const [download] = await Promise.all([
+      page.waitForEvent('download', WAIT),
+      page.locator('#detail button', { hasText: '下载结果' }).click(),
+    ])
+    expect(download.suggestedFilename()).toBe(`${first}.mp4`)
+    expect((await stat(await download.path())).size).toBe(32 * 1024)
 
     // On a phone screen.
     await page.setViewportSize({ width: 390, height: 844 })
