@@ -92,7 +92,7 @@ export function createDetail({ dialog, body, onError, onChanged }) {
           : null,
       ),
       h('h3', {}, '时间线'),
-      h('ol', { class: 'timeline' }, data.timeline.map(eventLine)),
+      h('ol', { class: 'timeline' }, timelineLines(data.timeline)),
       data.webhooks === null ? null : webhooks(data.webhooks),
     )
   }
@@ -138,6 +138,41 @@ export function createDetail({ dialog, body, onError, onChanged }) {
       }, RELOAD_MS)
     },
   }
+}
+
+/** Every event, runs of progress events folded into one line that opens to show them. */
+function timelineLines(events) {
+  const lines = []
+  let run = []
+  const flush = () => {
+    if (run.length === 0) return
+    const first = run[0]
+    const last = run[run.length - 1]
+    const span = `${Math.round(first.progress ?? 0)}% → ${Math.round(last.progress ?? 0)}%`
+    lines.push(
+      h(
+        'li',
+        { class: 'minor progress-run' },
+        h(
+          'details',
+          {},
+          h('summary', {}, `${clock(first.at)} 进度 ${span}（${run.length} 条）`),
+          h('ol', { class: 'timeline' }, run.map(eventLine)),
+        ),
+      ),
+    )
+    run = []
+  }
+  for (const e of events) {
+    if (e.kind === 'progress') {
+      run.push(e)
+    } else {
+      flush()
+      lines.push(eventLine(e))
+    }
+  }
+  flush()
+  return lines
 }
 
 function eventLine(e) {
