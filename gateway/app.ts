@@ -13,7 +13,9 @@ import {
   parseByteSize,
 } from './body-gate.js'
 import { errorHandler, notFoundHandler } from './http-envelope.js'
+import { adminApi, adminGate } from './routes/admin-api.js'
 import { assetApi } from './routes/assets.js'
+import { dashboardFiles } from './routes/dashboard.js'
 import type { RouteDeps } from './routes/deps.js'
 import type { GatewayMetrics } from './metrics/gateway-metrics.js'
 import { healthApi } from './routes/health.js'
@@ -76,6 +78,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(closeBodiesNobodyReads)
   app.use(cors)
   app.use(healthApi(deps)) // open: no credentials, before anything can refuse
+  app.use(dashboardFiles()) // issue-10 dashboard: static files, no secrets in them (open)
   // Who is calling, from the headers alone: refused credentials are answered before a byte of
   // the body is read (and the connection closed, body-gate.ts).
   app.use(deps.auth.identify)
@@ -93,6 +96,7 @@ export function createApp(deps: AppDeps): Express {
   if (deps.estimateAccuracy) {
     app.use(estimatesApi({ auth: deps.auth, accuracy: deps.estimateAccuracy })) // admins only
   }
+  app.use(adminGate(deps.auth)) // issue-10 dashboard: /api/relay/admin/* for admins only
   app.use(guard)
   app.use(bodyGate({ jsonLimitBytes, uploadMaxBytes: deps.uploadMaxBytes }))
   // run_server reads a JSON route's body as JSON whatever its Content-Type (a browser's
@@ -115,6 +119,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(assetApi(deps))
   app.use(relayApi(deps))
   if (deps.power) app.use(powerApi({ power: deps.power, auth: deps.auth }))
+  if (deps.admin) app.use(adminApi(deps, deps.admin)) // issue-10 dashboard: admins only
   app.use(closeUnreadOnNotFound)
   app.use(notFoundHandler())
   app.use(closeUnreadOnError)

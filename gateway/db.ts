@@ -252,6 +252,12 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TABLE webhook_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), event_id INTEGER NOT NULL);
   INSERT INTO webhook_cursor (id, event_id) SELECT 1, COALESCE(MAX(id), 0) FROM task_events;
   `,
+  // issue-10 dashboard: the history is filtered by state and by submit time and read newest
+  // first, a page at a time (admin-reads.ts): indexes, so neither filter scans the table.
+  `
+  CREATE INDEX tasks_by_state_seq ON tasks (state, seq);
+  CREATE INDEX tasks_by_created ON tasks (created_at);
+  `,
 ]
 
 export function openDb(path: string): Db {

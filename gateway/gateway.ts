@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
 import { createApp } from './app.js'
+import { AdminReads } from './admin-reads.js'
 import { AssetStore } from './assets-store.js'
 import type { BootHistory } from './boot-history.js'
 import { callerAddresses } from './caller-address.js'
@@ -142,7 +143,7 @@ export async function startGateway(
     // A refused login (wrong secret) is retried with backoff; health shows the link's state.
     const link = watchMqttLink({ client, log, name: 'gateway' })
 
-    let power: PowerControl | undefined
+    const late: { power?: PowerControl } = {}
     const core = createRelayCore(config, {
       db,
       pool,
@@ -151,7 +152,7 @@ export async function startGateway(
       log,
       now,
       // Boot times measured by power on demand (created below, it needs the core's clock).
-      bootHistory: deps.bootHistory ?? { recentBootMs: () => power?.recentBootMs() ?? [] },
+      bootHistory: deps.bootHistory ?? { recentBootMs: () => late.power?.recentBootMs() ?? [] },
     })
     closer.add(() => core.close())
     // The configured port at once (a restart resumes deliveries before it listens).
@@ -176,7 +177,7 @@ export async function startGateway(
     await connectAndSubscribe(client, [topics.allGpus('state'), topics.allGpus('events')], log)
     core.dispatcher.repairUnpublished()
 
-    power = createPower(config, {
+    const power = createPower(config, {
       db,
       client,
       topics,
@@ -187,6 +188,7 @@ export async function startGateway(
       store: core.store,
       outbox: core.outbox,
     })
+    late.power = power
     closer.add(() => {
       power.close()
     })
@@ -252,6 +254,7 @@ export async function startGateway(
       metrics,
       estimateAccuracy: core.estimateAccuracy,
       webhooks,
+      admin: { registry: core.registry, reads: new AdminReads(db), power, webhooks },
     })
     const server = createServer(
       {

@@ -2,6 +2,7 @@
 import type { Request } from 'express'
 import type { Logger } from 'pino'
 import type { MqttLink } from '../../lib/mqtt.js'
+import type { AdminSources } from '../admin-views.js'
 import type { AssetStore } from '../assets-store.js'
 import type { EstimateAccuracy } from '../estimate-accuracy.js'
 import type { FilePool } from '../file-pool.js'
@@ -48,6 +49,8 @@ export interface RouteDeps {
   readonly estimateAccuracy?: EstimateAccuracy
   /** Webhooks: the submits check `webhook_url` with it; absent: a `webhook_url` is refused. */
   readonly webhooks?: Pick<Webhooks, 'checkUrl' | 'deliveriesOf'>
+  /** issue-10 dashboard: what the admin API reads (routes/admin-api.ts); absent: not mounted. */
+  readonly admin?: AdminSources
 }
 
 /**
