@@ -51,9 +51,23 @@ describe('the dashboard in a real browser (chromium)', () => {
     // Set once: a reload of the page would lose it.
     await page.evaluate(() => Object.assign(globalThis, { dashboardTestMark: 'same page' }))
     await page.locator('[data-gpu-id="gpu-1"][data-presence="offline"]').waitFor(WAIT)
-    // No power module and no estimate measurements on this gateway: their parts stay hidden.
-    expect(await page.locator('[data-power]').count()).toBe(0)
-    expect(await page.locator('#estimates').isHidden()).toBe(true)
+    // How good past estimates were: none measured yet on this gateway.
+    await expect.poll(() => page.locator('#estimates').textContent(), WAIT).toMatch(/样本 0 个/)
+    // Power on by hand from the page: the request is recorded (reason manual) and shown.
+    await page.locator('[data-gpu-id="gpu-1"] [data-power="start"]').click()
+    await waitFor(
+      async () => {
+        const res = await fetch(`${gateway.url}/api/relay/power`, {
+          headers: { authorization: `Bearer ${ADMIN}` },
+        })
+        const body = (await res.json()) as {
+          data: { requests: { action: string; reason: string }[] }
+        }
+        return body.data.requests.some((r) => r.action === 'start' && r.reason === 'manual')
+      },
+      { what: 'a manual power-on request from the page' },
+    )
+    await page.locator('[data-gpu-id="gpu-1"] .power-requests').waitFor(WAIT)
 
     // Submitted while the GPU is off: the page learns of it from the event stream.
     const first = await submitFresh(gateway.url, 'owner-a')
