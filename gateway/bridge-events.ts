@@ -25,6 +25,8 @@ export interface BridgeEventsDeps {
   readonly pool: FilePool
   readonly dispatcher: Dispatcher
   readonly log: Logger
+  /** False for a GPU being switched off (power on demand): it is granted nothing new. */
+  readonly takesWork?: (gpuId: string) => boolean
 }
 
 type EventOf<K extends BridgeEvent['kind']> = Extract<BridgeEvent, { kind: K }>
@@ -110,6 +112,9 @@ export class BridgeEvents {
       if (gpu?.online !== true) this.#out.requestRebirth(gpuId)
       return refuse('not-ready')
     }
+    // Being switched off: a task started now would die with the machine. Claim again later (it
+    // is back, or the stop did not take: gateway/power/gpu-power.ts).
+    if (this.#d.takesWork?.(gpuId) === false) return refuse('not-ready')
     if (!types.some((t) => t === task.type)) return refuse('not-eligible')
     if (store.processingCount(gpuId) >= gpu.capacity) return refuse('at-capacity')
     const older = store.queuedOfTypes(types, 1_000, task.seq)

@@ -153,6 +153,7 @@ export async function startGateway(
       now,
       // Boot times measured by power on demand (created below, it needs the core's clock).
       bootHistory: deps.bootHistory ?? { recentBootMs: () => late.power?.recentBootMs() ?? [] },
+      takesWork: (gpuId) => late.power?.takesWork(gpuId) ?? true,
     })
     closer.add(() => core.close())
     // The configured port at once (a restart resumes deliveries before it listens).

@@ -62,6 +62,8 @@ export interface RelayCoreDeps {
   readonly monotonic?: () => number
   /** Boot times measured by the power controller; else learned from presence (boot-history.ts). */
   readonly bootHistory?: BootHistory
+  /** False for a GPU being switched off (power on demand): its claims are refused. */
+  readonly takesWork?: (gpuId: string) => boolean
 }
 
 export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): RelayCore {
@@ -135,7 +137,15 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
   })
   late.views = views
   late.dispatcher = dispatcher
-  const events = new BridgeEvents({ store, lifecycle, registry, pool, dispatcher, log })
+  const events = new BridgeEvents({
+    store,
+    lifecycle,
+    registry,
+    pool,
+    dispatcher,
+    log,
+    ...(deps.takesWork ? { takesWork: deps.takesWork } : {}),
+  })
   const actions = new TaskActions({
     store,
     lifecycle,

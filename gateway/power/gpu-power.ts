@@ -14,6 +14,8 @@ export interface PendingBoot {
   readonly requestId: string
   /** Relay ms it was asked at. */
   readonly rcAt: number
+  /** Relay ms the first start of this boot was asked at (what its length is measured from). */
+  readonly firstAt: number
   /** Starts asked for during this boot (1 at first). */
   readonly attempts: number
   /** Relay ms after `rcAt` it is asked again (the deadline with backoff and jitter). */
@@ -23,6 +25,8 @@ export interface PendingBoot {
 export interface Presence {
   readonly online: boolean
   readonly ready: boolean
+  /** The bridge's connection counter (a new one on every connection; 0: never seen). */
+  readonly epoch?: number
 }
 
 /** A clock reading in both clocks: relay ms for durations, wall ms for display. */
@@ -39,6 +43,14 @@ export class GpuPower {
   #boot: PendingBoot | null = null
   /** Seen offline since the boot was asked for: a GPU that stayed on did not boot. */
   #cold = false
+  /**
+   * Relay ms a stop was asked for, until the GPU is seen offline: a machine being switched off
+   * takes no new work (it would die with it), also when a start was asked for meanwhile.
+   */
+  #stopAt: number | null = null
+  /** The epoch seen when the stop was asked for: a new one means the machine came back. */
+  #stopEpoch: number | undefined = undefined
+  #epoch: number | undefined = undefined
   lastRequestId: string | null = null
 
   constructor(id: string, at: Stamp) {
@@ -73,7 +85,17 @@ export class GpuPower {
    * duration), else null: also for a GPU that never went off (a start during a shutdown).
    */
   observe(p: Presence, at: Stamp): PendingBoot | null {
+    // Gone, or back with a new connection (it went and came back between two looks): the
+    // machine it was draining for is gone.
+    // A stop carried over a gateway restart adopts the epoch it first sees.
+    if (this.#stopAt !== null && this.#stopEpoch === undefined) this.#stopEpoch = p.epoch
+    if (!p.online || (p.epoch !== undefined && p.epoch !== this.#stopEpoch)) this.#stopAt = null
+    if (this.#epoch !== undefined && p.epoch !== this.#epoch && this.#phase === 'booting') {
+      this.#cold = true
+    }
+    this.#epoch = p.epoch
     if (p.online && p.ready) {
+      if (this.#stopAt !== null) return null // still draining: see stopDidNotTake
       if (this.#phase === 'shutting-down' || this.#phase === 'up') return null
       const ended = this.#cold ? this.#boot : null
       this.#boot = null
@@ -90,6 +112,26 @@ export class GpuPower {
     if (this.#phase === 'up' || this.#phase === 'shutting-down') this.#to('off', at)
     else if (this.#phase === 'booting' && this.#boot === null) this.#to('off', at)
     return null
+  }
+
+  /** False while it is being switched off (a stop asked for, not yet seen offline). */
+  get takesWork(): boolean {
+    return this.#stopAt === null && this.#phase !== 'shutting-down'
+  }
+
+  /** Relay ms the stop it is draining for was asked at; null: none. */
+  get stopAt(): number | null {
+    return this.#stopAt
+  }
+
+  /**
+   * A stop that went through but left the GPU online and ready past the deadline (no agent
+   * acted on the message, the provider ignored it): up again, taking work, its idle window afresh.
+   */
+  stopDidNotTake(at: Stamp): void {
+    this.#stopAt = null
+    this.#boot = null
+    this.#to('up', at)
   }
 
   /** While up: idle from now on when nothing is to do, else busy. */
@@ -112,11 +154,14 @@ export class GpuPower {
   stopping(requestId: string, at: Stamp): void {
     this.lastRequestId = requestId
     this.#boot = null
+    this.#stopAt = at.rc
+    this.#stopEpoch = this.#epoch
     this.#to('shutting-down', at)
   }
 
   /** A stop that failed: up again (if it still is), its idle window starting afresh. */
   stopFailed(at: Stamp): void {
+    this.#stopAt = null
     if (this.#phase !== 'shutting-down') return
     this.#to('up', at)
   }

@@ -61,9 +61,13 @@ export class PowerManager {
       this.#gpus.set(id, gpu)
       const last = deps.lastRequestOf?.(id)
       if (last?.action === 'start' && !last.ready) {
-        const boot = { requestId: last.requestId, rcAt: last.rcAt, attempts: 1 }
+        const boot = { requestId: last.requestId, rcAt: last.rcAt, firstAt: last.rcAt, attempts: 1 }
         gpu.started({ ...boot, waitMs: deps.bootDeadlineMs }, at, true)
-      } else if (last?.action === 'stop') {
+      } else if (
+        last?.action === 'stop' &&
+        last.outcome !== 'failed' &&
+        last.outcome !== 'timeout'
+      ) {
         gpu.stopping(last.requestId, at) // off at the first look if it has gone
       }
     }
@@ -76,6 +80,11 @@ export class PowerManager {
 
   get(gpuId: string): GpuPower | undefined {
     return this.#gpus.get(gpuId)
+  }
+
+  /** Whether the GPU may be granted a claim: not while it is being switched off. */
+  takesWork(gpuId: string): boolean {
+    return this.#gpus.get(gpuId)?.takesWork ?? true
   }
 
   managed(gpuId: string): boolean {
@@ -119,9 +128,13 @@ export class PowerManager {
   #observe(at: Stamp, idle: boolean): void {
     for (const p of this.#d.inputs.gpus()) {
       const gpu = this.#gpuOf(p.id)
+      const stopAt = gpu.stopAt
+      if (stopAt !== null && p.online && at.rc - stopAt >= this.#d.bootDeadlineMs) {
+        gpu.stopDidNotTake(at)
+      }
       const ended = gpu.observe(p, at)
       if (ended)
-        this.#d.onReady({ requestId: ended.requestId, bootMs: at.rc - ended.rcAt, at: at.wall })
+        this.#d.onReady({ requestId: ended.requestId, bootMs: at.rc - ended.firstAt, at: at.wall })
       gpu.setIdle(idle, at)
     }
   }
@@ -137,9 +150,16 @@ export class PowerManager {
   }
 
   #retryBoots(at: Stamp): void {
+    const online = new Set(
+      this.#d.inputs
+        .gpus()
+        .filter((p) => p.online)
+        .map((p) => p.id),
+    )
     for (const gpu of this.all()) {
       const boot = gpu.boot
       if (gpu.phase !== 'booting' || !boot || at.rc - boot.rcAt < boot.waitMs) continue
+      if (online.has(gpu.id) && gpu.stopAt === null) continue // up, its service still loading
       this.#start(gpu, 'boot-deadline', at)
     }
   }
@@ -162,12 +182,15 @@ export class PowerManager {
   }
 
   #start(gpu: GpuPower, reason: PowerReason, at: Stamp): string {
-    const attempts = reason === 'boot-deadline' ? (gpu.boot?.attempts ?? 0) + 1 : 1
+    const retry = reason === 'boot-deadline' ? gpu.boot : null
+    const attempts = (retry?.attempts ?? 0) + 1
     const backoff = Math.min(2 ** (attempts - 1), MAX_BACKOFF)
     const jitter = 1 + 0.1 * (this.#d.random ?? Math.random)()
     const requestId = this.#d.request({ gpuId: gpu.id, action: 'start', reason })
+    // A retry's deadline counts from now; the boot's length from its first request.
     const waitMs = Math.round(this.#d.bootDeadlineMs * backoff * jitter)
-    gpu.started({ requestId, rcAt: at.rc, attempts, waitMs }, at)
+    const firstAt = retry?.firstAt ?? at.rc
+    gpu.started({ requestId, rcAt: at.rc, firstAt, attempts, waitMs }, at)
     return requestId
   }
 

@@ -35,6 +35,7 @@ export interface LastRequest {
   readonly rcAt: number
   /** A start whose GPU became ready. */
   readonly ready: boolean
+  readonly outcome: PowerOutcome
 }
 
 interface Row extends PowerRequest {
@@ -121,7 +122,13 @@ export class PowerStore {
   lastOf(gpuId: string): LastRequest | undefined {
     const row = this.#latestOf.get(gpuId)
     return row
-      ? { requestId: row.id, action: row.action, rcAt: row.rc_at, ready: row.ready_at !== null }
+      ? {
+          requestId: row.id,
+          action: row.action,
+          rcAt: row.rc_at,
+          ready: row.ready_at !== null,
+          outcome: row.outcome,
+        }
       : undefined
   }
 

@@ -35,6 +35,8 @@ export interface PowerControl {
   view(): PowerView
   /** One GPU's state (health's per-GPU view); null for a GPU never seen. */
   stateOf(gpuId: string): { readonly state: PowerState; readonly since: number } | null
+  /** False while the GPU is being switched off: the claim scheduler grants it nothing new. */
+  takesWork(gpuId: string): boolean
   /** Power-on request → GPU ready of recent boots (relay ms), newest first, up to 20. */
   recentBootMs(): number[]
   /** Each request's outcome once known (metrics); returns the unsubscribe. */
@@ -110,6 +112,7 @@ export function createPower(config: GatewayConfig, deps: PowerDeps): PowerContro
       const gpu = manager.get(gpuId)
       return gpu ? { state: gpu.state, since: gpu.since.wall } : null
     },
+    takesWork: (gpuId) => manager.takesWork(gpuId),
     recentBootMs: () => store.recentBootMs(),
     onRequest: (listener) => requester.onRequest(listener),
     request(gpuId, action) {

@@ -1,10 +1,16 @@
 import { describe, expect, it } from 'vitest'
 import { requestJson } from '../../lib/http-client.js'
-import { finalStatus, submitFresh } from '../helpers/pc.js'
+import { finalStatus, submitFresh, taskStatus } from '../helpers/pc.js'
 import { powerSignals, powerStateOf, startPoweredGateway } from '../helpers/power.js'
-import { startTestBridge, startTestGpu } from '../helpers/relay.js'
+import { startTestBridge, startTestGpu, testMqttClient } from '../helpers/relay.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
+
+/** Whether health shows gpu-1 online. */
+async function gpuOnline(url: string): Promise<boolean> {
+  const health = await (await fetch(`${url}/api/heygem/health`)).text()
+  return /"id":"gpu-1","online":true/.test(health)
+}
 
 describe('GPU power on demand', () => {
   it('a task submitted to a sleeping system asks for power once; the GPU the command starts runs it', async () => {
@@ -87,15 +93,32 @@ describe('GPU power on demand', () => {
     await signals.waitFor('stop')
     expect(powerStateOf(gateway)).toBe('shutting-down')
 
-    // Still online after the stop was asked for: a submit asks for it again, and it runs there.
+    // Still online after the stop was asked for: a submit asks for it again, and the machine
+    // going down is granted nothing (the task would die with it): its claim is refused, and the
+    // task waits, queued.
+    const admin = await testMqttClient(gateway.mqttUrl, 'admin')
+    const refusals: string[] = []
+    admin.on('message', (_topic, payload) => {
+      const message = JSON.parse(payload.toString()) as { kind?: string; reason?: string }
+      if (message.kind === 'claim-refused') refusals.push(message.reason ?? '')
+    })
+    await admin.subscribeAsync('relay/gpus/gpu-1/control', { qos: 1 })
     const during = await submitFresh(gateway.url)
     const [again] = await signals.waitFor('start')
     expect(again).toMatchObject({ gpuId: 'gpu-1', reason: 'queued' })
+    expect(powerStateOf(gateway)).toBe('booting')
+    await waitFor(() => refusals.includes('not-ready'), { what: 'the claim refused' })
+    expect((await taskStatus(gateway.url, during)).status).toBe('queued')
+    // The stop takes (the machine goes), the start brings it back: the task runs there.
+    await bridge.close()
+    await waitFor(async () => !(await gpuOnline(gateway.url)), { what: 'GPU gone' })
+    expect(powerStateOf(gateway)).toBe('booting')
+    const back = await startTestBridge(dir, { gateway, gpu })
     expect((await finalStatus(gateway.url, during)).status).toBe('done')
 
     // Idle again: stopped again, and this time it goes.
     await signals.waitFor('stop', 2)
-    await bridge.close()
+    await back.close()
     await waitFor(() => powerStateOf(gateway) === 'off', { what: 'GPU off' })
     const after = await submitFresh(gateway.url)
     await signals.waitFor('start', 2)

@@ -74,7 +74,8 @@ describe('the power manager', () => {
     f.world.ready = true
     f.advance(1_000)
     expect(f.state()).toBe('online')
-    expect(f.boots).toEqual([5_000]) // from the request that worked
+    // From the first request: the wait a user had (the retries are part of the boot).
+    expect(f.boots).toEqual([35_000])
   })
 
   it('gives a boot up when nothing waits for it any more', () => {
@@ -127,7 +128,13 @@ describe('the power manager', () => {
     f.manager.submitted()
     expect(f.asked()).toEqual(['stop:idle', 'start:queued'])
     f.advance(1_000)
+    // Still up, but being switched off: it takes no work until it has gone, or until the
+    // deadline says the stop did not take.
+    expect(f.state()).toBe('booting')
+    expect(f.manager.takesWork('gpu-1')).toBe(false)
+    f.advance(DEADLINE)
     expect(f.state()).toBe('online')
+    expect(f.manager.takesWork('gpu-1')).toBe(true)
     expect(f.boots).toEqual([]) // it never went off: no boot to learn
     f.world.queued = 0
     f.advance(0)
@@ -179,8 +186,8 @@ describe('the power manager after a restart', () => {
       random: () => 0,
       lastRequestOf: (gpuId) =>
         gpuId === 'gpu-1'
-          ? { requestId: 'old', action: 'start', rcAt: 5_000, ready: false }
-          : { requestId: 'stop', action: 'stop', rcAt: 4_000, ready: false },
+          ? { requestId: 'old', action: 'start', rcAt: 5_000, ready: false, outcome: 'ok' }
+          : { requestId: 'stop', action: 'stop', rcAt: 4_000, ready: false, outcome: 'ok' },
     })
     started.tick()
     expect(asked).toEqual([])
@@ -189,5 +196,54 @@ describe('the power manager after a restart', () => {
     rc = 5_000 + DEADLINE
     started.tick()
     expect(asked).toEqual(['start:boot-deadline@gpu-1'])
+  })
+  it('takes no new work on a GPU being switched off, also after a start was asked for meanwhile, until it has gone', () => {
+    const f = fixture()
+    Object.assign(f.world, { online: true, ready: true })
+    f.advance(1_000)
+    f.advance(IDLE)
+    expect(f.asked()).toEqual(['stop:idle'])
+    expect(f.manager.takesWork('gpu-1')).toBe(false)
+    // A submit while it shuts down: power again, but no claim on the machine going down.
+    f.world.queued = 1
+    f.manager.submitted()
+    expect(f.asked()).toEqual(['stop:idle', 'start:queued'])
+    f.advance(1_000)
+    expect(f.manager.takesWork('gpu-1')).toBe(false)
+    expect(f.state()).toBe('booting')
+    // It goes, and comes back: it takes work, and the boot is learned from the start request.
+    Object.assign(f.world, { online: false, ready: false })
+    f.advance(1_000)
+    Object.assign(f.world, { online: true, ready: true })
+    f.advance(2_000)
+    expect(f.manager.takesWork('gpu-1')).toBe(true)
+    expect(f.state()).toBe('online')
+    expect(f.boots).toEqual([4_000])
+  })
+
+  it('a stop that went through but left the GPU up past the deadline puts it back to work, and stops it again later', () => {
+    const f = fixture()
+    Object.assign(f.world, { online: true, ready: true })
+    f.advance(1_000)
+    f.advance(IDLE)
+    expect(f.state()).toBe('shutting-down')
+    f.advance(DEADLINE - 1)
+    expect(f.manager.takesWork('gpu-1')).toBe(false)
+    f.advance(1)
+    expect(f.manager.takesWork('gpu-1')).toBe(true)
+    expect(f.state()).toBe('idle')
+    f.advance(IDLE)
+    expect(f.asked()).toEqual(['stop:idle', 'stop:idle'])
+  })
+
+  it('measures a boot from its first start request, not from a retry after the deadline', () => {
+    const f = fixture()
+    f.world.queued = 1
+    f.manager.submitted()
+    f.advance(DEADLINE)
+    expect(f.asked()).toEqual(['start:queued', 'start:boot-deadline'])
+    Object.assign(f.world, { online: true, ready: true })
+    f.advance(500)
+    expect(f.boots).toEqual([DEADLINE + 500])
   })
 })
