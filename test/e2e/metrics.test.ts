@@ -72,8 +72,13 @@ describe('GET /metrics', () => {
         status: '200',
       }),
     ).toBe(1)
-    // No power part, no webhooks yet: their counters are there, with no series.
-    expect(samples.some((s) => s.name.startsWith('relay_gpu_power_state'))).toBe(false)
+    // Power on demand: the GPU that ran is up (online, or idle once nothing is to do), one
+    // state at 1 and the others at 0; no request and no webhook yet: counters with no series.
+    const power = ['off', 'booting', 'online', 'idle', 'shutting-down'].map(
+      (state) => valueOf(samples, 'relay_gpu_power_state', { gpu_id: 'gpu-1', state }) ?? 0,
+    )
+    expect(power.reduce((a, b) => a + b, 0)).toBe(1)
+    expect((power[2] ?? 0) + (power[3] ?? 0)).toBe(1)
     expect(waiting.text).toContain('# TYPE relay_power_requests_total counter')
     expect(waiting.text).toContain('# TYPE relay_webhook_deliveries_total counter')
   })
