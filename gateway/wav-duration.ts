@@ -12,6 +12,15 @@ export const WAV_HEAD_BYTES = 64 * 1024
 
 const PCM = 1
 const UNKNOWN_LENGTH = 0xffffffff
+/**
+ * What a real recording has: a header outside these (a byte rate of 1, a billion frames) is a
+ * lie that would stretch the estimate of every task queued behind it, so its length is unknown.
+ */
+const SAMPLE_RATES = { min: 8_000, max: 384_000 } as const
+const MIN_BYTE_RATE = 1_000
+export const WAV_MAX_MS = 4 * 60 * 60 * 1000
+
+const plausible = (ms: number): number | null => (ms >= 0 && ms <= WAV_MAX_MS ? ms : null)
 
 /** Milliseconds of audio in a WAVE file whose first bytes are `head`; null when it cannot tell. */
 export function wavDurationMs(head: Buffer, fileSize: number): number | null {
@@ -33,13 +42,14 @@ export function wavDurationMs(head: Buffer, fileSize: number): number | null {
     } else if (id === 'fact' && body + 4 <= head.length) {
       frames = head.readUInt32LE(body)
     } else if (id === 'data') {
-      if (format !== PCM && frames !== null && sampleRate > 0) {
-        return Math.round((frames / sampleRate) * 1000)
+      if (sampleRate < SAMPLE_RATES.min || sampleRate > SAMPLE_RATES.max) return null
+      if (format !== PCM && frames !== null) {
+        return plausible(Math.round((frames / sampleRate) * 1000))
       }
-      if (byteRate <= 0) return null
+      if (byteRate < MIN_BYTE_RATE) return null
       const held = Math.max(0, fileSize - body)
       const bytes = size === 0 || size === UNKNOWN_LENGTH ? held : Math.min(size, held)
-      return Math.round((bytes / byteRate) * 1000)
+      return plausible(Math.round((bytes / byteRate) * 1000))
     }
     // Chunks are padded to an even length.
     offset = body + size + (size % 2)

@@ -27,12 +27,32 @@ export interface RunningCommand {
   kill(): void
 }
 
+/**
+ * The relay's own secrets, which a power script (and every cloud tool it runs) has no business
+ * with; the rest of the environment (PATH, the provider's credentials) is passed on.
+ */
+export const RELAY_SECRET_VARIABLES: readonly string[] = [
+  'API_SECRET',
+  'ADMIN_TOKEN',
+  'METRICS_TOKEN',
+  'WEBHOOK_SECRET',
+  'GPU_SECRETS',
+  'GATEWAY_MQTT_SECRET',
+  'MQTT_ADMIN_SECRET',
+]
+
+function withoutRelaySecrets(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const copy = { ...env }
+  for (const name of RELAY_SECRET_VARIABLES) Reflect.deleteProperty(copy, name)
+  return copy
+}
+
 export function runPowerCommand(r: PowerCommandRequest): RunningCommand {
   const child = spawn('sh', ['-c', r.command], {
     detached: true, // its own process group, so a timeout kills its children too
     stdio: 'ignore',
     env: {
-      ...process.env,
+      ...withoutRelaySecrets(process.env),
       RELAY_GPU_ID: r.gpuId,
       RELAY_POWER_ACTION: r.action,
       RELAY_POWER_REASON: r.reason,

@@ -179,6 +179,11 @@ export class PowerRequester {
       at: r.iso,
     }
     const { client, topics, settings } = this.#d
+    // Not queued for later: a stop delivered after the link comes back, long after it was
+    // recorded as failed, could switch off a GPU that is working by then.
+    if (!client.connected) {
+      return Promise.resolve({ outcome: 'failed', detail: 'mqtt: not connected' })
+    }
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         resolve({ outcome: 'failed', detail: 'mqtt: not acknowledged yet (queued)' })

@@ -68,6 +68,22 @@ describe('the length of a WAV, from its header', () => {
     expect(wavDurationMs(Buffer.from('RIFF'), 4)).toBeNull()
   })
 
+  it('is unknown for a header that lies: a byte rate of 1, an odd sample rate, a billion frames', () => {
+    const data = chunk('data', Buffer.alloc(64_000))
+    const slow = wave(fmt({ format: 1, sampleRate: 16_000, byteRate: 1 }), data)
+    expect(wavDurationMs(slow, slow.length)).toBeNull() // would be 17 hours of audio
+    const odd = wave(fmt({ format: 1, sampleRate: 1, byteRate: 32_000 }), data)
+    expect(wavDurationMs(odd, odd.length)).toBeNull()
+    const frames = Buffer.alloc(4)
+    frames.writeUInt32LE(4_000_000_000)
+    const many = wave(
+      fmt({ format: 0x11, sampleRate: 8_000, byteRate: 4_055 }),
+      chunk('fact', frames),
+      data,
+    )
+    expect(wavDurationMs(many, many.length)).toBeNull() // would be 139 hours
+  })
+
   it('is read from a file on disk', async () => {
     const dir = await tempDir('wav-duration')
     const path = join(dir, 'speech.wav')
