@@ -228,6 +228,7 @@ export const MIGRATIONS: readonly string[] = [
     msg_id TEXT NOT NULL UNIQUE,
     task_id TEXT NOT NULL,
     url TEXT NOT NULL,
+    receiver TEXT NOT NULL,
     body TEXT NOT NULL,
     state TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,

@@ -52,6 +52,8 @@ export class WebhookDispatcher {
   /** Event id → receiver of the attempts under way. */
   readonly #inflight = new Map<number, string>()
   readonly #running = new Set<Promise<void>>()
+  /** Event id → relay ms: an attempt that could not be recorded is not made again before. */
+  readonly #coolDown = new Map<number, number>()
   readonly #abort = new AbortController()
   #timer: NodeJS.Timeout | undefined
   #closed = false
@@ -68,14 +70,16 @@ export class WebhookDispatcher {
     let wait = RETRY_MS
     try {
       const now = this.#d.now()
-      const free = this.#s.concurrency - this.#inflight.size
-      if (free > 0) {
-        for (const row of this.#d.store.due(now, free * 4 + this.#inflight.size)) {
-          if (this.#inflight.size >= this.#s.concurrency) break
-          const receiver = receiverOf(row.url)
-          if (this.#inflight.has(row.event_id) || this.#busy(receiver)) continue
-          this.#start(row, receiver)
-        }
+      this.#coolDown.forEach((until, eventId) => {
+        if (until <= now) this.#coolDown.delete(eventId)
+      })
+      while (this.#inflight.size < this.#s.concurrency) {
+        const row = this.#d.store.nextDue(now, {
+          eventIds: [...this.#inflight.keys(), ...this.#coolDown.keys()],
+          receivers: this.#busyReceivers(),
+        })
+        if (!row) break
+        this.#start(row, row.receiver)
       }
       const next = this.#d.store.nextDueAfter(now)
       wait = next === null ? WAKE_MAX_MS : Math.min(WAKE_MAX_MS, Math.max(0, next - now))
@@ -95,16 +99,20 @@ export class WebhookDispatcher {
     await Promise.allSettled([...this.#running])
   }
 
-  #busy(receiver: string): boolean {
-    let n = 0
-    for (const r of this.#inflight.values()) if (r === receiver) n += 1
-    return n >= PER_RECEIVER
+  /** Receivers with PER_RECEIVER attempts under way. */
+  #busyReceivers(): string[] {
+    const counts = new Map<string, number>()
+    for (const r of this.#inflight.values()) counts.set(r, (counts.get(r) ?? 0) + 1)
+    return [...counts].filter(([, n]) => n >= PER_RECEIVER).map(([r]) => r)
   }
 
   #start(row: MessageRow, receiver: string): void {
     this.#inflight.set(row.event_id, receiver)
     const run = this.#attempt(row)
       .catch((err: unknown) => {
+        // Not recorded (a full disk): the row still says due. Held back a while, so a receiver
+        // is not sent the same message again and again while nothing can be written.
+        this.#coolDown.set(row.event_id, this.#d.now() + RETRY_MS)
         this.#d.log.error({ err, taskId: row.task_id }, 'webhook attempt not recorded')
       })
       .finally(() => {
@@ -129,6 +137,8 @@ export class WebhookDispatcher {
       status === 'failed'
         ? Math.min(at + this.#backoff(attempt), row.created_at + this.#s.maxAgeMs)
         : null
+    // The attempt's row shows wall-clock times (the dashboard); the schedule stays relay ms.
+    const toWall = this.#d.wall() - at
     const delivery = store.record(
       {
         event_id: row.event_id,
@@ -138,10 +148,10 @@ export class WebhookDispatcher {
         status,
         http_status: result.httpStatus,
         error: delivered ? null : (result.error ?? `HTTP ${String(result.httpStatus)}`),
-        at,
-        next_at: nextAt,
+        at: at + toWall,
+        next_at: nextAt === null ? null : nextAt + toWall,
       },
-      { state: status === 'failed' ? 'pending' : status },
+      { state: status === 'failed' ? 'pending' : status, nextAt },
     )
     log.info(
       {
@@ -190,10 +200,4 @@ export class WebhookDispatcher {
     const ms = Math.min(this.#s.backoffMaxMs, this.#s.backoffBaseMs * 2 ** (attempt - 1))
     return Math.round(ms / 2 + ((this.#d.random ?? Math.random)() * ms) / 2)
   }
-}
-
-/** Host and port: what the per-receiver bound counts. */
-function receiverOf(url: string): string {
-  const target = parseWebhookUrl(url)
-  return target ? `${target.host}:${String(target.port)}` : url
 }

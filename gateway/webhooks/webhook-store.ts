@@ -6,6 +6,7 @@
  */
 import type { Statement } from 'better-sqlite3'
 import type { Db } from '../db.js'
+import { parseWebhookUrl } from './url-guard.js'
 
 export type MessageState = 'pending' | 'delivered' | 'given-up'
 /** An attempt's outcome: `failed` is retried at `next_at`, `given-up` was the last one. */
@@ -16,6 +17,8 @@ export interface MessageRow {
   readonly msg_id: string
   readonly task_id: string
   readonly url: string
+  /** Host and port of the URL: attempts under way are bounded per receiver. */
+  readonly receiver: string
   readonly body: string
   readonly state: MessageState
   readonly attempts: number
@@ -45,8 +48,8 @@ export class WebhookStore {
   readonly #cursor: Statement<[], { event_id: number }>
   readonly #setCursor: Statement<[number]>
   readonly #urlOf: Statement<[string], { webhook_url: string | null }>
-  readonly #enqueue: Statement<[number, string, string, string, string, number, number]>
-  readonly #due: Statement<[number, number], MessageRow>
+  readonly #enqueue: Statement<[number, string, string, string, string, string, number, number]>
+  readonly #due: Statement<[number, string, string], MessageRow>
   readonly #nextDue: Statement<[number], { at: number | null }>
   readonly #insertDelivery: Statement<
     [number, string, string, number, string, number | null, string | null, number, number | null]
@@ -64,12 +67,16 @@ export class WebhookStore {
     this.#urlOf = db.prepare('SELECT webhook_url FROM tasks WHERE id = ?')
     this.#enqueue = db.prepare(
       `INSERT OR IGNORE INTO webhook_messages
-         (event_id, msg_id, task_id, url, body, state, attempts, created_at, next_at)
-       VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)`,
+         (event_id, msg_id, task_id, url, receiver, body, state, attempts, created_at, next_at)
+       VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)`,
     )
+    // Leaving out the messages under way (or cooling down) and the receivers with all their
+    // slots taken, so one receiver's backlog never hides another's due message.
     this.#due = db.prepare(
       `SELECT * FROM webhook_messages WHERE state = 'pending' AND next_at <= ?
-       ORDER BY next_at, event_id LIMIT ?`,
+         AND event_id NOT IN (SELECT value FROM json_each(?))
+         AND receiver NOT IN (SELECT value FROM json_each(?))
+       ORDER BY next_at, event_id LIMIT 1`,
     )
     this.#nextDue = db.prepare(
       "SELECT MIN(next_at) AS at FROM webhook_messages WHERE state = 'pending' AND next_at > ?",
@@ -116,14 +123,17 @@ export class WebhookStore {
     readonly at: number
   }): void {
     this.#db.transaction(() => {
-      this.#enqueue.run(m.eventId, m.msgId, m.taskId, m.url, m.body, m.at, m.at)
+      this.#enqueue.run(m.eventId, m.msgId, m.taskId, m.url, receiverOf(m.url), m.body, m.at, m.at)
       this.#setCursor.run(m.eventId)
     })()
   }
 
-  /** Pending messages due at `now`, oldest due first. */
-  due(now: number, limit: number): MessageRow[] {
-    return this.#due.all(now, limit)
+  /** The oldest pending message due at `now`, but for these messages and receivers. */
+  nextDue(
+    now: number,
+    but: { readonly eventIds: readonly number[]; readonly receivers: readonly string[] },
+  ): MessageRow | undefined {
+    return this.#due.get(now, JSON.stringify(but.eventIds), JSON.stringify(but.receivers))
   }
 
   /** When the next pending message after `now` is due (null: none). */
@@ -132,7 +142,10 @@ export class WebhookStore {
   }
 
   /** One attempt recorded and its message moved on, together. */
-  record(d: NewDelivery, message: { readonly state: MessageState }): DeliveryRow {
+  record(
+    d: NewDelivery,
+    message: { readonly state: MessageState; readonly nextAt: number | null },
+  ): DeliveryRow {
     return this.#db.transaction((): DeliveryRow => {
       const { lastInsertRowid } = this.#insertDelivery.run(
         d.event_id,
@@ -145,7 +158,7 @@ export class WebhookStore {
         d.at,
         d.next_at,
       )
-      this.#updateMessage.run(message.state, d.attempt, d.next_at, d.event_id)
+      this.#updateMessage.run(message.state, d.attempt, message.nextAt, d.event_id)
       return { ...d, id: Number(lastInsertRowid) }
     })()
   }
@@ -167,4 +180,10 @@ export class WebhookStore {
     })()
     return true
   }
+}
+
+/** Host and port: what the per-receiver bound counts. */
+export function receiverOf(url: string): string {
+  const target = parseWebhookUrl(url)
+  return target ? `${target.host}:${String(target.port)}` : url
 }
