@@ -3,9 +3,8 @@
  * with an error (a 500, a full disk's 507) instead of forwarding them: a gateway that fails a
  * request once, for a test. Every other request is streamed through unchanged.
  */
-import { createServer, request, type IncomingMessage, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { onTestFinished } from 'vitest'
+import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { forwardRequest, listenForTest } from './test-http-server.js'
 
 export interface Fault {
   readonly status: number
@@ -39,31 +38,9 @@ export async function startHttpFaultProxy(
       res.once('finish', () => req.destroy())
       return
     }
-    const forward = request(
-      {
-        host: upstream.hostname,
-        port: upstream.port,
-        method: req.method,
-        path: req.url,
-        headers: req.headers,
-      },
-      (reply) => {
-        res.writeHead(reply.statusCode ?? 502, reply.headers)
-        reply.pipe(res)
-      },
-    )
-    forward.on('error', () => res.destroy())
-    req.pipe(forward)
+    forwardRequest({ upstream, req, res })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  onTestFinished(
-    () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        server.closeAllConnections()
-      }),
-  )
-  const port = (server.address() as AddressInfo).port
+  const port = await listenForTest(server)
   return {
     url: `http://127.0.0.1:${String(port)}`,
     seen: () => seen,

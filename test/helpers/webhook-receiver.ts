@@ -4,8 +4,7 @@
  * then a body that never ends). Closed when the test ends.
  */
 import { createServer, type IncomingHttpHeaders } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { onTestFinished } from 'vitest'
+import { listenForTest } from './test-http-server.js'
 
 export interface ReceivedWebhook {
   readonly path: string
@@ -53,15 +52,7 @@ export async function startWebhookReceiver(
       res.writeHead(how, { 'content-type': 'text/plain' }).end('ok')
     })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  onTestFinished(
-    () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        server.closeAllConnections()
-      }),
-  )
-  const port = (server.address() as AddressInfo).port
+  const port = await listenForTest(server)
   return {
     url: `http://127.0.0.1:${String(port)}/hook`,
     port,

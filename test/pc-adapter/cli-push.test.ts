@@ -1,10 +1,10 @@
-import { createServer, request } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { createServer } from 'node:http'
 import { join } from 'node:path'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { runCli, type CliIo } from '../../pc-adapter/cli-commands.js'
 import { startTestGateway } from './gateway-fixture.js'
 import { startTestBridge, startTestGpu } from '../helpers/relay.js'
+import { forwardRequest, listenForTest } from '../helpers/test-http-server.js'
 import { TASK_PATHS } from '../../protocol/index.js'
 
 /**
@@ -25,31 +25,9 @@ async function countingProxy(
       res.end('<html><body>404 Not Found</body></html>')
       return
     }
-    const forward = request(
-      {
-        host: upstream.hostname,
-        port: upstream.port,
-        method: req.method,
-        path: req.url,
-        headers: req.headers,
-      },
-      (reply) => {
-        res.writeHead(reply.statusCode ?? 502, reply.headers)
-        reply.pipe(res)
-      },
-    )
-    forward.on('error', () => res.destroy())
-    req.pipe(forward)
+    forwardRequest({ upstream, req, res })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  onTestFinished(
-    () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        server.closeAllConnections()
-      }),
-  )
-  const { port } = server.address() as AddressInfo
+  const port = await listenForTest(server)
   return { url: `http://127.0.0.1:${String(port)}`, count: (path) => counts.get(path) ?? 0 }
 }
 

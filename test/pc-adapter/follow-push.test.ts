@@ -1,10 +1,10 @@
-import { createServer, request } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { createServer } from 'node:http'
+import { describe, expect, it } from 'vitest'
 import { RelayClient } from '../../pc-adapter/client.js'
 import { followByPush } from '../../pc-adapter/follow-push.js'
 import { startTestGateway } from './gateway-fixture.js'
 import { startTestBridge, startTestGpu } from '../helpers/relay.js'
+import { forwardRequest, listenForTest } from '../helpers/test-http-server.js'
 import { waitFor } from '../helpers/wait-for.js'
 import { TASK_PATHS, type TaskStatusData } from '../../protocol/index.js'
 
@@ -21,11 +21,11 @@ async function droppingProxy(
   const server = createServer((req, res) => {
     const events = (req.url ?? '').startsWith(TASK_PATHS.events)
     if (events) resumedFrom.push(req.headers['last-event-id']?.toString() ?? '')
-    const forward = request(
-      { host: upstream.hostname, port: upstream.port, path: req.url, headers: req.headers },
-      (reply) => {
-        res.writeHead(reply.statusCode ?? 502, reply.headers)
-        reply.pipe(res)
+    forwardRequest({
+      upstream,
+      req,
+      res,
+      onReply: (reply) => {
         if (!events) return
         const cut = (): void => {
           reply.destroy()
@@ -34,19 +34,9 @@ async function droppingProxy(
         open.add(cut)
         res.once('close', () => open.delete(cut))
       },
-    )
-    forward.on('error', () => res.destroy())
-    req.pipe(forward)
+    })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  onTestFinished(
-    () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        server.closeAllConnections()
-      }),
-  )
-  const { port } = server.address() as AddressInfo
+  const port = await listenForTest(server)
   return {
     url: `http://127.0.0.1:${String(port)}`,
     resumedFrom,
