@@ -29,6 +29,7 @@ export function wavDurationMs(head: Buffer, fileSize: number): number | null {
   let byteRate = 0
   let sampleRate = 0
   let format = 0
+  let blockAlign = 0
   let frames: number | null = null
   let offset = 12
   while (offset + 8 <= head.length) {
@@ -39,6 +40,7 @@ export function wavDurationMs(head: Buffer, fileSize: number): number | null {
       format = head.readUInt16LE(body)
       sampleRate = head.readUInt32LE(body + 4)
       byteRate = head.readUInt32LE(body + 8)
+      blockAlign = head.readUInt16LE(body + 12)
     } else if (id === 'fact' && body + 4 <= head.length) {
       frames = head.readUInt32LE(body)
     } else if (id === 'data') {
@@ -47,6 +49,8 @@ export function wavDurationMs(head: Buffer, fileSize: number): number | null {
         return plausible(Math.round((frames / sampleRate) * 1000))
       }
       if (byteRate < MIN_BYTE_RATE) return null
+      // PCM's byte rate is exact: one block per sample frame.
+      if (format === PCM && byteRate !== sampleRate * blockAlign) return null
       const held = Math.max(0, fileSize - body)
       const bytes = size === 0 || size === UNKNOWN_LENGTH ? held : Math.min(size, held)
       return plausible(Math.round((bytes / byteRate) * 1000))

@@ -25,7 +25,7 @@ export interface PendingBoot {
 export interface Presence {
   readonly online: boolean
   readonly ready: boolean
-  /** The bridge's connection counter (a new one on every connection; 0: never seen). */
+  /** The bridge's connection counter (a new one on every connection; negative: not heard from). */
   readonly epoch?: number
 }
 
@@ -50,6 +50,8 @@ export class GpuPower {
   #stopAt: number | null = null
   /** The epoch seen when the stop was asked for: a new one means the machine came back. */
   #stopEpoch: number | undefined = undefined
+  /** The stop's deadline passed without a word from the GPU: what it says next settles it. */
+  #stopExpired = false
   #epoch: number | undefined = undefined
   lastRequestId: string | null = null
 
@@ -85,15 +87,27 @@ export class GpuPower {
    * duration), else null: also for a GPU that never went off (a start during a shutdown).
    */
   observe(p: Presence, at: Stamp): PendingBoot | null {
-    // Gone, or back with a new connection (it went and came back between two looks): the
-    // machine it was draining for is gone.
-    // A stop carried over a gateway restart adopts the epoch it first sees.
-    if (this.#stopAt !== null && this.#stopEpoch === undefined) this.#stopEpoch = p.epoch
-    if (!p.online || (p.epoch !== undefined && p.epoch !== this.#stopEpoch)) this.#stopAt = null
-    if (this.#epoch !== undefined && p.epoch !== this.#epoch && this.#phase === 'booting') {
+    // The registry shows a GPU it has not heard from since the gateway started with a negative
+    // epoch (offline by default): that says nothing about a machine being switched off.
+    const epoch = p.epoch !== undefined && p.epoch >= 0 ? p.epoch : undefined
+    if (this.#stopAt !== null) {
+      if (this.#stopEpoch === undefined) {
+        // A stop carried over a gateway restart: wait to hear from the GPU (its epoch), up to the
+        // stop's deadline (passed in by the manager as `stopDeadline`).
+        if (epoch === undefined && !this.#stopExpired) return null
+        this.#stopEpoch = epoch
+      }
+      // Gone, or back with a new connection (it went and came back between two looks).
+      if (!p.online || epoch !== this.#stopEpoch) {
+        this.#stopAt = null
+        this.#stopExpired = false
+        if (this.#phase === 'shutting-down') this.#to('off', at)
+      }
+    }
+    if (this.#epoch !== undefined && epoch !== this.#epoch && this.#phase === 'booting') {
       this.#cold = true
     }
-    this.#epoch = p.epoch
+    this.#epoch = epoch
     if (p.online && p.ready) {
       if (this.#stopAt !== null) return null // still draining: see stopDidNotTake
       if (this.#phase === 'shutting-down' || this.#phase === 'up') return null
@@ -114,6 +128,16 @@ export class GpuPower {
     return null
   }
 
+  /** Whether its bridge has been heard from (an epoch) since the gateway started. */
+  get heard(): boolean {
+    return this.#epoch !== undefined
+  }
+
+  /** A carried stop's deadline passed and the GPU was never heard from: it has gone. */
+  stopExpired(): void {
+    this.#stopExpired = true
+  }
+
   /** False while it is being switched off (a stop asked for, not yet seen offline). */
   get takesWork(): boolean {
     return this.#stopAt === null && this.#phase !== 'shutting-down'
@@ -130,6 +154,7 @@ export class GpuPower {
    */
   stopDidNotTake(at: Stamp): void {
     this.#stopAt = null
+    this.#stopExpired = false
     this.#boot = null
     this.#to('up', at)
   }
@@ -151,11 +176,12 @@ export class GpuPower {
     this.#boot = boot
   }
 
-  stopping(requestId: string, at: Stamp): void {
+  /** `carriedAt`: a stop from before a gateway restart, asked at that relay ms. */
+  stopping(requestId: string, at: Stamp, carriedAt?: number): void {
     this.lastRequestId = requestId
     this.#boot = null
-    this.#stopAt = at.rc
-    this.#stopEpoch = this.#epoch
+    this.#stopAt = carriedAt ?? at.rc
+    this.#stopEpoch = carriedAt === undefined ? this.#epoch : undefined
     this.#to('shutting-down', at)
   }
 

@@ -68,7 +68,7 @@ export class PowerManager {
         last.outcome !== 'failed' &&
         last.outcome !== 'timeout'
       ) {
-        gpu.stopping(last.requestId, at) // off at the first look if it has gone
+        gpu.stopping(last.requestId, at, last.rcAt) // settled once the GPU is heard from
       }
     }
   }
@@ -129,8 +129,11 @@ export class PowerManager {
     for (const p of this.#d.inputs.gpus()) {
       const gpu = this.#gpuOf(p.id)
       const stopAt = gpu.stopAt
-      if (stopAt !== null && p.online && at.rc - stopAt >= this.#d.bootDeadlineMs) {
-        gpu.stopDidNotTake(at)
+      if (stopAt !== null && at.rc - stopAt >= this.#d.bootDeadlineMs) {
+        // Still up and ready that long after the stop: it did not take. Never heard from since
+        // a restart that long: it has gone.
+        if (p.online && p.ready && gpu.heard) gpu.stopDidNotTake(at)
+        else gpu.stopExpired()
       }
       const ended = gpu.observe(p, at)
       if (ended)

@@ -83,6 +83,8 @@ export class WebhookDispatcher {
       }
       const next = this.#d.store.nextDueAfter(now)
       wait = next === null ? WAKE_MAX_MS : Math.min(WAKE_MAX_MS, Math.max(0, next - now))
+      // A message held back is due already: wake when its hold ends.
+      for (const until of this.#coolDown.values()) wait = Math.min(wait, Math.max(0, until - now))
     } catch (err) {
       this.#d.log.error({ err }, 'webhook dispatch failed; trying again soon')
     }

@@ -7,14 +7,14 @@ const IDLE = 30_000
 
 /** A manager over a fake relay (gpu-1 and gpu-2, which stays off), with a relay clock the test moves. */
 function fixture(o: { auto?: boolean } = {}) {
-  const world = { rc: 1_000, online: false, ready: false, queued: 0, processing: 0 }
+  const world = { rc: 1_000, online: false, ready: false, epoch: 1, queued: 0, processing: 0 }
   const requests: { gpuId: string; action: PowerAction; reason: PowerReason; id: string }[] = []
   const boots: number[] = []
   const manager = new PowerManager({
     inputs: {
       gpus: () => [
-        { id: 'gpu-1', online: world.online, ready: world.ready },
-        { id: 'gpu-2', online: false, ready: false },
+        { id: 'gpu-1', online: world.online, ready: world.ready, epoch: world.epoch },
+        { id: 'gpu-2', online: false, ready: false, epoch: -1 }, // never heard from
       ],
       counts: () => ({ queued: world.queued, processing: world.processing }),
     },
@@ -192,10 +192,15 @@ describe('the power manager after a restart', () => {
     started.tick()
     expect(asked).toEqual([])
     expect(started.get('gpu-1')?.state).toBe('booting')
-    expect(started.get('gpu-2')?.state).toBe('off') // it went while the gateway was away
+    // Not heard from since the restart: whether it has gone is not known yet.
+    expect(started.get('gpu-2')?.state).toBe('shutting-down')
     rc = 5_000 + DEADLINE
     started.tick()
     expect(asked).toEqual(['start:boot-deadline@gpu-1'])
+    // Still silent past the stop's deadline (counted from the stop itself): it went while the
+    // gateway was away.
+    started.tick()
+    expect(started.get('gpu-2')?.state).toBe('off')
   })
   it('takes no new work on a GPU being switched off, also after a start was asked for meanwhile, until it has gone', () => {
     const f = fixture()
@@ -234,6 +239,29 @@ describe('the power manager after a restart', () => {
     expect(f.state()).toBe('idle')
     f.advance(IDLE)
     expect(f.asked()).toEqual(['stop:idle', 'stop:idle'])
+  })
+
+  it('a GPU that went and came back between two looks (a new epoch) while being switched off takes work again', () => {
+    const f = fixture()
+    Object.assign(f.world, { online: true, ready: true })
+    f.advance(1_000)
+    f.advance(IDLE)
+    expect(f.state()).toBe('shutting-down')
+    expect(f.manager.takesWork('gpu-1')).toBe(false)
+    f.world.epoch = 2 // never seen offline: it restarted faster than a tick
+    f.advance(1_000)
+    expect(f.manager.takesWork('gpu-1')).toBe(true)
+    expect(f.state()).toBe('idle')
+  })
+
+  it('does not ask for a boot again while the GPU is online with its service loading', () => {
+    const f = fixture()
+    f.world.queued = 1
+    f.manager.submitted()
+    f.advance(1_000)
+    f.world.online = true // up, its models loading
+    f.advance(4 * DEADLINE)
+    expect(f.asked()).toEqual(['start:queued'])
   })
 
   it('measures a boot from its first start request, not from a retry after the deadline', () => {

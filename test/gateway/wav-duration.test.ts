@@ -72,6 +72,9 @@ describe('the length of a WAV, from its header', () => {
     const data = chunk('data', Buffer.alloc(64_000))
     const slow = wave(fmt({ format: 1, sampleRate: 16_000, byteRate: 1 }), data)
     expect(wavDurationMs(slow, slow.length)).toBeNull() // would be 17 hours of audio
+    // A PCM byte rate that is not sample rate × block align (2 here): 32 times too long.
+    const stretched = wave(fmt({ format: 1, sampleRate: 16_000, byteRate: 1_000 }), data)
+    expect(wavDurationMs(stretched, stretched.length)).toBeNull()
     const odd = wave(fmt({ format: 1, sampleRate: 1, byteRate: 32_000 }), data)
     expect(wavDurationMs(odd, odd.length)).toBeNull()
     const frames = Buffer.alloc(4)
