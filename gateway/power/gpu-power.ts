@@ -93,7 +93,7 @@ export class GpuPower {
     if (this.#stopAt !== null) {
       if (this.#stopEpoch === undefined) {
         // A stop carried over a gateway restart: wait to hear from the GPU (its epoch), up to the
-        // stop's deadline (passed in by the manager as `stopDeadline`).
+        // stop's deadline (the manager calls stopExpired() once it has passed).
         if (epoch === undefined && !this.#stopExpired) return null
         this.#stopEpoch = epoch
       }
