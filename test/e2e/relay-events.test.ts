@@ -1,12 +1,11 @@
 import { randomUUID } from 'node:crypto'
-import { connect } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import { submitFresh, finalStatus } from '../helpers/pc.js'
 import { startTestBridge, startTestGateway, startTestGpu } from '../helpers/relay.js'
-import { openSse, type SseReader } from '../helpers/sse.js'
+import { openSse, stalledStream, type SseReader } from '../helpers/sse.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
 import { TaskEvent } from '../../protocol/index.js'
@@ -114,16 +113,8 @@ describe('a client of the event stream that stops reading', () => {
     })()
     db.close()
 
-    const stalled = connect(Number(new URL(gateway.url).port), '127.0.0.1')
-    let cut = false
-    stalled.on('close', () => {
-      cut = true
-    })
-    stalled.on('error', () => undefined)
-    await new Promise<void>((resolve) => stalled.once('connect', resolve))
-    stalled.pause() // reads nothing from here on
-    const stalledSince = performance.now()
-    stalled.write(
+    const stalled = await stalledStream(
+      gateway.url,
       `GET /api/relay/events?last_event_id=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN}\r\n\r\n`,
     )
     const reader = await openSse(eventsUrl(gateway.url, '?last_event_id=0'), { token: ADMIN })
@@ -137,8 +128,8 @@ describe('a client of the event stream that stops reading', () => {
     // The stalled one took nothing for longer than the idle timeout (what is under test is that
     // timeout, so the test waits it out): the gateway has cut it. A paused socket notices that
     // only when it reads again; had it not been cut, reading would just resume the stream.
-    await delay(Math.max(0, IDLE_MS + 1_000 - (performance.now() - stalledSince)))
+    await delay(Math.max(0, IDLE_MS + 1_000 - (performance.now() - stalled.since)))
     stalled.resume()
-    await waitFor(() => cut, { what: 'the stalled client cut off', timeoutMs: 10_000 })
+    await waitFor(stalled.cut, { what: 'the stalled client cut off', timeoutMs: 10_000 })
   })
 })

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto'
-import { connect } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import Database from 'better-sqlite3'
@@ -7,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { finalStatus, submitFresh } from '../helpers/pc.js'
 import { startTestBridge, startTestGateway, startTestGpu } from '../helpers/relay.js'
-import { openSse, type SseReader } from '../helpers/sse.js'
+import { openSse, stalledStream, type SseReader } from '../helpers/sse.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
 import { TASK_PATHS, TaskStatusData } from '../../protocol/index.js'
@@ -221,17 +220,11 @@ describe('a client of the task event stream that stops reading', () => {
     })()
     db.close()
 
-    const stalled = connect(Number(new URL(gateway.url).port), '127.0.0.1')
-    let cut = false
-    stalled.on('close', () => {
-      cut = true
-    })
-    stalled.on('error', () => undefined)
-    await new Promise<void>((resolve) => stalled.once('connect', resolve))
-    stalled.pause() // reads nothing from here on
-    const stalledSince = performance.now()
     const path = `${TASK_PATHS.events}?task_id=${taskId}&license_key=K`
-    stalled.write(`GET ${path} HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 0\r\n\r\n`)
+    const stalled = await stalledStream(
+      gateway.url,
+      `GET ${path} HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 0\r\n\r\n`,
+    )
     const reader = await openSse(eventsUrl(gateway.url, taskId), { lastEventId: '0' })
     const total = gateway.outbox.ofTask(taskId).length
     await waitFor(() => reader.messages.length === total, {
@@ -239,8 +232,8 @@ describe('a client of the task event stream that stops reading', () => {
       timeoutMs: 30_000,
     })
     // What is under test is the idle timeout, so the test waits it out (as relay-events does).
-    await delay(Math.max(0, IDLE_MS + 1_000 - (performance.now() - stalledSince)))
+    await delay(Math.max(0, IDLE_MS + 1_000 - (performance.now() - stalled.since)))
     stalled.resume()
-    await waitFor(() => cut, { what: 'the stalled client cut off', timeoutMs: 10_000 })
+    await waitFor(stalled.cut, { what: 'the stalled client cut off', timeoutMs: 10_000 })
   })
 })

@@ -3,6 +3,7 @@
  * would read `GET /api/relay/events`: it parses `id:`/`data:` frames and keeps every message.
  */
 import { request, type IncomingMessage } from 'node:http'
+import { connect } from 'node:net'
 import { onTestFinished } from 'vitest'
 
 export interface SseMessage {
@@ -87,4 +88,32 @@ export async function openSse(
     reader.close()
   })
   return reader
+}
+
+/** An event-stream client that sends its request and then reads nothing (a stuck reader). */
+export interface StalledStream {
+  /** performance.now() when it stopped reading. */
+  readonly since: number
+  /** Whether the server has closed it (known only once it reads again: see `resume`). */
+  readonly cut: () => boolean
+  /** Read again: a connection the server closed is noticed now. */
+  resume(): void
+}
+
+/** Connects to `url`'s port, pauses its socket, then writes the raw `request` (no reading). */
+export async function stalledStream(url: string, rawRequest: string): Promise<StalledStream> {
+  const socket = connect(Number(new URL(url).port), '127.0.0.1')
+  onTestFinished(() => {
+    socket.destroy()
+  })
+  let cut = false
+  socket.on('close', () => {
+    cut = true
+  })
+  socket.on('error', () => undefined)
+  await new Promise<void>((resolve) => socket.once('connect', resolve))
+  socket.pause() // reads nothing from here on
+  const since = performance.now()
+  socket.write(rawRequest)
+  return { since, cut: () => cut, resume: () => socket.resume() }
 }
