@@ -9,22 +9,18 @@
  */
 import type { Logger } from 'pino'
 import type { AddressPolicy } from './address-policy.js'
+import type { WebhookConfig } from '../config-operations.js'
 import { signWebhook } from './webhook-secret.js'
 import { sendWebhook, type SendResult } from './webhook-send.js'
 import type { DeliveryRow, MessageRow, WebhookStore } from './webhook-store.js'
 import { parseWebhookUrl, resolveTarget, type Resolver } from './url-guard.js'
 import { WEBHOOK_HEADERS } from '../../protocol/index.js'
 
-export interface DispatchSettings {
+/** The configured bounds and schedule, with the key and the address policy made from the rest. */
+export interface DispatchSettings extends Omit<WebhookConfig, 'secret' | 'allowPrivate'> {
   /** The signing key (webhook-secret.ts); a failure (a full disk on first start) is retried. */
   readonly key: () => Promise<Buffer>
   readonly policy: AddressPolicy
-  readonly maxAttempts: number
-  readonly timeoutMs: number
-  readonly maxAgeMs: number
-  readonly backoffBaseMs: number
-  readonly backoffMaxMs: number
-  readonly concurrency: number
 }
 
 export interface DispatchDeps {
