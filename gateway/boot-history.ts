@@ -9,6 +9,11 @@
 /** Boot durations in ms, newest first (a few recent ones). */
 export interface BootHistory {
   recentBootMs(): readonly number[]
+  /**
+   * Relay ms since the boot under way was first asked for (power-on request), null when no GPU
+   * is booting at the relay's request: the boot countdown starts there, not at a task's submit.
+   */
+  bootElapsedMs?(): number | null
 }
 
 /** How many boots are kept and used. */

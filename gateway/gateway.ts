@@ -152,7 +152,10 @@ export async function startGateway(
       log,
       now,
       // Boot times measured by power on demand (created below, it needs the core's clock).
-      bootHistory: deps.bootHistory ?? { recentBootMs: () => late.power?.recentBootMs() ?? [] },
+      bootHistory: deps.bootHistory ?? {
+        recentBootMs: () => late.power?.recentBootMs() ?? [],
+        bootElapsedMs: () => late.power?.bootElapsedMs() ?? null,
+      },
       takesWork: (gpuId) => late.power?.takesWork(gpuId) ?? true,
     })
     closer.add(() => core.close())

@@ -134,6 +134,7 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
     now,
     estimates: new EstimateReads(db),
     boots: bootsFrom(deps.bootHistory, learnedBoots),
+    bootElapsedMs: () => deps.bootHistory?.bootElapsedMs?.() ?? null,
   })
   late.views = views
   late.dispatcher = dispatcher

@@ -24,6 +24,8 @@ export interface TaskServiceDeps {
   readonly estimates: EstimateReads
   /** Recent boot durations in ms, newest first (boot-history.ts). */
   readonly boots: () => readonly number[]
+  /** Relay ms since the boot under way was asked for; null when none was (boot-history.ts). */
+  readonly bootElapsedMs: () => number | null
 }
 
 export interface TaskView {
@@ -177,16 +179,22 @@ export class TaskService {
   }
 
   /**
-   * The boot estimate for a wait that began at the later of `since` and the moment the last GPU
-   * went offline: it counts down as the wait goes on and is made again once over
-   * (boot-estimate.ts). A GPU coming online whose service still loads does not restart it: that
-   * is the same boot going on. Words only, on the wall clock like the presence times it compares
-   * with: a step shows the full estimate (back) or a later one (forward), and decides nothing.
+   * The boot estimate, counted down from when the boot began and made again once over
+   * (boot-estimate.ts). A boot the relay asked for (power on demand) began at its first power-on
+   * request, on the relay clock, as the learned boots are measured. Else the wait began at the
+   * later of `since` and the moment the last GPU went offline, on the wall clock like the
+   * presence times it compares with (a step shows the full estimate or a later one, and decides
+   * nothing). A GPU coming online whose service still loads does not restart it: that is the
+   * same boot going on.
    */
   #bootS(since: number): number {
+    const asked = this.#d.bootElapsedMs()
     const offline = this.#d.registry.all().filter((g) => !g.online)
     const wentOffline = Math.max(0, ...offline.map((g) => g.since))
-    const elapsedS = (this.#d.now() - Math.max(since, wentOffline)) / 1000
+    const elapsedS =
+      asked === null
+        ? (this.#d.now() - Math.max(since, wentOffline)) / 1000
+        : Math.max(0, asked) / 1000
     const boots = this.#d.boots()
     return bootRemainingS({
       bootS: bootEstimateS(boots, this.#d.bootEstimateS),

@@ -1,7 +1,9 @@
 /**
  * Power on demand (docs/topics.md, `relay/power/{gpuId}`): what the gateway asks of an external
- * power agent, and the words the power view uses. QoS 1, not retained: an agent that was away
- * does not act on a stale request (the gateway asks again after its boot deadline).
+ * power agent, and the words the power view uses. QoS 1, not retained. A request is good until
+ * its `expiresAt`: the gateway records it as failed if it is not acknowledged by then and asks
+ * again (after its boot deadline), so an agent drops one that reaches it later (re-sent after a
+ * reconnect, or held by the broker for an agent that was away).
  */
 import { z } from 'zod'
 import { IsoTime, Version } from './common.js'
@@ -29,5 +31,7 @@ export const PowerMessage = z.object({
   requestId: z.string().min(1).max(64),
   /** Wall-clock time of the request, for display. */
   at: IsoTime,
+  /** Wall-clock time after which the agent must not act on it (`at` + POWER_COMMAND_TIMEOUT_MS). */
+  expiresAt: IsoTime,
 })
 export type PowerMessage = z.infer<typeof PowerMessage>

@@ -163,7 +163,12 @@ export class PowerRequester {
     return { outcome, detail: describeUrl(result) }
   }
 
-  /** QoS 1, not retained; `ok` once the broker has it (PUBACK). */
+  /**
+   * QoS 1, not retained; `ok` once the broker has it (PUBACK). One not acknowledged in time is
+   * recorded as failed and taken out of the client's outgoing store, so the session does not send
+   * it again after a reconnect; `expiresAt` tells an agent that gets it late anyway (the broker
+   * had it, or held it while the agent was away) not to act on it.
+   */
   #publish(r: {
     id: string
     iso: string
@@ -171,36 +176,52 @@ export class PowerRequester {
     action: PowerAction
     reason: PowerReason
   }): Promise<ChannelResult> {
+    const { client, topics, settings } = this.#d
     const message: PowerMessage = {
       v: PROTOCOL_VERSION,
       action: r.action,
       reason: r.reason,
       requestId: r.id,
       at: r.iso,
+      expiresAt: new Date(Date.parse(r.iso) + settings.commandTimeoutMs).toISOString(),
     }
-    const { client, topics, settings } = this.#d
     // Not queued for later: a stop delivered after the link comes back, long after it was
     // recorded as failed, could switch off a GPU that is working by then.
     if (!client.connected) {
       return Promise.resolve({ outcome: 'failed', detail: 'mqtt: not connected' })
     }
     return new Promise((resolve) => {
+      let settled = false
+      const settle = (result: ChannelResult): void => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        resolve(result)
+      }
+      const acked = (err?: Error): void => {
+        settle(
+          err
+            ? { outcome: 'failed', detail: 'mqtt: not published' }
+            : { outcome: 'ok', detail: 'mqtt: published' },
+        )
+      }
       const timer = setTimeout(() => {
-        resolve({ outcome: 'failed', detail: 'mqtt: not acknowledged yet (queued)' })
+        settle({ outcome: 'failed', detail: 'mqtt: not acknowledged in time (withdrawn)' })
+        withdraw(client, acked)
       }, settings.commandTimeoutMs)
       client.publish(
         topics.power(r.gpuId),
         JSON.stringify(message),
         { qos: 1, retain: false },
-        (err) => {
-          clearTimeout(timer)
-          resolve(
-            err
-              ? { outcome: 'failed', detail: 'mqtt: not published' }
-              : { outcome: 'ok', detail: 'mqtt: published' },
-          )
-        },
+        acked,
       )
     })
+  }
+}
+
+/** Takes the unacknowledged publish whose callback is `cb` out of the client's outgoing store. */
+function withdraw(client: MqttClient, cb: (err?: Error) => void): void {
+  for (const [id, entry] of Object.entries(client.outgoing)) {
+    if (entry.cb === cb) client.removeOutgoingMessage(Number(id))
   }
 }

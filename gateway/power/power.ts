@@ -39,6 +39,8 @@ export interface PowerControl {
   takesWork(gpuId: string): boolean
   /** Power-on request → GPU ready of recent boots (relay ms), newest first, up to 20. */
   recentBootMs(): number[]
+  /** Relay ms since the first power-on request of the oldest boot under way; null if none. */
+  bootElapsedMs(): number | null
   /** Each request's outcome once known (metrics); returns the unsubscribe. */
   onRequest(listener: PowerRequestListener): () => void
   /** An admin's request; GPU_NOT_FOUND for a GPU the relay may not power. */
@@ -114,6 +116,12 @@ export function createPower(config: GatewayConfig, deps: PowerDeps): PowerContro
     },
     takesWork: (gpuId) => manager.takesWork(gpuId),
     recentBootMs: () => store.recentBootMs(),
+    bootElapsedMs() {
+      const began = manager
+        .all()
+        .flatMap((g) => (g.phase === 'booting' && g.boot ? [g.boot.firstAt] : []))
+      return began.length > 0 ? deps.relay() - Math.min(...began) : null
+    },
     onRequest: (listener) => requester.onRequest(listener),
     request(gpuId, action) {
       if (!manager.managed(gpuId)) throw appError('GPU_NOT_FOUND', { params: { id: gpuId } })

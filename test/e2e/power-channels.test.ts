@@ -1,12 +1,17 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, expect, it, onTestFinished } from 'vitest'
+import mqtt from 'mqtt'
+import { pino } from 'pino'
+import { z } from 'zod'
+import { startBroker } from '../../broker/broker.js'
 import { requestJson } from '../../lib/http-client.js'
 import { PowerMessage } from '../../protocol/index.js'
 import { fakePowerCommand } from '../fakes/power-command.js'
 import { submitFresh } from '../helpers/pc.js'
 import { powerSignals, startPoweredGateway } from '../helpers/power.js'
 import { testMqttClient } from '../helpers/relay.js'
+import { startTcpProxy } from '../helpers/tcp-proxy.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait-for.js'
 
@@ -86,6 +91,59 @@ describe('how power is asked for', () => {
       },
     })
     expect(gateway.power.view().requests[0]?.channel).toBe('mqtt')
+  })
+
+  it('a power message not acknowledged in time is recorded as failed and not sent again when the link comes back', async () => {
+    const dir = await tempDir('power-withdrawn')
+    const broker = await startBroker(
+      { host: '127.0.0.1', port: 0, wsPort: null, persistencePath: null, auth: null, tls: null },
+      { log: pino({ level: 'silent' }) },
+    )
+    onTestFinished(() => broker.close())
+    const proxy = await startTcpProxy(Number(new URL(broker.url).port))
+    onTestFinished(() => proxy.close())
+    const agent = await mqtt.connectAsync(broker.url, { clientId: 'power-agent', clean: false })
+    onTestFinished(() => agent.endAsync(true))
+    const received: PowerMessage[] = []
+    agent.on('message', (_topic, payload) => {
+      received.push(PowerMessage.parse(JSON.parse(payload.toString())))
+    })
+    await agent.subscribeAsync('relay/power/#', { qos: 1 })
+    const gateway = await startPoweredGateway(dir, {
+      signals: powerSignals(dir),
+      power: { onCommand: null, offCommand: null, commandTimeoutMs: 1_000 },
+      config: { mqttUrl: proxy.url('mqtt') },
+    })
+    // The link goes quiet (half-open): the start is published into it and never acknowledged.
+    proxy.stall()
+    await submitFresh(gateway.url)
+    const lost = await waitFor(() => {
+      const r = gateway.power.view().requests[0]
+      return r && r.outcome !== 'pending' ? r : null
+    })
+    expect(lost).toMatchObject({
+      action: 'start',
+      outcome: 'failed',
+      detail: 'mqtt: not acknowledged in time (withdrawn)',
+    })
+    // The link is cut and comes back; then an admin asks by hand. Messages on one connection
+    // arrive in order, so an old start re-sent on reconnect would reach the agent before it.
+    const cutAt = Date.now()
+    proxy.cut()
+    await waitFor(
+      async () => {
+        const { body } = await requestJson(`${gateway.url}/api/heygem/health`)
+        const link = z.object({ mqtt: z.object({ state: z.string(), since: z.string() }) })
+        const { mqtt: now } = link.parse(body)
+        return proxy.accepted() >= 2 && now.state === 'connected' && Date.parse(now.since) >= cutAt
+      },
+      { what: 'gateway back on the broker' },
+    )
+    const manual = gateway.power.request('gpu-1', 'stop')
+    await waitFor(() => (received.length > 0 ? received : null), { what: 'the manual request' })
+    expect(received.map((m) => m.requestId)).toEqual([manual.id])
+    const [got] = received
+    expect(got?.expiresAt).toBe(new Date(Date.parse(got?.at ?? '') + 1_000).toISOString())
   })
 
   it('POSTs the request as JSON to POWER_ON_URL and records the status only', async () => {

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
 import { requestJson } from '../../lib/http-client.js'
 import { finalStatus, submitFresh, taskStatus } from '../helpers/pc.js'
@@ -54,6 +55,32 @@ describe('GPU power on demand', () => {
     // Health's per-GPU view shows it too.
     const health = await requestJson(`${gateway.url}/api/heygem/health`)
     expect(JSON.stringify(health.body)).toMatch(/"power":"(online|idle)"/)
+  })
+
+  it('while the GPU boots, the estimate of a later task counts down from the power-on request, not from its own submit', async () => {
+    const dir = await tempDir('power-eta')
+    const signals = powerSignals(dir)
+    const gateway = await startPoweredGateway(dir, {
+      signals,
+      config: { bootEstimateS: 600, runEstimateS: 60 },
+    })
+    const first = await submitFresh(gateway.url)
+    await signals.waitFor('start')
+    expect(powerStateOf(gateway)).toBe('booting')
+    // Time itself is what is tested: the boot has gone on for a few seconds when the second
+    // task comes. The GPU never comes up here.
+    await delay(3_000)
+    const second = await submitFresh(gateway.url, 'K2')
+    const etaOf = async (id: string): Promise<number> =>
+      Number((await taskStatus(gateway.url, id)).eta_seconds)
+    const [a, b] = [await etaOf(first), await etaOf(second)]
+    // The same boot for both: 600 s counted from the request, so 3 s of it are gone for the
+    // second task too (from its own submit it would be 600 + the 60 s run ahead = 660).
+    expect(a).toBeLessThanOrEqual(597)
+    expect(a).toBeGreaterThan(580)
+    expect(b).toBeLessThanOrEqual(657)
+    expect(b - a).toBeGreaterThanOrEqual(59)
+    expect(b - a).toBeLessThanOrEqual(61)
   })
 
   it('after the idle window with nothing to do, exactly one power-off is asked for, never while a task runs', async () => {
