@@ -175,4 +175,38 @@ describe('the dashboard in a real browser (chromium)', () => {
     expect(all.length).toBeGreaterThanOrEqual(4)
     expect(gateway.store.get(before)?.state).toBe('queued')
   }, 90_000)
+
+  it('retries a task that failed for good from its detail on the page; it runs again to done', async (ctx) => {
+    const reason = browserUnavailable()
+    if (reason !== null) {
+      ctx.skip(reason)
+      return
+    }
+    const dir = await tempDir('dashboard-retry')
+    const shots = await screenshotDir('dashboard')
+    const gateway = await startTestGateway(dir, { adminToken: ADMIN })
+    const gpu = await startTestGpu(dir, 300)
+    await startTestBridge(dir, { gateway, gpu })
+    const browser = await launchBrowser()
+    const page = await browser.newPage()
+    const errors: string[] = []
+    page.on('pageerror', (err) => errors.push(err.message))
+    page.on('dialog', (dialog) => void dialog.accept())
+    await signIn(page, gateway.url)
+
+    // The GPU service finds no face in the video: a failure that is not retried by itself.
+    gpu.failNext('未检测到人脸')
+    const task = await submitFresh(gateway.url, 'owner-r')
+    await page.locator(row('history', task, 'error')).click()
+    const retry = page.locator('#detail [data-action="retry"]')
+    await retry.waitFor(WAIT)
+    await page.screenshot({ path: join(shots, '6-failed-detail.png'), fullPage: true })
+    await retry.click()
+    await page.locator('#detail [data-kind="retried"]').waitFor(WAIT)
+    await page.locator('#detail-close').click()
+    await page.locator(row('history', task, 'done')).waitFor(WAIT)
+    expect(gateway.store.get(task)).toMatchObject({ state: 'done', attempt: 2 })
+    expect(gpu.stats.submissions).toHaveLength(2)
+    expect(errors).toEqual([])
+  }, 90_000)
 })
