@@ -88,7 +88,8 @@ async function listen(
 
 export function listenTcp(on: ListenOn): Promise<Listening> {
   const { handle, gate } = on
-  return listen(createNetServer(), on, (socket) => {
+  // Small packets go out at once (TCP_NODELAY): no hop waits for a delayed ACK.
+  return listen(createNetServer({ noDelay: true }), on, (socket) => {
     handle(socket, {
       ticket: gate.ticketFor(socket) ?? looseTicket(socket),
       outgoingBytes: () => socket.writableLength,
@@ -107,6 +108,7 @@ export function listenTls(on: ListenTls): Promise<Listening> {
   const server = createTlsServer(
     { cert: tls.cert, key: tls.key, handshakeTimeout: handshakeTimeoutMs },
     (socket: TLSSocket) => {
+      socket.setNoDelay(true)
       handle(socket, {
         ticket: gate.ticketFor(socket) ?? looseTicket(socket),
         outgoingBytes: () => socket.writableLength,

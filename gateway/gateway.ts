@@ -32,7 +32,7 @@ import { attachProgressSockets, type ProgressSocketOptions } from './ws-progress
 import { createPower, type PowerControl } from './power/power.js'
 import { GATEWAY_USERNAME, topicsFor } from '../protocol/index.js'
 import { Closer } from '../lib/lifecycle.js'
-import { endClient, watchMqttLink } from '../lib/mqtt.js'
+import { endClient, noDelay, watchMqttLink } from '../lib/mqtt.js'
 
 /** Starts the embedded broker; main.ts passes broker/'s `startBroker` (the gateway never imports it). */
 export type EmbeddedBrokerFactory = (
@@ -131,14 +131,16 @@ export async function startGateway(
     }
 
     const topics = topicsFor(config.topicRoot)
-    const client = mqtt.connect(mqttUrl, {
-      ...(gatewaySecret === null ? {} : { username: GATEWAY_USERNAME, password: gatewaySecret }),
-      clientId: config.mqttClientId,
-      clean: false,
-      keepalive: 30,
-      reconnectPeriod: 1_000,
-      connectTimeout: 10_000,
-    })
+    const client = noDelay(
+      mqtt.connect(mqttUrl, {
+        ...(gatewaySecret === null ? {} : { username: GATEWAY_USERNAME, password: gatewaySecret }),
+        clientId: config.mqttClientId,
+        clean: false,
+        keepalive: 30,
+        reconnectPeriod: 1_000,
+        connectTimeout: 10_000,
+      }),
+    )
     closer.add(() => endClient(client))
     // A refused login (wrong secret) is retried with backoff; health shows the link's state.
     const link = watchMqttLink({ client, log, name: 'gateway' })

@@ -17,7 +17,7 @@ import { Presence } from './presence.js'
 import { ReadinessWatch } from './readiness.js'
 import { Runner } from './runner.js'
 import { errorMessage } from '../lib/errors.js'
-import { endClient, publish, watchMqttLink } from '../lib/mqtt.js'
+import { endClient, noDelay, publish, watchMqttLink } from '../lib/mqtt.js'
 import {
   GpuControl,
   bridgeClientId,
@@ -88,15 +88,17 @@ export async function startBridge(config: BridgeConfig, deps: BridgeDeps): Promi
     now,
     log,
   })
-  const client: MqttClient = mqtt.connect(config.mqttUrl, {
-    ...(config.secret === null ? {} : { username: config.gpuId, password: config.secret }),
-    clientId: bridgeClientId(config.gpuId),
-    clean: false,
-    keepalive: config.keepaliveS,
-    reconnectPeriod: 1_000,
-    connectTimeout: 10_000,
-    will: presence.will(),
-  })
+  const client: MqttClient = noDelay(
+    mqtt.connect(config.mqttUrl, {
+      ...(config.secret === null ? {} : { username: config.gpuId, password: config.secret }),
+      clientId: bridgeClientId(config.gpuId),
+      clean: false,
+      keepalive: config.keepaliveS,
+      reconnectPeriod: 1_000,
+      connectTimeout: 10_000,
+      will: presence.will(),
+    }),
+  )
   presence.attach(client)
 
   const send = (event: BridgeEvent): void => {

@@ -1,5 +1,21 @@
+import { Socket } from 'node:net'
 import type { MqttClient } from 'mqtt'
 import type { Logger } from 'pino'
+
+/**
+ * Every request/response hop on an MQTT link waits for the peer's delayed ACK (~40 ms) while
+ * Nagle's algorithm holds small packets back: each connection of this client disables it as its
+ * CONNECT goes out (before any PUBLISH or PUBACK). TCP and TLS sockets; the WebSocket library
+ * does so itself.
+ */
+export function noDelay(client: MqttClient): MqttClient {
+  client.on('packetsend', (packet) => {
+    if (packet.cmd !== 'connect') return
+    const stream: unknown = client.stream
+    if (stream instanceof Socket) stream.setNoDelay(true)
+  })
+  return client
+}
 
 /** Publish and resolve once the broker has the message (PUBACK for QoS 1). */
 export function publish(
