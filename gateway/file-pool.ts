@@ -28,6 +28,12 @@ export interface FilePoolOptions {
   readonly minFreeBytes?: number
 }
 
+/**
+ * A last use is written only once the recorded one is this much older: retention counts in days,
+ * and a submit that reuses an avatar (most do) then costs no commit of its own.
+ */
+export const TOUCH_GRANULARITY_MS = 60 * 60 * 1000
+
 /** A file no remaining task refers to, not used since `cutoff`, that no unexpired asset keeps. */
 const UNUSED = `COALESCE(last_used_at, created_at) <= @cutoff
   AND hash NOT IN (SELECT audio_hash FROM tasks)
@@ -40,6 +46,7 @@ export class FilePool {
   readonly #get: Statement<[string], FileRef>
   readonly #record: Statement<[string, string, number, number, number, number | null]>
   readonly #touch: Statement<[number, string]>
+  readonly #lastUsed: Statement<[string], { readonly at: number }>
   readonly #stale: Statement<[{ cutoff: number }], { hash: string }>
   readonly #removeUnused: Statement<[{ hash: string; cutoff: number }]>
   readonly #root: string
@@ -56,6 +63,9 @@ export class FilePool {
          audio_ms = COALESCE(excluded.audio_ms, audio_ms)`,
     )
     this.#touch = db.prepare('UPDATE files SET last_used_at = ? WHERE hash = ?')
+    this.#lastUsed = db.prepare(
+      'SELECT COALESCE(last_used_at, created_at) AS at FROM files WHERE hash = ?',
+    )
     this.#stale = db.prepare(`SELECT hash FROM files WHERE ${UNUSED} LIMIT 1000`)
     this.#removeUnused = db.prepare(`DELETE FROM files WHERE hash = @hash AND ${UNUSED}`)
     this.#root = root
@@ -146,6 +156,8 @@ export class FilePool {
 
   /** Asked for (check_files, submit): kept for another retention period. */
   touch(hash: string, now: number): void {
+    const last = this.#lastUsed.get(hash)?.at
+    if (last !== undefined && now >= last && now - last < TOUCH_GRANULARITY_MS) return
     this.#touch.run(now, hash)
   }
 

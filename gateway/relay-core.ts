@@ -80,7 +80,7 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
     relay,
     typesOf: (gpuId) => late.registry?.typesOf(gpuId) ?? [],
   })
-  const lifecycle = new TaskLifecycle({ db, outbox, now, relay })
+  const lifecycle = new TaskLifecycle({ db, outbox, now, relay, log })
   const learnedBoots = new LearnedBoots(relay)
   const admin = new AdminTopics({
     client,
@@ -220,6 +220,7 @@ export function createRelayCore(config: GatewayConfig, deps: RelayCoreDeps): Rel
     },
     close() {
       admin.close()
+      lifecycle.flushDeferred()
       try {
         clock.persist()
       } catch (err) {

@@ -7,7 +7,10 @@
  * The claim is the compare-and-set that makes "claim before run" hold (docs/design.md §3.2).
  * Wall-clock columns are for display; durations are measured on the `rc_*` columns (relay-clock.ts).
  */
+import type { Logger } from 'pino'
 import type { Db } from './db.js'
+import { WriteBehind } from './write-behind.js'
+import { silentLogger } from '../lib/logger.js'
 import type { TaskOutbox } from './task-outbox.js'
 import { storedResultOf, type StoredResult, type TaskRow } from './task-store.js'
 import { lifecycleStatements, type LifecycleStatements } from './task-lifecycle-sql.js'
@@ -57,7 +60,11 @@ export interface LifecycleDeps {
   readonly now: () => number
   /** The relay clock (relay-clock.ts): what durations are measured on. */
   readonly relay: () => number
+  readonly log?: Logger
 }
+
+/** How long an offer's PUBACK waits to be written with the others (write-behind.ts). */
+const PUBLISHED_DELAY_MS = 250
 
 /** What a move did: the row before and after (undefined after a purge). */
 export interface Moved {
@@ -71,6 +78,7 @@ export class TaskLifecycle {
   readonly #now: () => number
   readonly #relay: () => number
   readonly #sql: LifecycleStatements
+  readonly #published: WriteBehind<string, number>
 
   constructor(deps: LifecycleDeps) {
     this.#db = deps.db
@@ -78,6 +86,16 @@ export class TaskLifecycle {
     this.#now = deps.now
     this.#relay = deps.relay
     this.#sql = lifecycleStatements(deps.db)
+    // Read only by the start-up repair of "write, then publish": a PUBACK lost in a crash makes
+    // that repair offer the task again, which the claim makes harmless (docs/guarantees.md).
+    this.#published = new WriteBehind<string, number>({
+      db: deps.db,
+      write: (id, attempt) => this.#sql.published.run(attempt, id, attempt, attempt),
+      merge: Math.max,
+      delayMs: PUBLISHED_DELAY_MS,
+      log: deps.log ?? silentLogger(),
+      what: 'offer published',
+    })
   }
 
   /** A new task, queued without a GPU: whoever claims it first runs it (docs/design.md §3.2). */
@@ -260,9 +278,14 @@ export class TaskLifecycle {
     })
   }
 
-  /** The current attempt's message reached the broker (PUBACK). */
+  /** The current attempt's message reached the broker (PUBACK); written with others shortly. */
   markPublished(id: string, attempt: number): void {
-    this.#sql.published.run(attempt, id, attempt, attempt)
+    this.#published.set(id, attempt)
+  }
+
+  /** Writes what is deferred now (shutdown). */
+  flushDeferred(): void {
+    this.#published.flush()
   }
 
   /** The same GPU claimed its processing task again from a later connection. */

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { openDb } from '../../gateway/db.js'
-import { FilePool } from '../../gateway/file-pool.js'
+import { FilePool, TOUCH_GRANULARITY_MS } from '../../gateway/file-pool.js'
 import { md5Buffer } from '../../lib/hash.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
@@ -26,5 +26,28 @@ describe('FilePool', () => {
     expect(existsSync(pool.pathOf(md5Buffer(bytes)))).toBe(false)
     expect(existsSync(pool.pathOf(md5Buffer(kept)))).toBe(true)
     expect(await readdir(join(dir, 'files', 'tmp'))).toEqual([])
+  })
+
+  it('writes the last use of a file only once the recorded one is an hour old (or in the future): reusing a file costs a submit no commit', async () => {
+    const dir = await tempDir('pool-touch')
+    const db = openDb(join(dir, 'gateway.sqlite'))
+    const pool = await FilePool.open(db, join(dir, 'files'))
+    const t0 = 1_000_000_000
+    const { hash } = await pool.store(Readable.from([Buffer.from('avatar')]), '.mp4', t0)
+    const lastUsed = (): unknown =>
+      db.prepare('SELECT last_used_at FROM files WHERE hash = ?').pluck().get(hash)
+    db.pragma('query_only = ON') // any write would throw from here
+    expect(() => {
+      pool.touch(hash, t0 + TOUCH_GRANULARITY_MS - 1)
+    }).not.toThrow()
+    expect(() => {
+      pool.touch(hash, t0 + TOUCH_GRANULARITY_MS)
+    }).toThrow(/readonly|query_only/i)
+    db.pragma('query_only = OFF')
+    pool.touch(hash, t0 + TOUCH_GRANULARITY_MS)
+    expect(lastUsed()).toBe(t0 + TOUCH_GRANULARITY_MS)
+    // The wall clock stepped back: the earlier time is written (retention then keeps it longer).
+    pool.touch(hash, t0)
+    expect(lastUsed()).toBe(t0)
   })
 })

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { file, newTask, taskFixture, up } from './task-fixture.js'
+import { waitFor } from '../helpers/wait-for.js'
 
 const claim = (id: string, gpuId = 'gpu-1', attempt = 1) => ({
   id,
@@ -67,6 +68,7 @@ describe('task rows', () => {
     lifecycle.submit(newTask('t2', { type: 'tts' }))
     lifecycle.submit(newTask('t3'))
     lifecycle.markPublished('t2', 1)
+    lifecycle.flushDeferred()
     const t3 = store.get('t3')
     expect(t3 && store.queuePosition(t3)).toBe(3)
     expect(store.unpublished().map((r) => r.id)).toEqual(['t1', 't3'])
@@ -129,5 +131,25 @@ describe('task rows', () => {
       result_hash: result.hash,
       result_type: 'video/mp4',
     })
+  })
+
+  it('writes the PUBACKs of offers shortly after, off the PUBACK path, and drops a batch it cannot write', async () => {
+    const { db, lifecycle, store } = await taskFixture()
+    for (const id of ['p1', 'p2', 'p3']) lifecycle.submit(newTask(id))
+    lifecycle.markPublished('p1', 1)
+    lifecycle.markPublished('p2', 1)
+    // Not on the PUBACK's path: still unwritten at once, then written by itself.
+    expect(store.unpublished().map((r) => r.id)).toEqual(['p1', 'p2', 'p3'])
+    await waitFor(() => store.unpublished().length === 1, { what: 'the batch written' })
+    expect(store.unpublished().map((r) => r.id)).toEqual(['p3'])
+    // A full disk: the batch is dropped without an exception; the start-up repair offers it again.
+    db.pragma('query_only = ON')
+    lifecycle.markPublished('p3', 1)
+    expect(() => {
+      lifecycle.flushDeferred()
+    }).not.toThrow()
+    db.pragma('query_only = OFF')
+    lifecycle.flushDeferred()
+    expect(store.unpublished().map((r) => r.id)).toEqual(['p3'])
   })
 })
