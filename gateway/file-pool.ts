@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { createWriteStream } from 'node:fs'
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises'
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Readable, Transform } from 'node:stream'
 import type { Statement } from 'better-sqlite3'
@@ -136,8 +136,13 @@ export class FilePool {
       size,
       commit: async () => {
         try {
-          await mkdir(join(this.#root, hash.slice(0, 2)), { recursive: true })
+          const folder = join(this.#root, hash.slice(0, 2))
+          await mkdir(folder, { recursive: true })
+          // Durable before it is answered: the bytes, then the name (a power loss after the
+          // reply must not leave a row naming an empty or missing file).
+          await syncPath(tmpPath, 'r+')
           await rename(tmpPath, this.pathOf(hash))
+          await syncPath(folder, 'r')
         } catch (err) {
           if (this.space.noteWriteError(err)) throw diskFull(err)
           throw err
@@ -202,5 +207,16 @@ export class FilePool {
       if (this.space.noteWriteError(err)) throw diskFull(err)
       throw err
     }
+  }
+}
+
+/** fsync of a file's data (`r+`) or of a folder's entries (`r`). */
+async function syncPath(path: string, flags: 'r' | 'r+'): Promise<void> {
+  const handle = await open(path, flags)
+  try {
+    if (flags === 'r+') await handle.datasync()
+    else await handle.sync()
+  } finally {
+    await handle.close()
   }
 }
