@@ -43,7 +43,8 @@ app.post('/seed', (req, res) => {
   res.json({ code: 0, msg: 'ok', data: { ids } })
 })
 app.get('/status', (req, res) => {
-  const row = select.get(String(req.query.task_id))
+  const id = req.query.task_id
+  const row = typeof id === 'string' ? select.get(id) : undefined
   res.json({ code: row === undefined ? 404 : 0, msg: 'ok', data: row ?? {} })
 })
 const server = app.listen(0, '127.0.0.1', () => {
