@@ -21,8 +21,18 @@ export async function startBullPeer(): Promise<BullPeer | null> {
   const redis = spawn(
     'redis-server',
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: 'ignore' },
+    { stdio: ['ignore', 'pipe', 'ignore'] },
   )
+  const ready = new Promise<void>((resolve, reject) => {
+    let seen = ''
+    redis.stdout.on('data', (chunk: Buffer) => {
+      seen += chunk.toString()
+      if (seen.includes('Ready to accept connections')) resolve()
+    })
+    redis.once('exit', (code) => {
+      reject(new Error(`redis-server exited (${String(code)})`))
+    })
+  })
   const connection = { host: '127.0.0.1', port, maxRetriesPerRequest: null }
   const stopRedis = async (): Promise<void> => {
     if (redis.exitCode !== null) return
@@ -38,6 +48,7 @@ export async function startBullPeer(): Promise<BullPeer | null> {
     return q
   }
   try {
+    await ready
     const probe = await queue()
     await probe.close()
   } catch (err) {
