@@ -8,6 +8,7 @@ import { goalLine, type Bench, type Goal } from './goal.js'
 const BENCHES: Record<string, () => Promise<Bench>> = {
   // Each entry: a bench module's name → its `bench` export (loaded only when run).
   http: async () => (await import('./http.js')).bench,
+  pipeline: async () => (await import('./pipeline.js')).bench,
 }
 
 const quick = process.env.BENCH_FULL !== '1'
